@@ -1,0 +1,227 @@
+//! The forwardAuth decision: the pipeline stages composed in order.
+//!
+//! policy -> client IP -> rate limit -> parse -> build policy -> window ->
+//! verify -> answer, then one metrics update and one log line. Traefik
+//! copies a non-2xx answer (status, body, `Retry-After`) back to the client
+//! and, on 2xx, the `X-Auth-*` headers named in `authResponseHeaders`.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+
+use crate::client_ip;
+use crate::config::Policy;
+use crate::keyring::KeyId;
+use crate::reject::Reject;
+use crate::respond::{self, Body};
+use crate::signed_request::{self, ParseOptions, SignedRequest};
+use crate::state::AppState;
+use crate::verify;
+use crate::window;
+
+pub const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_AUTH_SESSION_ID: HeaderName = HeaderName::from_static("x-auth-session-id");
+pub const X_AUTH_CLIENT_VERSION: HeaderName = HeaderName::from_static("x-auth-client-version");
+pub const X_AUTH_KEY_ID: HeaderName = HeaderName::from_static("x-auth-key-id");
+pub const X_AUTH_STATUS: HeaderName = HeaderName::from_static("x-auth-status");
+
+/// What a successful verification established.
+#[derive(Debug)]
+struct Verified<'a> {
+    request: SignedRequest<'a>,
+    key_id: KeyId,
+}
+
+/// Answers one `/auth` request.
+pub fn forward_auth(state: &AppState, parts: &Parts, peer: IpAddr) -> Response<Body> {
+    let started = Instant::now();
+    let client_ip = client_ip::resolve(
+        peer,
+        header_values(&parts.headers, &X_FORWARDED_FOR),
+        &state.settings.trusted_proxies,
+    );
+    let policy_name = query_param(parts.uri.query(), "policy");
+    let outcome = match select_policy(state, policy_name) {
+        Ok(policy) => decide(state, parts, policy, client_ip),
+        Err(reject) => Err(reject),
+    };
+    let metrics = &state.metrics;
+    metrics.auth_total.inc();
+    let response = match &outcome {
+        Ok(verified) => {
+            metrics.auth_success.inc();
+            metrics
+                .key_used_total
+                .with_label_values(&[verified.key_id.as_str()])
+                .inc();
+            tracing::info!(
+                target: "telegate::decision",
+                %client_ip,
+                session = verified.request.session_id,
+                key_id = verified.key_id.as_str(),
+                client_version = verified.request.client_version.unwrap_or(""),
+                sig = %verified.request.signature_prefix(),
+                policy = policy_name.unwrap_or("default"),
+                result = "allow",
+                latency_us = started.elapsed().as_micros() as u64,
+                "auth decision"
+            );
+            allow(verified)
+        }
+        Err(reject) => {
+            metrics.record_reject(reject);
+            let headers = &parts.headers;
+            let session = header_str(headers, &state.settings.header_names.session_id)
+                .or_else(|| header_str(headers, &state.settings.header_names.session_alt))
+                .map(|s| truncate(s, signed_request::MAX_FIELD_LEN));
+            tracing::info!(
+                target: "telegate::decision",
+                %client_ip,
+                session = session.unwrap_or(""),
+                policy = policy_name.unwrap_or("default"),
+                result = "deny",
+                reason = reject.reason(),
+                status = reject.status().as_u16(),
+                latency_us = started.elapsed().as_micros() as u64,
+                "auth decision"
+            );
+            reject.into_response()
+        }
+    };
+    metrics
+        .auth_duration_seconds
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+fn select_policy<'s>(state: &'s AppState, name: Option<&str>) -> Result<&'s Policy, Reject> {
+    match name {
+        None | Some("") | Some("default") => Ok(&state.settings.default_policy),
+        Some(name) => state.settings.policies.get(name).ok_or_else(|| {
+            tracing::error!(policy = %truncate(name, 64), "forwardAuth asked for a policy that is not configured");
+            Reject::UnknownPolicy
+        }),
+    }
+}
+
+fn decide<'p>(
+    state: &AppState,
+    parts: &'p Parts,
+    policy: &Policy,
+    client_ip: IpAddr,
+) -> Result<Verified<'p>, Reject> {
+    state.limits.check(&policy.name, client_ip)?;
+    let headers = &parts.headers;
+    let method = match headers.get(&X_FORWARDED_METHOD) {
+        Some(value) => value.to_str().map_err(|_| Reject::MalformedHeader)?,
+        None => parts.method.as_str(),
+    };
+    let uri = headers
+        .get(&X_FORWARDED_URI)
+        .ok_or(Reject::MissingForwardedUri)?
+        .to_str()
+        .map_err(|_| Reject::MalformedHeader)?;
+    let options = ParseOptions {
+        require_session_id: state.settings.require_session_id,
+    };
+    let names = &state.settings.header_names;
+    let request = signed_request::parse(
+        names,
+        headers,
+        method,
+        signed_request::signed_path(uri),
+        options,
+    )?;
+    if let Some(required) = &policy.require_build {
+        if request.build != Some(required.as_str()) {
+            return Err(Reject::UnofficialBuild);
+        }
+    }
+    let now = state.now();
+    window::check(request.timestamp, now, policy.max_skew_secs)?;
+    let ring = state.keyring.current();
+    let key = verify::verify(&request, &ring, policy.key_ids.as_deref(), now)?;
+    Ok(Verified {
+        key_id: key.id.clone(),
+        request,
+    })
+}
+
+fn allow(verified: &Verified<'_>) -> Response<Body> {
+    let mut response = respond::json(
+        StatusCode::OK,
+        &serde_json::json!({"status": "valid", "key_id": verified.key_id.as_str()}),
+    );
+    let headers = response.headers_mut();
+    headers.insert(X_AUTH_STATUS, HeaderValue::from_static("valid"));
+    if let Ok(value) = HeaderValue::from_str(verified.key_id.as_str()) {
+        headers.insert(X_AUTH_KEY_ID, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(verified.request.session_id) {
+        headers.insert(X_AUTH_SESSION_ID, value);
+    }
+    if let Some(Ok(value)) = verified.request.client_version.map(HeaderValue::from_str) {
+        headers.insert(X_AUTH_CLIENT_VERSION, value);
+    }
+    response
+}
+
+/// Every value of a header, as text, in the order received.
+fn header_values<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> impl DoubleEndedIterator<Item = &'a str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `name=value` from a query string (no percent-decoding: policy names are plain).
+pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_param_finds_the_policy() {
+        assert_eq!(query_param(Some("policy=app"), "policy"), Some("app"));
+        assert_eq!(query_param(Some("a=1&policy=x&b"), "policy"), Some("x"));
+        assert_eq!(query_param(Some("policyx=1"), "policy"), None);
+        assert_eq!(query_param(None, "policy"), None);
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 5), "abc");
+    }
+}

@@ -1,0 +1,151 @@
+//! The `telegate` command: `serve`, `sign`, `keygen`, `check-config`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::canonical::{self, MessageV1};
+use crate::config::{self, ConfigError, ConfigSource, Env};
+use crate::keyring::Keyring;
+use crate::secret::Secret;
+
+/// Exit status for a configuration error (EX_USAGE from sysexits.h).
+pub const EXIT_CONFIG: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "telegate",
+    version,
+    about = "Auth gateway for an OpenTelemetry collector"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Config file (default: the embedded config/telegate.toml).
+        #[arg(long, env = "TELEGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Print the signed headers for one request, one per line (curl -H @file).
+    Sign {
+        #[arg(long)]
+        secret_file: PathBuf,
+        /// The path being signed, e.g. /v1/metrics (a query is ignored, as the gateway does).
+        #[arg(long)]
+        path: String,
+        #[arg(long, default_value = "POST")]
+        method: String,
+        /// Session id (default: a fresh random one).
+        #[arg(long)]
+        session: Option<String>,
+        /// Unix seconds (default: now).
+        #[arg(long)]
+        timestamp: Option<i64>,
+        #[arg(long, default_value = concat!("telegate-sign/", env!("CARGO_PKG_VERSION")))]
+        client_version: String,
+    },
+    /// Print a new secret: 64 hex characters from the OS RNG.
+    Keygen,
+    /// Validate a config (and read its keys) without serving.
+    CheckConfig {
+        #[arg(long, env = "TELEGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+pub fn config_source(path: Option<PathBuf>) -> ConfigSource {
+    path.map(ConfigSource::File)
+        .unwrap_or(ConfigSource::Embedded)
+}
+
+/// `telegate sign`: the four v1 headers.
+pub fn sign(
+    secret_file: &std::path::Path,
+    path: &str,
+    method: &str,
+    session: Option<String>,
+    timestamp: Option<i64>,
+    client_version: &str,
+) -> Result<String, String> {
+    let text = std::fs::read_to_string(secret_file)
+        .map_err(|err| format!("cannot read {}: {err}", secret_file.display()))?;
+    let secret =
+        Secret::from_text(&text).ok_or_else(|| format!("{} is empty", secret_file.display()))?;
+    let session = match session {
+        Some(session) => session,
+        None => random_session_id()?,
+    };
+    let timestamp = timestamp.unwrap_or_else(|| (crate::state::system_clock())());
+    let message = MessageV1 {
+        method,
+        path: crate::signed_request::signed_path(path),
+        timestamp,
+        session_id: &session,
+    };
+    let signature = canonical::sign_v1(&secret, &message);
+    Ok(format!(
+        "X-KMS-Signature: {signature}\nX-KMS-Timestamp: {timestamp}\nX-KMS-Session-ID: {session}\nX-KMS-Client-Version: {client_version}\n"
+    ))
+}
+
+/// 32 bytes from the OS RNG as 64 lowercase hex characters.
+pub fn keygen() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|err| format!("OS RNG failed: {err}"))?;
+    Ok(hex::encode(bytes))
+}
+
+/// A lowercase GUID-shaped id, like the shipped client's.
+fn random_session_id() -> Result<String, String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|err| format!("OS RNG failed: {err}"))?;
+    let h = hex::encode(b);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+/// `telegate check-config`: validates, reads every key, prints a summary.
+pub fn check_config(source: &ConfigSource, env: &dyn Env) -> ExitCode {
+    match check(source, env) {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("telegate: invalid configuration: {message}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn check(source: &ConfigSource, env: &dyn Env) -> Result<String, String> {
+    let settings = config::load(source, env).map_err(|e: ConfigError| e.to_string())?;
+    let ring = Keyring::load(&settings.keys, env).map_err(|e| e.to_string())?;
+    let ids: Vec<&str> = ring.keys().iter().map(|k| k.id.as_str()).collect();
+    let mut summary = format!(
+        "config OK: {}\nlisten {}\nkeys {:?}\npolicies {:?}\nmetrics namespace {}",
+        source.describe(),
+        settings.listen,
+        ids,
+        settings.policies.keys().collect::<Vec<_>>(),
+        settings.metrics_namespace
+    );
+    if ring.uses_development_key() {
+        summary.push_str(
+            "\nWARNING: the development key is in use; configure your own keys for production",
+        );
+    }
+    Ok(summary)
+}

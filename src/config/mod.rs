@@ -1,0 +1,189 @@
+//! Configuration: one TOML file, every key overridable by
+//! `TELEGATE_SECTION__KEY` environment variables, validated once into typed
+//! [`Settings`] with errors that name the key.
+//!
+//! The original deployment's variables are accepted too, so an operator can
+//! swap the image without touching the compose file:
+//! `KOTORMODSYNC_SIGNING_SECRET` (key id `kotormodsync`) and
+//! `MODSYNC_SIGNING_SECRET` (key id `modsync`).
+
+mod env;
+mod raw;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use env::{Env, MapEnv, ProcessEnv};
+pub use raw::*;
+pub use validate::{LogFormat, Policy, RateSpec, ServerSettings, Settings};
+
+/// The embedded default (`config/telegate.toml`), used when no file is named.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/telegate.toml");
+
+/// Prefix of the override variables.
+pub const ENV_PREFIX: &str = "TELEGATE_";
+
+/// Variables with the prefix that are not config keys.
+const NOT_CONFIG_KEYS: &[&str] = &["TELEGATE_CONFIG"];
+
+/// Legacy variables of the original service, each a key with a fixed id.
+pub const LEGACY_SECRET_VARS: &[(&str, &str)] = &[
+    ("KOTORMODSYNC_SIGNING_SECRET", "kotormodsync"),
+    ("MODSYNC_SIGNING_SECRET", "modsync"),
+];
+
+/// Where the configuration text comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    File(PathBuf),
+    /// The embedded default; relative key paths resolve against `./config`.
+    Embedded,
+}
+
+impl ConfigSource {
+    /// The folder relative key paths resolve against.
+    pub fn base_dir(&self) -> PathBuf {
+        match self {
+            ConfigSource::File(path) => path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(".")),
+            ConfigSource::Embedded => PathBuf::from("config"),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            ConfigSource::File(path) => path.display().to_string(),
+            ConfigSource::Embedded => "embedded default (config/telegate.toml)".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {detail}")]
+    Read { path: String, detail: String },
+    #[error("config is not valid TOML: {0}")]
+    Syntax(String),
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads, overrides and validates the configuration.
+pub fn load(source: &ConfigSource, env: &dyn Env) -> Result<Settings, ConfigError> {
+    let text = match source {
+        ConfigSource::File(path) => {
+            std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+                path: path.display().to_string(),
+                detail: err.to_string(),
+            })?
+        }
+        ConfigSource::Embedded => EMBEDDED_DEFAULT.to_string(),
+    };
+    let raw = parse_with_overrides(&text, source, env)?;
+    validate::validate(raw, &source.base_dir())
+}
+
+/// Parses TOML, applies `TELEGATE_*` and legacy overrides, deserializes.
+pub fn parse_with_overrides(
+    text: &str,
+    source: &ConfigSource,
+    env: &dyn Env,
+) -> Result<RawConfig, ConfigError> {
+    let mut table: toml::Table =
+        toml::from_str(text).map_err(|err| ConfigError::Syntax(err.to_string()))?;
+    let mut origins = Vec::new();
+    for (name, value) in env.with_prefix(ENV_PREFIX) {
+        if NOT_CONFIG_KEYS.contains(&name.as_str()) {
+            continue;
+        }
+        let path: Vec<String> = name[ENV_PREFIX.len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
+        set_path(&mut table, &path, env_value(&value))
+            .map_err(|message| ConfigError::invalid(&name, message))?;
+        origins.push((path.join("."), name));
+    }
+    let mut raw: RawConfig =
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|err| {
+            let key = err.path().to_string();
+            let from_env = origins
+                .iter()
+                .find(|(path, _)| key.starts_with(path.as_str()))
+                .map(|(_, var)| format!(" (set by {var})"))
+                .unwrap_or_default();
+            ConfigError::invalid(format!("{key}{from_env}"), err.into_inner().to_string())
+        })?;
+    apply_legacy_secrets(&mut raw, source, env);
+    Ok(raw)
+}
+
+/// The original service's secret variables become keys with fixed ids. With
+/// the embedded default they replace its development key: an operator who
+/// sets a real secret must never keep the public one live beside it.
+fn apply_legacy_secrets(raw: &mut RawConfig, source: &ConfigSource, env: &dyn Env) {
+    let legacy: Vec<KeyEntry> = LEGACY_SECRET_VARS
+        .iter()
+        .filter(|(var, _)| env.var(var).is_some_and(|v| !v.trim().is_empty()))
+        .map(|(var, id)| KeyEntry {
+            id: (*id).to_string(),
+            file: None,
+            env: Some((*var).to_string()),
+            not_after: None,
+        })
+        .collect();
+    if legacy.is_empty() {
+        return;
+    }
+    if *source == ConfigSource::Embedded && env.var("TELEGATE_AUTH__KEYS").is_none() {
+        raw.auth.keys.clear();
+    }
+    for entry in legacy {
+        if !raw.auth.keys.iter().any(|k| k.id == entry.id) {
+            raw.auth.keys.push(entry);
+        }
+    }
+}
+
+/// An override's value: TOML when it parses as a TOML value (`10`, `true`,
+/// `["a", "b"]`, `[{ id = "k", file = "/f" }]`), else the plain string.
+fn env_value(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_string()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    match path {
+        [] => Err("empty key".into()),
+        [last] if !last.is_empty() => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [head, rest @ ..] if !head.is_empty() => {
+            let entry = table
+                .entry(head.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(inner) => set_path(inner, rest, value),
+                _ => Err(format!("{head} is not a section")),
+            }
+        }
+        _ => Err("empty key segment".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

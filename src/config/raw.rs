@@ -1,0 +1,170 @@
+//! The configuration file as written: one serde struct, defaults included.
+//! [`super::validate`] turns it into typed [`super::Settings`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub listen: String,
+    pub trusted_proxies: Vec<String>,
+    pub server: ServerSection,
+    pub auth: AuthSection,
+    pub rate_limit: RateLimitSection,
+    pub policies: BTreeMap<String, PolicySection>,
+    pub metrics: MetricsSection,
+    pub log: LogSection,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            listen: "127.0.0.1:8080".into(),
+            trusted_proxies: vec!["127.0.0.1/32".into(), "::1/128".into()],
+            server: ServerSection::default(),
+            auth: AuthSection::default(),
+            rate_limit: RateLimitSection::default(),
+            policies: BTreeMap::new(),
+            metrics: MetricsSection::default(),
+            log: LogSection::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// A client must send its whole request head within this time.
+    pub header_read_timeout_secs: u64,
+    /// Cap on the bytes of a request head (HTTP/1 read buffer, HTTP/2 header list).
+    pub max_header_bytes: usize,
+    /// Cap on the number of request headers (HTTP/1).
+    pub max_headers: usize,
+    /// Open connections beyond this wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// In-flight requests get this long to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            header_read_timeout_secs: 10,
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_connections: 10_000,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    pub max_skew_secs: u64,
+    pub header_prefix: String,
+    pub require_session_id: bool,
+    /// How often key files (and the config file) are checked for changes.
+    pub reload_poll_secs: u64,
+    pub keys: Vec<KeyEntry>,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            max_skew_secs: 300,
+            header_prefix: "X-KMS".into(),
+            require_session_id: true,
+            reload_poll_secs: 5,
+            keys: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEntry {
+    pub id: String,
+    /// A file holding the secret text (relative paths: from the config file's folder).
+    pub file: Option<String>,
+    /// An environment variable holding the secret text.
+    pub env: Option<String>,
+    /// RFC 3339 time after which the key stops verifying.
+    pub not_after: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSection {
+    pub per_second: u32,
+    pub burst: u32,
+    /// Idle limiter keys are dropped this often, bounding memory.
+    pub purge_interval_secs: u64,
+    /// IPv6 clients are limited per prefix of this length (one /64 is one host).
+    pub ipv6_prefix: u8,
+}
+
+impl Default for RateLimitSection {
+    fn default() -> Self {
+        RateLimitSection {
+            per_second: 10,
+            burst: 20,
+            purge_interval_secs: 60,
+            ipv6_prefix: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    pub max_skew_secs: Option<u64>,
+    pub rate_limit: Option<PolicyRate>,
+    /// Only these keys verify under this policy (default: every live key).
+    pub key_ids: Option<Vec<String>>,
+    /// When set, `X-KMS-Build` must equal it (e.g. `official`).
+    pub require_build: Option<String>,
+    pub methods: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// `kotormodsync` reproduces the original deployment's metric names.
+    pub namespace: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            namespace: "telegate".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter: `info`, `warn`, `telegate=debug`, ...
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}

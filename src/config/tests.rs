@@ -1,0 +1,166 @@
+use super::*;
+
+fn embedded(env: &MapEnv) -> Result<Settings, ConfigError> {
+    load(&ConfigSource::Embedded, env)
+}
+
+fn from_text(text: &str, env: &MapEnv) -> Result<Settings, ConfigError> {
+    let raw = parse_with_overrides(
+        text,
+        &ConfigSource::File("/etc/telegate/t.toml".into()),
+        env,
+    )?;
+    validate::validate(raw, Path::new("/etc/telegate"))
+}
+
+fn invalid_key(result: Result<Settings, ConfigError>) -> String {
+    match result {
+        Err(ConfigError::Invalid { key, .. }) => key,
+        other => panic!("expected an invalid-key error, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_embedded_default_is_valid_and_uses_the_dev_key() {
+    let settings = embedded(&MapEnv::default()).unwrap();
+    assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(settings.default_policy.max_skew_secs, 300);
+    assert_eq!(settings.rate_limit.per_second.get(), 10);
+    assert_eq!(settings.rate_limit.burst.get(), 20);
+    assert_eq!(settings.keys.len(), 1);
+    assert_eq!(settings.keys[0].id.as_str(), "dev");
+    assert_eq!(
+        settings.keys[0].source,
+        crate::keyring::KeySource::File("config/dev-signing.key".into())
+    );
+}
+
+#[test]
+fn env_overrides_name_sections_with_double_underscores() {
+    let env = MapEnv::from([
+        ("TELEGATE_AUTH__MAX_SKEW_SECS", "120"),
+        ("TELEGATE_LISTEN", "127.0.0.1:9999"),
+        ("TELEGATE_TRUSTED_PROXIES", r#"["10.1.0.0/16"]"#),
+        ("TELEGATE_METRICS__NAMESPACE", "kotormodsync"),
+        (
+            "TELEGATE_POLICIES__APP__RATE_LIMIT",
+            "{ per_second = 50, burst = 100 }",
+        ),
+        ("TELEGATE_CONFIG", "/not/a/key"),
+    ]);
+    let settings = embedded(&env).unwrap();
+    assert_eq!(settings.default_policy.max_skew_secs, 120);
+    assert_eq!(settings.listen.port(), 9999);
+    assert!(settings
+        .trusted_proxies
+        .contains("10.1.2.3".parse().unwrap()));
+    assert!(!settings
+        .trusted_proxies
+        .contains("127.0.0.1".parse().unwrap()));
+    assert_eq!(settings.metrics_namespace, "kotormodsync");
+    let app = &settings.policies["app"];
+    assert_eq!(app.rate_limit.unwrap().burst.get(), 100);
+    assert_eq!(app.max_skew_secs, 120, "policies inherit the auth window");
+}
+
+#[test]
+fn errors_name_the_key_and_the_variable() {
+    let env = MapEnv::from([("TELEGATE_AUTH__MAX_SKEW_SECS", "soon")]);
+    let key = invalid_key(embedded(&env));
+    assert!(key.contains("auth.max_skew_secs"), "{key}");
+    assert!(key.contains("TELEGATE_AUTH__MAX_SKEW_SECS"), "{key}");
+
+    let unknown = MapEnv::from([("TELEGATE_AUTH__MAX_SKEW", "5")]);
+    assert!(matches!(
+        embedded(&unknown),
+        Err(ConfigError::Invalid { .. })
+    ));
+
+    let cases: &[(&str, &str)] = &[
+        ("listen = \"nope\"", "listen"),
+        ("trusted_proxies = [\"10.0.0.0/33\"]", "trusted_proxies[0]"),
+        ("[rate_limit]\nper_second = 0", "rate_limit.per_second"),
+        ("[rate_limit]\nburst = 0", "rate_limit.burst"),
+        ("[metrics]\nnamespace = \"bad-name\"", "metrics.namespace"),
+        ("[log]\nformat = \"xml\"", "log.format"),
+        ("[server]\nmax_header_bytes = 10", "server.max_header_bytes"),
+        ("[[auth.keys]]\nid = \"a\"", "auth.keys[0]"),
+        (
+            "[[auth.keys]]\nid = \"a b\"\nenv = \"X\"",
+            "auth.keys[0].id",
+        ),
+        (
+            "[[auth.keys]]\nid = \"a\"\nenv = \"X\"\nnot_after = \"tomorrow\"",
+            "auth.keys[0].not_after",
+        ),
+        (
+            "[[auth.keys]]\nid = \"a\"\nenv = \"X\"\n[[auth.keys]]\nid = \"a\"\nenv = \"Y\"",
+            "auth.keys[1].id",
+        ),
+        ("[policies.p]\nkey_ids = [\"ghost\"]", "policies.p.key_ids"),
+        ("[policies.p]\nmethods = [\"magic\"]", "policies.p.methods"),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(
+            invalid_key(from_text(text, &MapEnv::default())),
+            *expected,
+            "{text}"
+        );
+    }
+    assert!(matches!(
+        from_text("listen = [", &MapEnv::default()),
+        Err(ConfigError::Syntax(_))
+    ));
+}
+
+#[test]
+fn keys_resolve_relative_to_the_config_file_and_parse_not_after() {
+    let text =
+        "[[auth.keys]]\nid = \"k\"\nfile = \"keys/k1\"\nnot_after = \"2026-12-31T00:00:00Z\"";
+    let settings = from_text(text, &MapEnv::default()).unwrap();
+    let key = &settings.keys[0];
+    assert_eq!(
+        key.source,
+        crate::keyring::KeySource::File("/etc/telegate/keys/k1".into())
+    );
+    // date -u -d 2026-12-31T00:00:00Z +%s
+    assert_eq!(key.not_after, Some(1_798_675_200));
+}
+
+#[test]
+fn legacy_secret_variables_become_keys_and_replace_the_dev_key() {
+    let env = MapEnv::from([
+        ("KOTORMODSYNC_SIGNING_SECRET", "s1"),
+        ("MODSYNC_SIGNING_SECRET", "s2"),
+    ]);
+    let settings = embedded(&env).unwrap();
+    let ids: Vec<_> = settings.keys.iter().map(|k| k.id.to_string()).collect();
+    assert_eq!(ids, ["kotormodsync", "modsync"]);
+
+    let text = "[[auth.keys]]\nid = \"mine\"\nenv = \"X\"";
+    let settings = from_text(text, &MapEnv::from([("KOTORMODSYNC_SIGNING_SECRET", "s1")])).unwrap();
+    let ids: Vec<_> = settings.keys.iter().map(|k| k.id.to_string()).collect();
+    assert_eq!(ids, ["mine", "kotormodsync"], "a config file's keys stay");
+}
+
+#[test]
+fn policies_carry_their_options() {
+    let text = r#"
+[[auth.keys]]
+id = "a"
+env = "A"
+[[auth.keys]]
+id = "b"
+env = "B"
+[policies.strict]
+max_skew_secs = 30
+key_ids = ["b"]
+require_build = "official"
+"#;
+    let settings = from_text(text, &MapEnv::default()).unwrap();
+    let strict = &settings.policies["strict"];
+    assert_eq!(strict.max_skew_secs, 30);
+    assert_eq!(strict.key_ids.as_ref().unwrap()[0].as_str(), "b");
+    assert_eq!(strict.require_build.as_deref(), Some("official"));
+    assert_eq!(strict.rate_limit, None);
+}

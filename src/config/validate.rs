@@ -1,0 +1,329 @@
+//! Turns a [`RawConfig`] into typed [`Settings`], once, at start (and on key
+//! reload). Every error names the key it is about.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::raw::{KeyEntry, RawConfig};
+use super::ConfigError;
+use crate::client_ip::TrustedProxies;
+use crate::keyring::{KeyId, KeySource, KeySpec};
+use crate::signed_request::HeaderNames;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub trusted_proxies: TrustedProxies,
+    pub server: ServerSettings,
+    pub header_names: HeaderNames,
+    pub require_session_id: bool,
+    pub reload_poll: Duration,
+    pub keys: Vec<KeySpec>,
+    pub rate_limit: RateSpec,
+    pub purge_interval: Duration,
+    pub ipv6_prefix: u8,
+    pub default_policy: Policy,
+    pub policies: BTreeMap<String, Policy>,
+    pub metrics_namespace: String,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    /// The validated file as written (after overrides), for `check-config`.
+    pub raw: RawConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSpec {
+    pub per_second: NonZeroU32,
+    pub burst: NonZeroU32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What one `/auth?policy=NAME` decision checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    pub max_skew_secs: u64,
+    /// `None`: the default limiter.
+    pub rate_limit: Option<RateSpec>,
+    /// `None`: every live key verifies.
+    pub key_ids: Option<Vec<KeyId>>,
+    pub require_build: Option<String>,
+    pub methods: Vec<String>,
+}
+
+/// Accepted values of a policy's `methods`.
+const METHODS: &[&str] = &["hmac"];
+
+pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
+    let listen = raw.listen.parse().map_err(|_| {
+        ConfigError::invalid("listen", format!("{:?} is not an address:port", raw.listen))
+    })?;
+    let trusted = raw
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .map(|(i, cidr)| {
+            parse_cidr(cidr).map_err(|m| ConfigError::invalid(format!("trusted_proxies[{i}]"), m))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let server = &raw.server;
+    positive(
+        "server.header_read_timeout_secs",
+        server.header_read_timeout_secs,
+    )?;
+    // hyper's HTTP/1 read buffer cannot be smaller than 8 KiB.
+    if !(8192..=1024 * 1024).contains(&server.max_header_bytes) {
+        return Err(ConfigError::invalid(
+            "server.max_header_bytes",
+            "must be between 8192 and 1048576",
+        ));
+    }
+    if !(1..=1000).contains(&server.max_headers) {
+        return Err(ConfigError::invalid(
+            "server.max_headers",
+            "must be between 1 and 1000",
+        ));
+    }
+    positive("server.max_connections", server.max_connections as u64)?;
+
+    let auth = &raw.auth;
+    let header_names = HeaderNames::with_prefix(&auth.header_prefix).map_err(|_| {
+        ConfigError::invalid("auth.header_prefix", "is not a valid header name prefix")
+    })?;
+    positive("auth.reload_poll_secs", auth.reload_poll_secs)?;
+    let keys = key_specs(&auth.keys, base_dir)?;
+
+    let rate_limit = rate_spec(
+        "rate_limit",
+        raw.rate_limit.per_second,
+        raw.rate_limit.burst,
+    )?;
+    positive(
+        "rate_limit.purge_interval_secs",
+        raw.rate_limit.purge_interval_secs,
+    )?;
+    if raw.rate_limit.ipv6_prefix > 128 {
+        return Err(ConfigError::invalid(
+            "rate_limit.ipv6_prefix",
+            "must be at most 128",
+        ));
+    }
+
+    let default_policy = Policy {
+        name: "default".into(),
+        max_skew_secs: auth.max_skew_secs,
+        rate_limit: None,
+        key_ids: None,
+        require_build: None,
+        methods: vec!["hmac".into()],
+    };
+    let mut policies = BTreeMap::new();
+    for (name, section) in &raw.policies {
+        let key = |field: &str| format!("policies.{name}.{field}");
+        let rate_limit = match &section.rate_limit {
+            Some(rate) => Some(rate_spec(&key("rate_limit"), rate.per_second, rate.burst)?),
+            None => None,
+        };
+        let key_ids = match &section.key_ids {
+            Some(ids) => {
+                for id in ids {
+                    if !keys.iter().any(|k| k.id.as_str() == id) {
+                        return Err(ConfigError::invalid(
+                            key("key_ids"),
+                            format!("no key has id {id:?}"),
+                        ));
+                    }
+                }
+                Some(ids.iter().map(|id| KeyId::new(id)).collect())
+            }
+            None => None,
+        };
+        let methods = section
+            .methods
+            .clone()
+            .unwrap_or_else(|| vec!["hmac".into()]);
+        if methods.is_empty() {
+            return Err(ConfigError::invalid(
+                key("methods"),
+                "must name at least one method",
+            ));
+        }
+        if let Some(bad) = methods.iter().find(|m| !METHODS.contains(&m.as_str())) {
+            return Err(ConfigError::invalid(
+                key("methods"),
+                format!("unknown method {bad:?} (known: {METHODS:?})"),
+            ));
+        }
+        policies.insert(
+            name.clone(),
+            Policy {
+                name: name.clone(),
+                max_skew_secs: section.max_skew_secs.unwrap_or(auth.max_skew_secs),
+                rate_limit,
+                key_ids,
+                require_build: section.require_build.clone(),
+                methods,
+            },
+        );
+    }
+
+    let namespace = &raw.metrics.namespace;
+    let valid_namespace = namespace
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && namespace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid_namespace {
+        return Err(ConfigError::invalid(
+            "metrics.namespace",
+            "must match [a-zA-Z_][a-zA-Z0-9_]*",
+        ));
+    }
+    let log_format = match raw.log.format.as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(ConfigError::invalid(
+                "log.format",
+                format!("{other:?} is not \"text\" or \"json\""),
+            ))
+        }
+    };
+    if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
+        return Err(ConfigError::invalid(
+            "log.level",
+            format!("{:?} is not a tracing filter", raw.log.level),
+        ));
+    }
+
+    Ok(Settings {
+        listen,
+        trusted_proxies: TrustedProxies::new(trusted),
+        server: ServerSettings {
+            header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
+            max_header_bytes: server.max_header_bytes,
+            max_headers: server.max_headers,
+            max_connections: server.max_connections,
+            shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
+        },
+        header_names,
+        require_session_id: auth.require_session_id,
+        reload_poll: Duration::from_secs(auth.reload_poll_secs),
+        keys,
+        rate_limit,
+        purge_interval: Duration::from_secs(raw.rate_limit.purge_interval_secs),
+        ipv6_prefix: raw.rate_limit.ipv6_prefix,
+        default_policy,
+        policies,
+        metrics_namespace: namespace.clone(),
+        log_format,
+        log_level: raw.log.level.clone(),
+        raw,
+    })
+}
+
+/// Validates `auth.keys` into specs (also used by the key reloader).
+pub fn key_specs(entries: &[KeyEntry], base_dir: &Path) -> Result<Vec<KeySpec>, ConfigError> {
+    let mut specs: Vec<KeySpec> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let key = |field: &str| format!("auth.keys[{i}].{field}");
+        let id = entry.id.trim();
+        let id_ok = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !id_ok {
+            return Err(ConfigError::invalid(
+                key("id"),
+                "must be 1-64 characters of [A-Za-z0-9._-]",
+            ));
+        }
+        if specs.iter().any(|s| s.id.as_str() == id) {
+            return Err(ConfigError::invalid(
+                key("id"),
+                format!("{id:?} is used twice"),
+            ));
+        }
+        let source = match (&entry.file, &entry.env) {
+            (Some(file), None) => KeySource::File(base_dir.join(file)),
+            (None, Some(var)) => KeySource::Env(var.clone()),
+            _ => {
+                return Err(ConfigError::invalid(
+                    format!("auth.keys[{i}]"),
+                    "needs exactly one of `file` or `env`",
+                ))
+            }
+        };
+        let not_after = match &entry.not_after {
+            Some(text) => {
+                Some(parse_time(text).map_err(|m| ConfigError::invalid(key("not_after"), m))?)
+            }
+            None => None,
+        };
+        specs.push(KeySpec {
+            id: KeyId::new(id),
+            source,
+            not_after,
+        });
+    }
+    Ok(specs)
+}
+
+/// RFC 3339 (`2026-12-31T00:00:00Z`) to Unix seconds.
+fn parse_time(text: &str) -> Result<i64, String> {
+    let time = humantime::parse_rfc3339_weak(text.trim_end_matches('Z'))
+        .or_else(|_| humantime::parse_rfc3339(text))
+        .map_err(|_| format!("{text:?} is not an RFC 3339 time like 2026-12-31T00:00:00Z"))?;
+    let secs = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("{text:?} is before 1970"))?
+        .as_secs();
+    i64::try_from(secs).map_err(|_| format!("{text:?} is too far in the future"))
+}
+
+fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("{text:?} is not an IP address or CIDR"))
+}
+
+fn rate_spec(key: &str, per_second: u32, burst: u32) -> Result<RateSpec, ConfigError> {
+    Ok(RateSpec {
+        per_second: NonZeroU32::new(per_second).ok_or_else(|| {
+            ConfigError::invalid(format!("{key}.per_second"), "must be at least 1")
+        })?,
+        burst: NonZeroU32::new(burst)
+            .ok_or_else(|| ConfigError::invalid(format!("{key}.burst"), "must be at least 1"))?,
+    })
+}
+
+fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::invalid(key, "must be greater than 0"));
+    }
+    Ok(())
+}

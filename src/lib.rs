@@ -1,0 +1,40 @@
+//! telegate: an auth gateway in front of an OpenTelemetry collector.
+//!
+//! The modules follow a request through the pipeline:
+//!
+//! - [`server`]: accept loop, per-connection hyper service, graceful shutdown.
+//! - [`router`]: maps method and path to a handler (`/auth`, `/health`, ...).
+//! - [`client_ip`]: who is asking: the socket peer, or `X-Forwarded-For` from a trusted proxy.
+//! - [`rate_limit`]: per-client-IP GCRA limiter (governor), with idle keys purged.
+//! - [`signed_request`]: parses the `X-KMS-*` headers into a typed request.
+//! - [`window`]: the timestamp window check, in both directions.
+//! - [`canonical`]: the canonical v1 message and its HMAC-SHA256.
+//! - [`verify`]: checks a signature against every live key of the ring.
+//! - [`auth`]: composes the stages into one forwardAuth decision.
+//! - [`reject`]: every rejection reason, and the one place that maps it to HTTP.
+//! - [`respond`]: JSON bodies and response builders.
+//!
+//! Around the pipeline: [`config`] (TOML + env overrides, validated once),
+//! [`keyring`] (rotating secrets, atomic reload), [`secret`] (a secret that cannot
+//! be printed), [`metrics`] (Prometheus registry), [`state`] (the shared handle),
+//! [`logging`] (tracing setup) and [`cli`] (the `telegate` command).
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod canonical;
+pub mod cli;
+pub mod client_ip;
+pub mod config;
+pub mod keyring;
+pub mod logging;
+pub mod metrics;
+pub mod rate_limit;
+pub mod reject;
+pub mod respond;
+pub mod router;
+pub mod secret;
+pub mod server;
+pub mod signed_request;
+pub mod state;
+pub mod verify;
+pub mod window;

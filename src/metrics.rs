@@ -1,0 +1,154 @@
+//! Prometheus metrics, in a registry that is passed in (no statics), so tests
+//! can run servers side by side and read their own counters.
+//!
+//! With `namespace = "kotormodsync"` the first three names are the ones the
+//! original deployment's alert rules use.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::reject::Reject;
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub auth_total: IntCounter,
+    pub auth_success: IntCounter,
+    pub auth_failed: IntCounterVec,
+    pub rate_limited_total: IntCounter,
+    pub key_used_total: IntCounterVec,
+    pub keyring_reloads_total: IntCounterVec,
+    pub auth_duration_seconds: Histogram,
+    pub ratelimit_keys: IntGauge,
+}
+
+impl Metrics {
+    pub fn new(namespace: &str) -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let opts = |name: &str, help: &str| Opts::new(name, help).namespace(namespace);
+        let metrics = Metrics {
+            auth_total: IntCounter::with_opts(opts("auth_total", "forwardAuth decisions made"))?,
+            auth_success: IntCounter::with_opts(opts("auth_success", "requests allowed"))?,
+            auth_failed: IntCounterVec::new(
+                opts("auth_failed", "requests refused, by reason"),
+                &["reason"],
+            )?,
+            rate_limited_total: IntCounter::with_opts(opts(
+                "rate_limited_total",
+                "requests refused by the per-IP rate limit",
+            ))?,
+            key_used_total: IntCounterVec::new(
+                opts("key_used_total", "successful verifications, by key id"),
+                &["key_id"],
+            )?,
+            keyring_reloads_total: IntCounterVec::new(
+                opts(
+                    "keyring_reloads_total",
+                    "keyring reload attempts, by result",
+                ),
+                &["result"],
+            )?,
+            auth_duration_seconds: Histogram::with_opts(
+                HistogramOpts::new("auth_duration_seconds", "time to decide one request")
+                    .namespace(namespace)
+                    .buckets(vec![
+                        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+                        0.1,
+                    ]),
+            )?,
+            ratelimit_keys: IntGauge::with_opts(opts(
+                "ratelimit_keys",
+                "client keys held by the rate limiters",
+            ))?,
+            registry,
+        };
+        metrics.register()?;
+        // Start every label at zero so rate() and alert rules see the series
+        // before the first failure of each kind.
+        for reason in Reject::REASONS {
+            metrics.auth_failed.with_label_values(&[reason]);
+        }
+        for result in ["ok", "error"] {
+            metrics.keyring_reloads_total.with_label_values(&[result]);
+        }
+        Ok(metrics)
+    }
+
+    fn register(&self) -> Result<(), prometheus::Error> {
+        let r = &self.registry;
+        r.register(Box::new(self.auth_total.clone()))?;
+        r.register(Box::new(self.auth_success.clone()))?;
+        r.register(Box::new(self.auth_failed.clone()))?;
+        r.register(Box::new(self.rate_limited_total.clone()))?;
+        r.register(Box::new(self.key_used_total.clone()))?;
+        r.register(Box::new(self.keyring_reloads_total.clone()))?;
+        r.register(Box::new(self.auth_duration_seconds.clone()))?;
+        r.register(Box::new(self.ratelimit_keys.clone()))?;
+        Ok(())
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Counts one refusal under its reason label.
+    pub fn record_reject(&self, reject: &Reject) {
+        self.auth_failed.with_label_values(&[reject.reason()]).inc();
+        if matches!(reject, Reject::RateLimited { .. }) {
+            self.rate_limited_total.inc();
+        }
+    }
+
+    /// The text exposition format served at `/metrics`.
+    pub fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
+        let mut out = Vec::with_capacity(8 * 1024);
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kotormodsync_namespace_gives_the_original_names() {
+        let metrics = Metrics::new("kotormodsync").unwrap();
+        metrics.auth_total.inc();
+        metrics.auth_success.inc();
+        metrics.record_reject(&Reject::BadSignature);
+        let text = String::from_utf8(metrics.render().unwrap()).unwrap();
+        assert!(text.contains("kotormodsync_auth_total 1"), "{text}");
+        assert!(text.contains("kotormodsync_auth_success 1"), "{text}");
+        assert!(
+            text.contains("kotormodsync_auth_failed{reason=\"bad_signature\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kotormodsync_auth_failed{reason=\"stale_timestamp\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kotormodsync_keyring_reloads_total{result=\"error\"} 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn rate_limited_refusals_count_twice_over() {
+        let metrics = Metrics::new("telegate").unwrap();
+        metrics.record_reject(&Reject::RateLimited {
+            retry_after_secs: 1,
+        });
+        assert_eq!(metrics.rate_limited_total.get(), 1);
+        assert_eq!(
+            metrics
+                .auth_failed
+                .with_label_values(&["rate_limited"])
+                .get(),
+            1
+        );
+    }
+}

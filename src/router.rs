@@ -1,0 +1,72 @@
+//! Maps method and path to a handler. Small on purpose: a `match`, no
+//! framework.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use crate::auth;
+use crate::respond::{self, Body};
+use crate::state::AppState;
+
+/// Handles one request. The body is never read by these routes: `/auth`
+/// decides on headers alone.
+pub fn route<B>(state: &AppState, request: Request<B>, peer: IpAddr) -> Response<Body> {
+    let (parts, _body) = request.into_parts();
+    match (parts.uri.path(), &parts.method) {
+        ("/auth", _) => auth::forward_auth(state, &parts, peer),
+        ("/health", &Method::GET | &Method::HEAD) => {
+            respond::json(StatusCode::OK, &json!({"status": "healthy"}))
+        }
+        ("/ready", &Method::GET | &Method::HEAD) => ready(state),
+        ("/metrics", &Method::GET) => metrics(state),
+        ("/health" | "/ready" | "/metrics", _) => respond::json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "method_not_allowed",
+        ),
+        _ => respond::json_error(StatusCode::NOT_FOUND, "Not found", "not_found"),
+    }
+}
+
+/// 503 until the keyring holds a live key. A development key is ready but
+/// says so, loudly, in the body.
+fn ready(state: &AppState) -> Response<Body> {
+    let ring = state.keyring.current();
+    let now = state.now();
+    let live: Vec<&str> = ring.live(now).map(|k| k.id.as_str()).collect();
+    let mut warnings = Vec::new();
+    if ring.uses_development_key() {
+        warnings.push("DEVELOPMENT KEY IN USE: the shipped public key verifies requests; configure your own keys");
+    }
+    if live.is_empty() {
+        return respond::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "not_ready", "reason": "no_live_key", "live_keys": live, "warnings": warnings}),
+        );
+    }
+    respond::json(
+        StatusCode::OK,
+        &json!({"status": "ready", "live_keys": live, "warnings": warnings}),
+    )
+}
+
+fn metrics(state: &AppState) -> Response<Body> {
+    state
+        .metrics
+        .ratelimit_keys
+        .set(state.limits.key_count() as i64);
+    match state.metrics.render() {
+        Ok(text) => respond::with_body(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            Bytes::from(text),
+        ),
+        Err(err) => {
+            tracing::error!(error = %err, "could not render metrics");
+            respond::internal_error()
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The shared handle every request gets: settings, the keyring, the rate
+//! limiters, metrics and the clock. Cloning it is one `Arc` increment.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::Settings;
+use crate::keyring::SharedKeyring;
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimits;
+
+/// Unix seconds now. Injected so tests can stand exactly on a window's edge.
+pub type UnixClock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> UnixClock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    })
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub settings: Settings,
+    pub keyring: SharedKeyring,
+    pub limits: RateLimits,
+    pub metrics: Metrics,
+    pub clock: UnixClock,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(
+        settings: Settings,
+        keyring: SharedKeyring,
+        metrics: Metrics,
+        clock: UnixClock,
+    ) -> AppState {
+        let limits = RateLimits::new(
+            settings.rate_limit,
+            settings.policies.values(),
+            settings.ipv6_prefix,
+        );
+        AppState(Arc::new(Inner {
+            settings,
+            keyring,
+            limits,
+            metrics,
+            clock,
+            started: Instant::now(),
+        }))
+    }
+
+    pub fn now(&self) -> i64 {
+        (self.0.clock)()
+    }
+
+    /// Purges idle rate-limit keys on a timer and updates the key gauge, so
+    /// a flood of distinct addresses cannot grow memory without bound.
+    pub fn spawn_rate_limit_purger(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(state.settings.purge_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let left = state.limits.purge();
+                state.metrics.ratelimit_keys.set(left as i64);
+            }
+        })
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

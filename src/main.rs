@@ -75,7 +75,12 @@ fn serve(source: config::ConfigSource) -> ExitCode {
             }
         };
         let keyring = SharedKeyring::new(Keyring::default());
-        let mut reloader = Reloader::new(source, Arc::new(ProcessEnv), keyring.clone(), metrics.clone());
+        let mut reloader = Reloader::new(
+            source,
+            Arc::new(ProcessEnv),
+            keyring.clone(),
+            metrics.clone(),
+        );
         reloader.reload(true);
         let _reload_task = reloader.spawn(settings.reload_poll);
         let listener = match tokio::net::TcpListener::bind(settings.listen).await {
@@ -85,7 +90,10 @@ fn serve(source: config::ConfigSource) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(listen = %settings.listen, version = env!("CARGO_PKG_VERSION"), "telegate serving");
+        let bound = listener
+            .local_addr()
+            .map_or_else(|_| settings.listen.to_string(), |a| a.to_string());
+        tracing::info!(listen = %bound, version = env!("CARGO_PKG_VERSION"), "telegate serving");
         let app = state::AppState::new(settings, keyring, metrics, state::system_clock());
         let _purge_task = app.spawn_rate_limit_purger();
         server::run(listener, app, server::shutdown_signal()).await;

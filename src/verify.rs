@@ -125,6 +125,35 @@ mod tests {
     }
 
     #[test]
+    fn golden_signatures_verify_in_either_case_and_name_their_key() {
+        use crate::canonical::golden;
+        for v in golden::vectors() {
+            let secret = Secret::from_text(v.secret).unwrap();
+            let ring = Keyring::new(vec![
+                Key::new(
+                    KeyId::new("decoy"),
+                    &Secret::from_text("decoy").unwrap(),
+                    None,
+                ),
+                Key::new(KeyId::new("golden"), &secret, None),
+            ]);
+            for signature in [v.signature.to_string(), v.signature.to_uppercase()] {
+                let request = SignedRequest {
+                    method: v.method,
+                    path: v.path,
+                    timestamp: v.timestamp,
+                    session_id: v.session_id,
+                    client_version: None,
+                    build: None,
+                    signature: parse_signature(&signature).unwrap(),
+                };
+                let key = verify(&request, &ring, None, v.timestamp).unwrap();
+                assert_eq!(key.id.as_str(), "golden", "{}", v.message);
+            }
+        }
+    }
+
+    #[test]
     fn an_empty_ring_is_not_the_clients_fault() {
         assert_eq!(
             verify(&request(&sign("x")), &Keyring::default(), None, 950).unwrap_err(),

@@ -1,0 +1,293 @@
+//! The `telegate` binary: sign, keygen, check-config, exit codes, and a live
+//! key rotation through SIGHUP and through a changed key file.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_telegate");
+
+fn telegate(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("TELEGATE_CONFIG")
+        .output()
+        .unwrap()
+}
+
+/// The golden vector table's first row (computed with openssl).
+fn golden_row() -> Vec<String> {
+    include_str!("vectors/v1.tsv")
+        .lines()
+        .find(|l| !l.starts_with('#'))
+        .unwrap()
+        .split('\t')
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn sign_prints_curl_ready_headers_matching_openssl() {
+    let row = golden_row();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, format!("{}\n", row[0])).unwrap();
+    let out = telegate(&[
+        "sign",
+        "--secret-file",
+        secret.to_str().unwrap(),
+        "--path",
+        &row[2],
+        "--method",
+        &row[1],
+        "--session",
+        &row[4],
+        "--timestamp",
+        &row[3],
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(lines[0], format!("X-KMS-Signature: {}", row[6]));
+    assert_eq!(lines[1], format!("X-KMS-Timestamp: {}", row[3]));
+    assert_eq!(lines[2], format!("X-KMS-Session-ID: {}", row[4]));
+    assert!(lines[3].starts_with("X-KMS-Client-Version: "));
+}
+
+#[test]
+fn sign_without_a_session_makes_a_fresh_guid() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s").unwrap();
+    let session = |out: std::process::Output| {
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("X-KMS-Session-ID: ").map(str::to_string))
+            .unwrap()
+    };
+    let args = [
+        "sign",
+        "--secret-file",
+        secret.to_str().unwrap(),
+        "--path",
+        "/v1/metrics",
+    ];
+    let first = session(telegate(&args));
+    let second = session(telegate(&args));
+    assert_eq!(first.len(), 36);
+    assert_eq!(first.matches('-').count(), 4);
+    assert_ne!(first, second);
+}
+
+#[test]
+fn sign_reports_a_missing_secret_file() {
+    let out = telegate(&[
+        "sign",
+        "--secret-file",
+        "/nonexistent/x",
+        "--path",
+        "/v1/metrics",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x"));
+}
+
+#[test]
+fn keygen_prints_64_fresh_hex_chars() {
+    let key = |out: std::process::Output| String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let first = key(telegate(&["keygen"]));
+    let second = key(telegate(&["keygen"]));
+    assert_eq!(first.len(), 64);
+    assert!(first
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert_ne!(first, second);
+}
+
+#[test]
+fn check_config_accepts_the_embedded_default_and_warns_of_the_dev_key() {
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("config OK"));
+    assert!(text.contains("development key"), "{text}");
+}
+
+#[test]
+fn config_errors_exit_64_and_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[rate_limit]\nburst = 0\n").unwrap();
+    for command in ["check-config", "serve"] {
+        let out = telegate(&[command, "--config", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(64), "{command}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("rate_limit.burst"),
+            "{command}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", path.to_str().unwrap()])
+        .env("TELEGATE_RATE_LIMIT__BURST", "5")
+        .env("TELEGATE_AUTH__MAX_SKEW_SECS", "-1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TELEGATE_AUTH__MAX_SKEW_SECS"), "{stderr}");
+}
+
+#[test]
+fn check_config_fails_on_an_unreadable_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.toml");
+    std::fs::write(&path, "[[auth.keys]]\nid = \"k\"\nfile = \"missing.key\"\n").unwrap();
+    let out = telegate(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("key k"));
+}
+
+/// A served binary, killed on drop.
+struct Served {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(config: &Path) -> Served {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("TELEGATE_LOG__FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    // The "serving" log line names the bound address (listen = 127.0.0.1:0).
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if json["message"] == "telegate serving" {
+                let addr: std::net::SocketAddr = json["listen"].as_str().unwrap().parse().unwrap();
+                std::thread::spawn(move || while rx.recv().is_ok() {});
+                return Served {
+                    child,
+                    port: addr.port(),
+                };
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("telegate did not start within 10 s");
+}
+
+/// Signs with `telegate sign` and asks `/auth` with a plain HTTP/1.1 request.
+fn auth_with(port: u16, secret: &Path) -> u16 {
+    use std::io::{Read, Write};
+    let out = telegate(&[
+        "sign",
+        "--secret-file",
+        secret.to_str().unwrap(),
+        "--path",
+        "/v1/metrics",
+    ]);
+    let headers = String::from_utf8(out.stdout).unwrap();
+    let request = format!(
+        "GET /auth HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Forwarded-Method: POST\r\nX-Forwarded-Uri: /v1/metrics\r\n{}\r\n",
+        headers.lines().map(|l| format!("{l}\r\n")).collect::<String>()
+    );
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn keys_rotate_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.key");
+    let new = dir.path().join("new.key");
+    std::fs::write(&old, "old-secret\n").unwrap();
+    std::fs::write(&new, "new-secret\n").unwrap();
+    let config = dir.path().join("t.toml");
+    let one_key = "listen = \"127.0.0.1:0\"\n[auth]\nreload_poll_secs = 1\n[[auth.keys]]\nid = \"old\"\nfile = \"old.key\"\n";
+    std::fs::write(&config, one_key).unwrap();
+    let served = serve(&config);
+    assert_eq!(auth_with(served.port, &old), 200);
+    assert_eq!(auth_with(served.port, &new), 403);
+
+    // Add the new key to the config and send SIGHUP: both verify.
+    let two_keys = format!("{one_key}[[auth.keys]]\nid = \"new\"\nfile = \"new.key\"\n");
+    std::fs::write(&config, two_keys).unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_for("the new key to verify", || {
+        auth_with(served.port, &new) == 200
+    });
+    assert_eq!(auth_with(served.port, &old), 200);
+
+    // Change the old key's file: the poll picks it up without a signal.
+    let previous = dir.path().join("previous.key");
+    std::fs::copy(&old, &previous).unwrap();
+    std::fs::write(&old, "replaced-secret\n").unwrap();
+    wait_for("the old secret to stop verifying", || {
+        auth_with(served.port, &previous) == 403
+    });
+    assert_eq!(
+        auth_with(served.port, &old),
+        200,
+        "the replaced secret verifies"
+    );
+
+    // A broken reload keeps the ring.
+    std::fs::remove_file(&new).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        auth_with(served.port, &old),
+        200,
+        "the ring survives a broken reload"
+    );
+}

@@ -1,0 +1,202 @@
+//! Shared helpers: start the real server on 127.0.0.1:0 with a config written
+//! to a temp dir, sign requests with the crate's own signer, read metrics.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use telegate::canonical::{sign_v1, MessageV1};
+use telegate::config::{self, ConfigSource, MapEnv};
+use telegate::keyring::{Keyring, SharedKeyring};
+use telegate::metrics::Metrics;
+use telegate::secret::Secret;
+use telegate::state::AppState;
+use tokio::sync::oneshot;
+
+pub const SECRET_A: &str = "7d1f0c3e9b2a4d5f8e6c1b0a9f8e7d6c5b4a39281706f5e4d3c2b1a098f7e6d5";
+pub const SECRET_B: &str = "Zm9vYmFyYmF6cXV1eHF1dXhjb3JnZ3JhdWx0Z2FycGx5Cg==";
+pub const SESSION: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+/// The fixed "now" of the injected clock.
+pub const NOW: i64 = 1_800_000_000;
+
+/// A config with two keys, `a` (file) and `b` (env), and the given extra TOML.
+pub fn config_with(extra: &str) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+trusted_proxies = ["127.0.0.1/32"]
+[server]
+header_read_timeout_secs = 1
+[[auth.keys]]
+id = "a"
+file = "a.key"
+[[auth.keys]]
+id = "b"
+env = "TEST_SECRET_B"
+{extra}
+"#
+    )
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    clock: Arc<AtomicI64>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn set_now(&self, now: i64) {
+        self.clock.store(now, Ordering::SeqCst);
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.state.metrics
+    }
+
+    /// `GET /auth` as Traefik sends it: signed headers for `method path`.
+    pub fn auth_request(&self, headers: &[(&str, String)]) -> reqwest::RequestBuilder {
+        let mut request = self.client.get(self.url("/auth"));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        request
+    }
+
+    pub async fn scrape(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Stops the server and waits for `run` to return.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+/// Starts the real server on 127.0.0.1:0 with `config_text` (key `a` in a
+/// file, key `b` in the env map) and a clock fixed at [`NOW`].
+pub async fn start_server(config_text: &str) -> TestServer {
+    start_server_with_files(config_text, &[]).await
+}
+
+/// [`start_server`] with extra files written beside the config first.
+pub async fn start_server_with_files(config_text: &str, files: &[(&str, &str)]) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.key"), format!("{SECRET_A}\n")).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let path = dir.path().join("telegate.toml");
+    std::fs::write(&path, config_text).unwrap();
+    let env = MapEnv::from([("TEST_SECRET_B", SECRET_B)]);
+    let settings = config::load(&ConfigSource::File(path), &env).unwrap();
+    let ring = Keyring::load(&settings.keys, &env).unwrap();
+    let metrics = Metrics::new(&settings.metrics_namespace).unwrap();
+    let clock = Arc::new(AtomicI64::new(NOW));
+    let clock_handle = clock.clone();
+    let state = AppState::new(
+        settings,
+        SharedKeyring::new(ring),
+        metrics,
+        Arc::new(move || clock_handle.load(Ordering::SeqCst)),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(telegate::server::run(listener, state.clone(), async {
+        let _ = rx.await;
+    }));
+    TestServer {
+        addr,
+        state,
+        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        clock,
+        shutdown: Some(tx),
+        task: Some(task),
+        _dir: dir,
+    }
+}
+
+/// The four KMS headers plus Traefik's X-Forwarded-Method/-Uri.
+pub fn signed(
+    secret: &str,
+    method: &str,
+    uri: &str,
+    timestamp: i64,
+    session: &str,
+) -> Vec<(&'static str, String)> {
+    let path = uri.split('?').next().unwrap();
+    let message = MessageV1 {
+        method,
+        path,
+        timestamp,
+        session_id: session,
+    };
+    let signature = sign_v1(&Secret::from_text(secret).unwrap(), &message);
+    vec![
+        ("X-Forwarded-Method", method.to_string()),
+        ("X-Forwarded-Uri", uri.to_string()),
+        ("X-KMS-Signature", signature),
+        ("X-KMS-Timestamp", timestamp.to_string()),
+        ("X-KMS-Session-ID", session.to_string()),
+        ("X-KMS-Client-Version", "2.0.0.0".to_string()),
+    ]
+}
+
+/// A valid request for `/v1/metrics` under key `a` at [`NOW`].
+pub fn valid() -> Vec<(&'static str, String)> {
+    signed(SECRET_A, "POST", "/v1/metrics", NOW, SESSION)
+}
+
+/// Replaces or removes (`None`) one header of a list.
+pub fn with(
+    mut headers: Vec<(&'static str, String)>,
+    name: &'static str,
+    value: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    if let Some(value) = value {
+        headers.push((name, value.to_string()));
+    }
+    headers
+}
+
+/// The value of one sample in Prometheus text, e.g. `telegate_auth_failed{reason="bad_signature"}`.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+}
+
+/// Status, `reason` and the response itself.
+pub async fn reason_of(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    (
+        status,
+        body["reason"].as_str().unwrap_or_default().to_string(),
+    )
+}

@@ -1,0 +1,81 @@
+//! docs/configuration.md cannot drift from the config struct: every key the
+//! struct has (with its default) must be listed with its environment variable.
+
+use telegate::config::{PolicyRate, PolicySection, RawConfig};
+
+/// Key paths of a table; sections (one level deep) are descended into when
+/// `sections` is true.
+fn keys(prefix: &str, value: &toml::Value, sections: bool, out: &mut Vec<String>) {
+    if let toml::Value::Table(table) = value {
+        for (name, inner) in table {
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match inner {
+                toml::Value::Table(t) if sections && !t.is_empty() => {
+                    keys(&path, inner, false, out)
+                }
+                _ => out.push(path),
+            }
+        }
+    }
+}
+
+fn env_name(key: &str) -> String {
+    format!("TELEGATE_{}", key.replace('.', "__").to_uppercase())
+}
+
+#[test]
+fn every_config_key_is_documented_with_its_variable() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
+    let mut all = Vec::new();
+    keys(
+        "",
+        &toml::Value::try_from(RawConfig::default()).unwrap(),
+        true,
+        &mut all,
+    );
+    let policy = PolicySection {
+        max_skew_secs: Some(1),
+        rate_limit: Some(PolicyRate {
+            per_second: 1,
+            burst: 1,
+        }),
+        key_ids: Some(vec![]),
+        require_build: Some(String::new()),
+        methods: Some(vec![]),
+    };
+    let mut policy_keys = Vec::new();
+    keys(
+        "",
+        &toml::Value::try_from(policy).unwrap(),
+        false,
+        &mut policy_keys,
+    );
+    all.extend(policy_keys.iter().map(|k| format!("policies.NAME.{k}")));
+    all.retain(|k| k != "policies");
+    assert!(all.len() > 20, "{all:?}");
+    for key in &all {
+        assert!(
+            doc.contains(&format!("`{key}`")),
+            "docs/configuration.md does not list `{key}`"
+        );
+        assert!(
+            doc.contains(&format!("`{}`", env_name(key))),
+            "docs/configuration.md lacks {}",
+            env_name(key)
+        );
+    }
+    for field in ["id", "file", "env", "not_after"] {
+        assert!(
+            doc.contains(&format!("`auth.keys[].{field}`")),
+            "auth.keys[].{field}"
+        );
+    }
+}

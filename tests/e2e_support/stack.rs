@@ -1,0 +1,227 @@
+//! Launchers for the real components: the telegate binary, rotel (an OTLP
+//! collector that prints what it receives) and Traefik. Each starts on fresh
+//! 127.0.0.1 ports in the test's [`Workdir`], waits until it really serves,
+//! and is killed when dropped. Flags and quirks: docs/e2e-notes.md.
+
+use std::process::Command;
+use std::time::Duration;
+
+use super::{free_port, http_client, Proc, Tools, Workdir};
+
+/// Cold starts on a loaded 2-core machine take well under this.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The telegate binary built by cargo for this test run.
+pub const TELEGATE_BIN: &str = env!("CARGO_BIN_EXE_telegate");
+
+// ---------------------------------------------------------------- telegate
+
+/// `telegate serve` with a config written by the test.
+pub struct Telegate {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Telegate {
+    /// Writes `config` (TOML without `listen`, which is added here: a free
+    /// loopback port) to `telegate.toml` and serves it until `/ready` is 200.
+    /// Relative key paths in `config` resolve from the workdir.
+    pub async fn start(work: &Workdir, config: &str) -> Telegate {
+        let port = free_port();
+        let path = work.write(
+            "telegate.toml",
+            &format!("listen = \"127.0.0.1:{port}\"\n{config}"),
+        );
+        let mut command = Command::new(TELEGATE_BIN);
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .current_dir(work.path());
+        // The config file must be the whole truth: TELEGATE_* overrides,
+        // RUST_LOG and the legacy secret variables from the developer's shell
+        // would change what is under test.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("TELEGATE_")
+                || name.starts_with("KOTORMODSYNC_")
+                || name.starts_with("MODSYNC_")
+                || name == "RUST_LOG"
+            {
+                command.env_remove(&*name);
+            }
+        }
+        let mut proc = Proc::spawn("telegate", command, work.path().join("telegate.log"));
+        let ready = format!("http://127.0.0.1:{port}/ready");
+        let client = http_client();
+        proc.wait_ready("telegate GET /ready = 200", START_TIMEOUT, || {
+            get_status(&client, &ready, 200)
+        })
+        .await;
+        Telegate { proc, port }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The Prometheus text served at `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = http_client()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET telegate /metrics");
+        assert_eq!(response.status(), 200, "telegate /metrics status");
+        response.text().await.expect("read /metrics body")
+    }
+}
+
+/// A fresh secret from `telegate keygen` (64 hex characters).
+pub fn keygen() -> String {
+    let output = Command::new(TELEGATE_BIN)
+        .arg("keygen")
+        .output()
+        .expect("run telegate keygen");
+    assert!(output.status.success(), "telegate keygen: {output:?}");
+    let secret = String::from_utf8(output.stdout)
+        .expect("keygen prints UTF-8")
+        .trim()
+        .to_owned();
+    assert!(
+        secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit()),
+        "keygen printed {secret:?}"
+    );
+    secret
+}
+
+/// The value of one series in a Prometheus text exposition, e.g.
+/// `telegate_auth_failed{reason="bad_signature"}`.
+pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.split_whitespace().next()?.parse().ok()
+    })
+}
+
+// ---------------------------------------------------------------- rotel
+
+/// rotel-agent as the collector: OTLP/HTTP in, everything it decodes printed
+/// to its log (`--debug-log ... detailed`), nothing exported.
+pub struct Rotel {
+    pub proc: Proc,
+    pub http_port: u16,
+}
+
+impl Rotel {
+    pub async fn start(tools: &Tools, work: &Workdir) -> Rotel {
+        let http_port = free_port();
+        // Required: the default gRPC port is shared by every instance.
+        let grpc_port = free_port();
+        let mut command = Command::new(tools.path("rotel-agent"));
+        command
+            .arg("start")
+            .arg("--otlp-http-endpoint")
+            .arg(format!("127.0.0.1:{http_port}"))
+            .arg("--otlp-grpc-endpoint")
+            .arg(format!("127.0.0.1:{grpc_port}"))
+            .args(["--exporter", "blackhole"])
+            .args(["--debug-log", "metrics"])
+            .args(["--debug-log", "traces"])
+            .args(["--debug-log", "logs"])
+            .args(["--debug-log-verbosity", "detailed"])
+            .env("NO_COLOR", "1")
+            .current_dir(work.path());
+        let mut proc = Proc::spawn("rotel", command, work.path().join("rotel.log"));
+        // rotel answers 404 at `/` once its HTTP receiver is up.
+        let root = format!("http://127.0.0.1:{http_port}/");
+        let client = http_client();
+        proc.wait_ready("rotel GET / = 404", START_TIMEOUT, || {
+            get_status(&client, &root, 404)
+        })
+        .await;
+        Rotel { proc, http_port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// Everything rotel printed so far.
+    pub fn output(&self) -> String {
+        self.proc.log_text()
+    }
+
+    /// Waits until rotel printed `needle` (output lands ~10 ms after a POST).
+    pub async fn wait_for(&mut self, needle: &str, timeout: Duration) {
+        self.proc.wait_for_log(needle, timeout).await
+    }
+}
+
+// ---------------------------------------------------------------- traefik
+
+/// Traefik 3 with one entrypoint `web` and a file provider.
+pub struct Traefik {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Traefik {
+    /// Starts Traefik with `dynamic_yaml` as its file-provider config, then
+    /// waits for `/ping` and for `route` (a path the dynamic config serves) to
+    /// stop answering 404: the file routes load 10-40 ms after `/ping` works.
+    pub async fn start(tools: &Tools, work: &Workdir, dynamic_yaml: &str, route: &str) -> Traefik {
+        let port = free_port();
+        let dynamic = work.write("traefik-dynamic.yml", dynamic_yaml);
+        let mut command = Command::new(tools.path("traefik"));
+        command
+            .arg(format!("--entrypoints.web.address=127.0.0.1:{port}"))
+            .arg("--entrypoints.web.http.aliasheadersstrategy=delete")
+            .arg(format!("--providers.file.filename={}", dynamic.display()))
+            // Without ping.entrypoint, --ping opens a `traefik` entrypoint on *:8080.
+            .args(["--ping=true", "--ping.entrypoint=web"])
+            .args(["--log.level=DEBUG", "--log.nocolor=true"])
+            .args([
+                "--global.checknewversion=false",
+                "--global.sendanonymoususage=false",
+            ])
+            .current_dir(work.path());
+        let mut proc = Proc::spawn("traefik", command, work.path().join("traefik.log"));
+        let client = http_client();
+        let ping = format!("http://127.0.0.1:{port}/ping");
+        proc.wait_ready("traefik GET /ping = 200", START_TIMEOUT, || {
+            get_status(&client, &ping, 200)
+        })
+        .await;
+        let probe = format!("http://127.0.0.1:{port}{route}");
+        let what = format!("traefik to route {route} (not 404)");
+        proc.wait_ready(&what, START_TIMEOUT, || async {
+            let status = client
+                .get(&probe)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .status();
+            if status == 404 {
+                Err("404: routes not loaded yet".into())
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+        Traefik { proc, port }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+/// `Ok` when `GET url` answers `expected`.
+async fn get_status(client: &reqwest::Client, url: &str, expected: u16) -> Result<(), String> {
+    let response = client.get(url).send().await.map_err(|e| e.to_string())?;
+    match response.status().as_u16() {
+        status if status == expected => Ok(()),
+        status => Err(format!("status {status}")),
+    }
+}

@@ -1,7 +1,7 @@
 //! The forwardAuth decision: the pipeline stages composed in order.
 //!
 //! policy -> client IP -> rate limit -> parse -> build policy -> window ->
-//! verify -> answer, then one metrics update and one log line. Traefik
+//! verify -> session -> answer, then one metrics update and one log line. Traefik
 //! copies a non-2xx answer (status, body, `Retry-After`) back to the client
 //! and, on 2xx, the `X-Auth-*` headers named in `authResponseHeaders`.
 
@@ -16,6 +16,7 @@ use crate::config::Policy;
 use crate::keyring::KeyId;
 use crate::reject::Reject;
 use crate::respond::{self, Body};
+use crate::session::{Refusal, Sighting};
 use crate::signed_request::{self, ParseOptions, SignedRequest};
 use crate::state::AppState;
 use crate::verify;
@@ -144,11 +145,49 @@ fn decide<'p>(
     let now = state.now();
     window::check(request.timestamp, now, policy.max_skew_secs)?;
     let ring = state.keyring.current();
-    let key = verify::verify(&request, &ring, policy.key_ids.as_deref(), now)?;
-    Ok(Verified {
-        key_id: key.id.clone(),
-        request,
-    })
+    let key_id = verify::verify(&request, &ring, policy.key_ids.as_deref(), now)?
+        .id
+        .clone();
+    track_session(state, &request, &key_id, headers, client_ip, now)?;
+    Ok(Verified { key_id, request })
+}
+
+/// Records the verified session; refuses a revoked one or one too many from
+/// this address. A request without a session id (allowed only when
+/// `require_session_id = false`) has nothing to track.
+fn track_session(
+    state: &AppState,
+    request: &SignedRequest<'_>,
+    key_id: &KeyId,
+    headers: &HeaderMap,
+    client_ip: IpAddr,
+    now: i64,
+) -> Result<(), Reject> {
+    if request.session_id.is_empty() {
+        return Ok(());
+    }
+    let sighting = Sighting {
+        session_id: request.session_id,
+        client_ip,
+        user_agent: header_str(headers, &http::header::USER_AGENT),
+        client_version: request.client_version,
+        key_id: key_id.as_str(),
+        bytes: 0,
+        now,
+    };
+    match state.sessions.observe(&sighting) {
+        Ok(true) => {
+            state
+                .metrics
+                .sessions_created_total
+                .with_label_values(&["signed"])
+                .inc();
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(Refusal::Revoked) => Err(Reject::SessionRevoked),
+        Err(Refusal::TooManyForIp) => Err(Reject::TooManySessions),
+    }
 }
 
 fn allow(verified: &Verified<'_>) -> Response<Body> {

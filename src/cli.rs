@@ -116,6 +116,24 @@ fn random_session_id() -> Result<String, String> {
     ))
 }
 
+/// The admin token from `admin.token_file` (trimmed text), if one is configured.
+pub fn read_admin_token(settings: &config::Settings) -> Result<Option<Secret>, String> {
+    let Some(path) = &settings.admin_token_file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("admin.token_file {}: {}", path.display(), err.kind()))?;
+    let token = Secret::from_text(&text)
+        .ok_or_else(|| format!("admin.token_file {} is empty", path.display()))?;
+    if token.expose().len() < 16 {
+        return Err(format!(
+            "admin.token_file {}: the token must be at least 16 characters",
+            path.display()
+        ));
+    }
+    Ok(Some(token))
+}
+
 /// `telegate check-config`: validates, reads every key, prints a summary.
 pub fn check_config(source: &ConfigSource, env: &dyn Env) -> ExitCode {
     match check(source, env) {
@@ -133,6 +151,7 @@ pub fn check_config(source: &ConfigSource, env: &dyn Env) -> ExitCode {
 fn check(source: &ConfigSource, env: &dyn Env) -> Result<String, String> {
     let settings = config::load(source, env).map_err(|e: ConfigError| e.to_string())?;
     let ring = Keyring::load(&settings.keys, env).map_err(|e| e.to_string())?;
+    read_admin_token(&settings)?;
     let ids: Vec<&str> = ring.keys().iter().map(|k| k.id.as_str()).collect();
     let mut summary = format!(
         "config OK: {}\nlisten {}\nkeys {:?}\npolicies {:?}\nmetrics namespace {}",

@@ -94,7 +94,20 @@ fn serve(source: config::ConfigSource) -> ExitCode {
             .local_addr()
             .map_or_else(|_| settings.listen.to_string(), |a| a.to_string());
         tracing::info!(listen = %bound, version = env!("CARGO_PKG_VERSION"), "telegate serving");
-        let app = state::AppState::new(settings, keyring, metrics, state::system_clock());
+        let admin_token = match cli::read_admin_token(&settings) {
+            Ok(token) => token,
+            Err(message) => {
+                tracing::error!(error = %message, "cannot read the admin token");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
+        let app = state::AppState::new(
+            settings,
+            keyring,
+            metrics,
+            admin_token,
+            state::system_clock(),
+        );
         let _purge_task = app.spawn_rate_limit_purger();
         server::run(listener, app, server::shutdown_signal()).await;
         ExitCode::SUCCESS

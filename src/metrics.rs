@@ -5,8 +5,8 @@
 //! original deployment's alert rules use.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::reject::Reject;
@@ -22,6 +22,12 @@ pub struct Metrics {
     pub keyring_reloads_total: IntCounterVec,
     pub auth_duration_seconds: Histogram,
     pub ratelimit_keys: IntGauge,
+    pub sessions_active: IntGaugeVec,
+    pub sessions_created_total: IntCounterVec,
+    pub sessions_revoked_total: IntCounter,
+    pub sessions_evicted_total: IntCounter,
+    pub store_errors_total: IntCounterVec,
+    pub store_duration_seconds: HistogramVec,
 }
 
 impl Metrics {
@@ -62,6 +68,35 @@ impl Metrics {
                 "ratelimit_keys",
                 "client keys held by the rate limiters",
             ))?,
+            sessions_active: IntGaugeVec::new(
+                opts("sessions_active", "live sessions, by kind"),
+                &["kind"],
+            )?,
+            sessions_created_total: IntCounterVec::new(
+                opts(
+                    "sessions_created_total",
+                    "sessions first seen or issued, by kind",
+                ),
+                &["kind"],
+            )?,
+            sessions_revoked_total: IntCounter::with_opts(opts(
+                "sessions_revoked_total",
+                "sessions revoked by an operator",
+            ))?,
+            sessions_evicted_total: IntCounter::with_opts(opts(
+                "sessions_evicted_total",
+                "sessions dropped because the store was full",
+            ))?,
+            store_errors_total: IntCounterVec::new(
+                opts("store_errors_total", "session store failures, by operation"),
+                &["op"],
+            )?,
+            store_duration_seconds: HistogramVec::new(
+                HistogramOpts::new("store_duration_seconds", "session store operation time")
+                    .namespace(namespace)
+                    .buckets(vec![0.000_01, 0.000_1, 0.001, 0.005, 0.025, 0.1, 0.5]),
+                &["op"],
+            )?,
             registry,
         };
         metrics.register()?;
@@ -69,6 +104,10 @@ impl Metrics {
         // before the first failure of each kind.
         for reason in Reject::REASONS {
             metrics.auth_failed.with_label_values(&[reason]);
+        }
+        for kind in ["signed", "issued"] {
+            metrics.sessions_active.with_label_values(&[kind]);
+            metrics.sessions_created_total.with_label_values(&[kind]);
         }
         for result in ["ok", "error"] {
             metrics.keyring_reloads_total.with_label_values(&[result]);
@@ -86,6 +125,12 @@ impl Metrics {
         r.register(Box::new(self.keyring_reloads_total.clone()))?;
         r.register(Box::new(self.auth_duration_seconds.clone()))?;
         r.register(Box::new(self.ratelimit_keys.clone()))?;
+        r.register(Box::new(self.sessions_active.clone()))?;
+        r.register(Box::new(self.sessions_created_total.clone()))?;
+        r.register(Box::new(self.sessions_revoked_total.clone()))?;
+        r.register(Box::new(self.sessions_evicted_total.clone()))?;
+        r.register(Box::new(self.store_errors_total.clone()))?;
+        r.register(Box::new(self.store_duration_seconds.clone()))?;
         Ok(())
     }
 

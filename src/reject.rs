@@ -35,6 +35,10 @@ pub enum Reject {
     UnofficialBuild,
     #[error("Too many requests")]
     RateLimited { retry_after_secs: u64 },
+    #[error("This session has been revoked")]
+    SessionRevoked,
+    #[error("Too many sessions from this address")]
+    TooManySessions,
     #[error("No live signing key is loaded")]
     NoLiveKey,
     #[error("Unknown auth policy")]
@@ -55,6 +59,8 @@ impl Reject {
         "bad_signature",
         "unofficial_build",
         "rate_limited",
+        "session_revoked",
+        "too_many_sessions",
         "no_live_key",
         "unknown_policy",
     ];
@@ -72,6 +78,8 @@ impl Reject {
             Reject::BadSignature => "bad_signature",
             Reject::UnofficialBuild => "unofficial_build",
             Reject::RateLimited { .. } => "rate_limited",
+            Reject::SessionRevoked => "session_revoked",
+            Reject::TooManySessions => "too_many_sessions",
             Reject::NoLiveKey => "no_live_key",
             Reject::UnknownPolicy => "unknown_policy",
         }
@@ -88,8 +96,8 @@ impl Reject {
             | Reject::StaleTimestamp
             | Reject::FutureTimestamp
             | Reject::UnofficialBuild => StatusCode::UNAUTHORIZED,
-            Reject::BadSignature => StatusCode::FORBIDDEN,
-            Reject::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Reject::BadSignature | Reject::SessionRevoked => StatusCode::FORBIDDEN,
+            Reject::RateLimited { .. } | Reject::TooManySessions => StatusCode::TOO_MANY_REQUESTS,
             // A gateway with no usable key is broken, not the client: 503 makes
             // OTLP exporters retry instead of dropping data.
             Reject::NoLiveKey => StatusCode::SERVICE_UNAVAILABLE,
@@ -111,6 +119,12 @@ impl Reject {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            // A slot frees when one of the address's sessions idles out.
+            Reject::TooManySessions => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
             }
             _ => {}
         }
@@ -138,6 +152,8 @@ mod tests {
             Reject::RateLimited {
                 retry_after_secs: 1,
             },
+            Reject::SessionRevoked,
+            Reject::TooManySessions,
             Reject::NoLiveKey,
             Reject::UnknownPolicy,
         ];

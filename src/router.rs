@@ -9,12 +9,19 @@ use serde_json::json;
 
 use crate::auth;
 use crate::respond::{self, Body};
+use crate::session;
 use crate::state::AppState;
 
 /// Handles one request. The body is never read by these routes: `/auth`
 /// decides on headers alone.
-pub fn route<B>(state: &AppState, request: Request<B>, peer: IpAddr) -> Response<Body> {
+pub async fn route<B>(state: AppState, request: Request<B>, peer: IpAddr) -> Response<Body> {
     let (parts, _body) = request.into_parts();
+    let state = &state;
+    if parts.uri.path().starts_with("/sessions") {
+        if let Some(response) = session::api::route(state, &parts).await {
+            return response;
+        }
+    }
     match (parts.uri.path(), &parts.method) {
         ("/auth", _) => auth::forward_auth(state, &parts, peer),
         ("/health", &Method::GET | &Method::HEAD) => {
@@ -54,6 +61,13 @@ fn ready(state: &AppState) -> Response<Body> {
 }
 
 fn metrics(state: &AppState) -> Response<Body> {
+    for (kind, count) in state.sessions.active(state.now()) {
+        state
+            .metrics
+            .sessions_active
+            .with_label_values(&[kind.as_str()])
+            .set(count as i64);
+    }
     state
         .metrics
         .ratelimit_keys

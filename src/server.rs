@@ -48,8 +48,8 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         let service = service_fn(move |request| {
-            let response = router::route(&state, request, peer.ip());
-            std::future::ready(Ok::<_, Infallible>(response))
+            let state = state.clone();
+            async move { Ok::<_, Infallible>(router::route(state, request, peer.ip()).await) }
         });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)

@@ -8,6 +8,8 @@ use crate::config::Settings;
 use crate::keyring::SharedKeyring;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
+use crate::secret::Secret;
+use crate::session::{MemoryStore, SessionStore};
 
 /// Unix seconds now. Injected so tests can stand exactly on a window's edge.
 pub type UnixClock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -29,6 +31,9 @@ pub struct Inner {
     pub keyring: SharedKeyring,
     pub limits: RateLimits,
     pub metrics: Metrics,
+    pub sessions: Arc<dyn SessionStore>,
+    /// The admin bearer token; `None` turns the session API off.
+    pub admin_token: Option<Secret>,
     pub clock: UnixClock,
     pub started: Instant,
 }
@@ -38,8 +43,13 @@ impl AppState {
         settings: Settings,
         keyring: SharedKeyring,
         metrics: Metrics,
+        admin_token: Option<Secret>,
         clock: UnixClock,
     ) -> AppState {
+        let sessions = Arc::new(MemoryStore::new(
+            settings.sessions.clone(),
+            metrics.sessions_evicted_total.clone(),
+        ));
         let limits = RateLimits::new(
             settings.rate_limit,
             settings.policies.values(),
@@ -50,6 +60,8 @@ impl AppState {
             keyring,
             limits,
             metrics,
+            sessions,
+            admin_token,
             clock,
             started: Instant::now(),
         }))

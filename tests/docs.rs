@@ -3,6 +3,13 @@
 
 use telegate::config::{PolicyRate, PolicySection, RawConfig};
 
+/// Every optional key set, so serialization shows it.
+fn full_config() -> RawConfig {
+    let mut config = RawConfig::default();
+    config.admin.token_file = Some(String::new());
+    config
+}
+
 /// Key paths of a table; sections (one level deep) are descended into when
 /// `sections` is true.
 fn keys(prefix: &str, value: &toml::Value, sections: bool, out: &mut Vec<String>) {
@@ -37,7 +44,7 @@ fn every_config_key_is_documented_with_its_variable() {
     let mut all = Vec::new();
     keys(
         "",
-        &toml::Value::try_from(RawConfig::default()).unwrap(),
+        &toml::Value::try_from(full_config()).unwrap(),
         true,
         &mut all,
     );

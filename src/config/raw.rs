@@ -14,6 +14,8 @@ pub struct RawConfig {
     pub auth: AuthSection,
     pub rate_limit: RateLimitSection,
     pub policies: BTreeMap<String, PolicySection>,
+    pub sessions: SessionsSection,
+    pub admin: AdminSection,
     pub metrics: MetricsSection,
     pub log: LogSection,
 }
@@ -27,6 +29,8 @@ impl Default for RawConfig {
             auth: AuthSection::default(),
             rate_limit: RateLimitSection::default(),
             policies: BTreeMap::new(),
+            sessions: SessionsSection::default(),
+            admin: AdminSection::default(),
             metrics: MetricsSection::default(),
             log: LogSection::default(),
         }
@@ -134,6 +138,46 @@ pub struct PolicySection {
 pub struct PolicyRate {
     pub per_second: u32,
     pub burst: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsSection {
+    /// `memory` (the embedded store).
+    pub store: String,
+    /// A signed session is forgotten after this long without a request.
+    pub idle_secs: u64,
+    /// Live sessions one client address may hold (429 `too_many_sessions` beyond).
+    pub max_per_ip: usize,
+    /// Most sessions held in memory; the least recently used is evicted.
+    pub max_sessions: u64,
+    /// How long a revocation lasts.
+    pub revocation_ttl_secs: u64,
+    /// Expired sessions stay readable (410) this long before they are dropped.
+    pub expired_retention_secs: u64,
+    /// `full`, `truncated` (IPv4 /24, IPv6 /48) or `none`.
+    pub store_ip: String,
+}
+
+impl Default for SessionsSection {
+    fn default() -> Self {
+        SessionsSection {
+            store: "memory".into(),
+            idle_secs: 3600,
+            max_per_ip: 50,
+            max_sessions: 1_000_000,
+            revocation_ttl_secs: 7 * 86400,
+            expired_retention_secs: 3600,
+            store_ip: "full".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// A file holding the admin bearer token; absent: the session API is off.
+    pub token_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

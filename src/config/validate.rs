@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -13,6 +13,7 @@ use super::raw::{KeyEntry, RawConfig};
 use super::ConfigError;
 use crate::client_ip::TrustedProxies;
 use crate::keyring::{KeyId, KeySource, KeySpec};
+use crate::session::{SessionSettings, StoreIp};
 use crate::signed_request::HeaderNames;
 
 #[derive(Debug, Clone)]
@@ -29,6 +30,8 @@ pub struct Settings {
     pub ipv6_prefix: u8,
     pub default_policy: Policy,
     pub policies: BTreeMap<String, Policy>,
+    pub sessions: SessionSettings,
+    pub admin_token_file: Option<PathBuf>,
     pub metrics_namespace: String,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -187,6 +190,13 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError
         );
     }
 
+    let sessions = session_settings(&raw)?;
+    let admin_token_file = raw
+        .admin
+        .token_file
+        .as_ref()
+        .map(|file| base_dir.join(file));
+
     let namespace = &raw.metrics.namespace;
     let valid_namespace = namespace
         .chars()
@@ -237,10 +247,48 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError
         ipv6_prefix: raw.rate_limit.ipv6_prefix,
         default_policy,
         policies,
+        sessions,
+        admin_token_file,
         metrics_namespace: namespace.clone(),
         log_format,
         log_level: raw.log.level.clone(),
         raw,
+    })
+}
+
+fn session_settings(raw: &RawConfig) -> Result<SessionSettings, ConfigError> {
+    let section = &raw.sessions;
+    if section.store != "memory" {
+        return Err(ConfigError::invalid(
+            "sessions.store",
+            format!(
+                "{:?} is not a known store (known: \"memory\")",
+                section.store
+            ),
+        ));
+    }
+    positive("sessions.idle_secs", section.idle_secs)?;
+    positive("sessions.max_per_ip", section.max_per_ip as u64)?;
+    positive("sessions.max_sessions", section.max_sessions)?;
+    positive("sessions.revocation_ttl_secs", section.revocation_ttl_secs)?;
+    let store_ip = match section.store_ip.as_str() {
+        "full" => StoreIp::Full,
+        "truncated" => StoreIp::Truncated,
+        "none" => StoreIp::None,
+        other => {
+            return Err(ConfigError::invalid(
+                "sessions.store_ip",
+                format!("{other:?} is not full, truncated or none"),
+            ))
+        }
+    };
+    Ok(SessionSettings {
+        idle: Duration::from_secs(section.idle_secs),
+        max_per_ip: section.max_per_ip,
+        max_sessions: section.max_sessions,
+        revocation_ttl: Duration::from_secs(section.revocation_ttl_secs),
+        expired_retention: Duration::from_secs(section.expired_retention_secs),
+        store_ip,
     })
 }
 

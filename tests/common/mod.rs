@@ -114,10 +114,12 @@ pub async fn start_server_with_files(config_text: &str, files: &[(&str, &str)]) 
     let metrics = Metrics::new(&settings.metrics_namespace).unwrap();
     let clock = Arc::new(AtomicI64::new(NOW));
     let clock_handle = clock.clone();
+    let admin_token = telegate::cli::read_admin_token(&settings).unwrap();
     let state = AppState::new(
         settings,
         SharedKeyring::new(ring),
         metrics,
+        admin_token,
         Arc::new(move || clock_handle.load(Ordering::SeqCst)),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,0 +1,327 @@
+//! The embedded session store: moka caches with per-entry expiry and a
+//! capacity bound.
+//!
+//! moka's default admission (TinyLFU) may refuse a new key when the cache is
+//! full; sessions use LRU instead, so a new session is always admitted and
+//! the least recently used one is evicted (and counted). Correctness (live,
+//! expired, revoked) is decided against the injected Unix clock in the
+//! records; moka's own timers only bound memory, a retention period after the
+//! logical expiry so a read can still answer 410.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use moka::notification::RemovalCause;
+use moka::policy::{EvictionPolicy, Expiry};
+use moka::sync::Cache;
+use prometheus::IntCounter;
+
+use super::{
+    petname, BoxFuture, ListFilter, Lookup, Page, Refusal, SessionKind, SessionRecord,
+    SessionSettings, SessionStore, Sighting, Stats, StoreError,
+};
+use crate::client_ip;
+
+type Record = Arc<Mutex<SessionRecord>>;
+
+pub struct MemoryStore {
+    sessions: Cache<Arc<str>, Record>,
+    /// Session id -> revoked until (Unix seconds).
+    revoked: Cache<Arc<str>, i64>,
+    /// Client address (IPv6 by /64) -> the session ids it opened.
+    per_ip: Cache<IpAddr, Arc<Mutex<Vec<Arc<str>>>>>,
+    settings: SessionSettings,
+}
+
+/// Memory-bounding expiry: the record's own lifetime plus the retention.
+struct RecordExpiry {
+    retention: Duration,
+}
+
+impl RecordExpiry {
+    fn remaining(&self, record: &Record) -> Option<Duration> {
+        let record = lock(record);
+        let secs = (record.expires_at - record.last_seen).max(0) as u64;
+        Some(Duration::from_secs(secs) + self.retention)
+    }
+}
+
+impl Expiry<Arc<str>, Record> for RecordExpiry {
+    fn expire_after_create(&self, _: &Arc<str>, value: &Record, _: Instant) -> Option<Duration> {
+        self.remaining(value)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &Arc<str>,
+        value: &Record,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.remaining(value)
+    }
+
+    /// A read is a request (or an admin look): the idle timer restarts.
+    fn expire_after_read(
+        &self,
+        _: &Arc<str>,
+        value: &Record,
+        _: Instant,
+        _: Option<Duration>,
+        _: Instant,
+    ) -> Option<Duration> {
+        self.remaining(value)
+    }
+}
+
+/// A poisoned record lock only means another request panicked mid-update;
+/// the counters are still usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl MemoryStore {
+    /// `evicted` counts sessions dropped for capacity (not expiry).
+    pub fn new(settings: SessionSettings, evicted: IntCounter) -> MemoryStore {
+        let sessions = Cache::builder()
+            .max_capacity(settings.max_sessions)
+            .eviction_policy(EvictionPolicy::lru())
+            .expire_after(RecordExpiry {
+                retention: settings.expired_retention,
+            })
+            .eviction_listener(move |_key, _value, cause| {
+                if cause == RemovalCause::Size {
+                    evicted.inc();
+                }
+            })
+            .build();
+        let revoked = Cache::builder()
+            .max_capacity(settings.max_sessions)
+            .eviction_policy(EvictionPolicy::lru())
+            .time_to_live(settings.revocation_ttl)
+            .build();
+        let per_ip = Cache::builder()
+            .max_capacity(settings.max_sessions)
+            .eviction_policy(EvictionPolicy::lru())
+            .time_to_idle(settings.idle)
+            .build();
+        MemoryStore {
+            sessions,
+            revoked,
+            per_ip,
+            settings,
+        }
+    }
+
+    fn idle_secs(&self) -> i64 {
+        self.settings.idle.as_secs() as i64
+    }
+
+    fn is_live(&self, id: &str, now: i64) -> bool {
+        self.sessions
+            .get(id)
+            .is_some_and(|record| lock(&record).expires_at >= now)
+    }
+
+    /// Lets a new session from `ip` in, unless the address already holds
+    /// `max_per_ip` live ones. Runs only for new sessions, not per request.
+    fn admit(&self, ip: IpAddr, id: &Arc<str>, now: i64) -> Result<(), Refusal> {
+        let key = client_ip::limit_key(ip, 64);
+        let opened = self
+            .per_ip
+            .get_with(key, || Arc::new(Mutex::new(Vec::new())));
+        let mut opened = lock(&opened);
+        opened.retain(|other| other != id && self.is_live(other, now));
+        if opened.len() >= self.settings.max_per_ip {
+            return Err(Refusal::TooManyForIp);
+        }
+        opened.push(id.clone());
+        Ok(())
+    }
+
+    fn new_record(&self, sighting: &Sighting<'_>) -> SessionRecord {
+        SessionRecord {
+            session_id: sighting.session_id.to_string(),
+            kind: SessionKind::Signed,
+            pet_name: petname::pet_name(sighting.session_id),
+            first_seen: sighting.now,
+            last_seen: sighting.now,
+            expires_at: sighting.now + self.idle_secs(),
+            requests: 0,
+            bytes: 0,
+            client_ip: None,
+            user_agent: None,
+            client_version: None,
+            key_id: None,
+            revoked_at: None,
+        }
+    }
+
+    fn update(&self, record: &mut SessionRecord, sighting: &Sighting<'_>) {
+        record.last_seen = sighting.now;
+        record.expires_at = sighting.now + self.idle_secs();
+        record.requests += 1;
+        record.bytes += sighting.bytes;
+        record.client_ip = self.settings.store_ip.apply(sighting.client_ip);
+        if record.user_agent.as_deref() != sighting.user_agent {
+            record.user_agent = sighting.user_agent.map(str::to_string);
+        }
+        if record.client_version.as_deref() != sighting.client_version {
+            record.client_version = sighting.client_version.map(str::to_string);
+        }
+        if record.key_id.as_deref() != Some(sighting.key_id) {
+            record.key_id = Some(sighting.key_id.to_string());
+        }
+    }
+
+    fn snapshot(&self) -> Vec<SessionRecord> {
+        self.sessions
+            .iter()
+            .map(|(_, record)| lock(&record).clone())
+            .collect()
+    }
+}
+
+fn is_active(record: &SessionRecord, now: i64) -> bool {
+    record.expires_at >= now && record.revoked_at.is_none()
+}
+
+impl SessionStore for MemoryStore {
+    fn observe(&self, sighting: &Sighting<'_>) -> Result<bool, Refusal> {
+        if self.is_revoked(sighting.session_id, sighting.now) {
+            return Err(Refusal::Revoked);
+        }
+        if let Some(record) = self.sessions.get(sighting.session_id) {
+            let mut record = lock(&record);
+            if record.expires_at >= sighting.now {
+                self.update(&mut record, sighting);
+                return Ok(false);
+            }
+        }
+        // A new session (or one that expired and comes back: it starts over).
+        let id: Arc<str> = Arc::from(sighting.session_id);
+        self.admit(sighting.client_ip, &id, sighting.now)?;
+        let mut record = self.new_record(sighting);
+        self.update(&mut record, sighting);
+        self.sessions.insert(id, Arc::new(Mutex::new(record)));
+        Ok(true)
+    }
+
+    fn is_revoked(&self, session_id: &str, now: i64) -> bool {
+        self.revoked
+            .get(session_id)
+            .is_some_and(|until| until >= now)
+    }
+
+    fn lookup<'a>(
+        &'a self,
+        session_id: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Lookup, StoreError>> {
+        let found = match self.sessions.get(session_id) {
+            None => Lookup::Unknown,
+            Some(record) => {
+                let record = lock(&record).clone();
+                if record.expires_at >= now {
+                    Lookup::Live(record)
+                } else {
+                    Lookup::Expired(record)
+                }
+            }
+        };
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        session_id: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let known = match self.sessions.get(session_id) {
+            None => false,
+            Some(record) => {
+                lock(&record).revoked_at.get_or_insert(now);
+                let until = now + self.settings.revocation_ttl.as_secs() as i64;
+                self.revoked.insert(Arc::from(session_id), until);
+                true
+            }
+        };
+        Box::pin(std::future::ready(Ok(known)))
+    }
+
+    fn list<'a>(
+        &'a self,
+        filter: &'a ListFilter,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Page, StoreError>> {
+        let mut matching: Vec<SessionRecord> = self
+            .snapshot()
+            .into_iter()
+            .filter(|r| filter.kind.is_none_or(|kind| r.kind == kind))
+            .filter(|r| {
+                filter
+                    .active
+                    .is_none_or(|active| is_active(r, now) == active)
+            })
+            .filter(|r| {
+                filter
+                    .cursor
+                    .as_deref()
+                    .is_none_or(|after| r.session_id.as_str() > after)
+            })
+            .collect();
+        matching.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        let more = matching.len() > filter.limit;
+        matching.truncate(filter.limit);
+        let next_cursor = more
+            .then(|| matching.last().map(|r| r.session_id.clone()))
+            .flatten();
+        Box::pin(std::future::ready(Ok(Page {
+            sessions: matching,
+            next_cursor,
+        })))
+    }
+
+    fn stats(&self, now: i64) -> BoxFuture<'_, Result<Stats, StoreError>> {
+        let mut stats = Stats::default();
+        for kind in [SessionKind::Signed, SessionKind::Issued] {
+            stats.active.insert(kind.as_str(), 0);
+        }
+        for record in self.snapshot() {
+            if record.revoked_at.is_some() {
+                stats.revoked += 1;
+            }
+            if record.first_seen >= now - 3600 {
+                stats.created_last_hour += 1;
+            }
+            if is_active(&record, now) {
+                *stats.active.entry(record.kind.as_str()).or_default() += 1;
+                let version = record.client_version.unwrap_or_else(|| "unknown".into());
+                *stats.by_client_version.entry(version).or_default() += 1;
+            }
+        }
+        Box::pin(std::future::ready(Ok(stats)))
+    }
+
+    fn active(&self, now: i64) -> Vec<(SessionKind, u64)> {
+        let mut signed = 0;
+        let mut issued = 0;
+        for (_, record) in self.sessions.iter() {
+            let record = lock(&record);
+            if is_active(&record, now) {
+                match record.kind {
+                    SessionKind::Signed => signed += 1,
+                    SessionKind::Issued => issued += 1,
+                }
+            }
+        }
+        vec![(SessionKind::Signed, signed), (SessionKind::Issued, issued)]
+    }
+}
+
+#[cfg(test)]
+#[path = "memory_tests.rs"]
+mod tests;

@@ -1,0 +1,57 @@
+//! The conformance suite against the memory store, plus what only it has
+//! (capacity eviction, IP privacy).
+
+use super::*;
+use crate::session::conformance::{self, settings, sighting, T0};
+use crate::session::StoreIp;
+
+fn store() -> MemoryStore {
+    MemoryStore::new(settings(), IntCounter::new("evicted", "test").unwrap())
+}
+
+#[tokio::test]
+async fn conformance() {
+    conformance::records_and_counts(&store()).await;
+    conformance::idle_sessions_expire_and_start_over(&store()).await;
+    conformance::revocation_refuses_until_it_expires(&store()).await;
+    conformance::one_address_holds_at_most_max_per_ip(&store()).await;
+    conformance::list_pages_and_filters(&store()).await;
+    conformance::stats_count_by_kind_and_version(&store()).await;
+}
+
+#[tokio::test]
+async fn a_full_store_evicts_the_least_recent_and_admits_the_new() {
+    let evicted = IntCounter::new("evicted", "test").unwrap();
+    let mut small = settings();
+    small.max_sessions = 100;
+    small.max_per_ip = 1_000;
+    let store = MemoryStore::new(small, evicted.clone());
+    for n in 0..300 {
+        store
+            .observe(&sighting(&format!("s{n:03}"), "192.0.2.1", T0))
+            .unwrap();
+        store.sessions.run_pending_tasks();
+    }
+    assert!(
+        store.sessions.entry_count() <= 100,
+        "{}",
+        store.sessions.entry_count()
+    );
+    assert!(evicted.get() >= 200, "evicted {}", evicted.get());
+    conformance::live(&store, "s299", T0).await;
+}
+
+#[tokio::test]
+async fn the_ip_is_kept_as_configured() {
+    for (level, expected) in [
+        (StoreIp::Truncated, Some("192.0.2.0/24")),
+        (StoreIp::None, None),
+    ] {
+        let mut config = settings();
+        config.store_ip = level;
+        let store = MemoryStore::new(config, IntCounter::new("e", "t").unwrap());
+        store.observe(&sighting("s", "192.0.2.77", T0)).unwrap();
+        let record = conformance::live(&store, "s", T0).await;
+        assert_eq!(record.client_ip.as_deref(), expected);
+    }
+}

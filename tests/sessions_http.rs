@@ -1,0 +1,234 @@
+//! Signed-session tracking and the operator's session API over real HTTP.
+
+mod common;
+
+use common::*;
+
+const ADMIN: &str = "admin-token-0123456789abcdef";
+
+fn config(extra: &str) -> String {
+    config_with(&format!("[admin]\ntoken_file = \"admin.token\"\n{extra}"))
+}
+
+async fn server(extra: &str) -> TestServer {
+    start_server_with_files(&config(extra), &[("admin.token", &format!("{ADMIN}\n"))]).await
+}
+
+async fn admin_get(server: &TestServer, path: &str) -> reqwest::Response {
+    server
+        .client
+        .get(server.url(path))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn admin_delete(server: &TestServer, path: &str) -> reqwest::Response {
+    server
+        .client
+        .delete(server.url(path))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn auth_as(server: &TestServer, session: &str) -> reqwest::Response {
+    let mut headers = signed(SECRET_A, "POST", "/v1/metrics", NOW, session);
+    headers.push(("User-Agent", "OTel-OTLP-Exporter-Dotnet/1.9.0".into()));
+    server.auth_request(&headers).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn verified_requests_are_tracked_and_readable() {
+    let server = server("").await;
+    assert_eq!(auth_as(&server, SESSION).await.status(), 200);
+    assert_eq!(auth_as(&server, SESSION).await.status(), 200);
+    let response = admin_get(&server, &format!("/sessions/{SESSION}")).await;
+    assert_eq!(response.status(), 200);
+    let record: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(record["session_id"], SESSION);
+    assert_eq!(record["kind"], "signed");
+    assert_eq!(record["requests"], 2);
+    assert_eq!(record["first_seen"], NOW);
+    assert_eq!(record["client_ip"], "127.0.0.1");
+    assert_eq!(record["client_version"], "2.0.0.0");
+    assert_eq!(record["user_agent"], "OTel-OTLP-Exporter-Dotnet/1.9.0");
+    assert_eq!(record["key_id"], "a");
+    assert_eq!(
+        record["pet_name"],
+        telegate::session::petname::pet_name(SESSION)
+    );
+    let text = server.scrape().await;
+    assert_eq!(
+        sample(&text, "telegate_sessions_created_total{kind=\"signed\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "telegate_sessions_active{kind=\"signed\"}"),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn refused_requests_are_not_tracked() {
+    let server = server("").await;
+    let headers = signed("wrong-secret", "POST", "/v1/metrics", NOW, "intruder");
+    assert_eq!(
+        server.auth_request(&headers).send().await.unwrap().status(),
+        403
+    );
+    let response = admin_get(&server, "/sessions/intruder").await;
+    assert_eq!(reason_of(response).await, (404, "not_found".into()));
+}
+
+#[tokio::test]
+async fn a_revoked_session_is_refused_by_auth_even_with_a_valid_signature() {
+    let server = server("").await;
+    assert_eq!(auth_as(&server, SESSION).await.status(), 200);
+    let response = admin_delete(&server, &format!("/sessions/{SESSION}")).await;
+    assert_eq!(response.status(), 200);
+    let response = auth_as(&server, SESSION).await;
+    assert_eq!(reason_of(response).await, (403, "session_revoked".into()));
+    assert_eq!(auth_as(&server, "another-session").await.status(), 200);
+    let record: serde_json::Value = admin_get(&server, &format!("/sessions/{SESSION}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record["revoked_at"], NOW);
+    let text = server.scrape().await;
+    assert_eq!(sample(&text, "telegate_sessions_revoked_total"), Some(1.0));
+    assert_eq!(
+        sample(&text, "telegate_auth_failed{reason=\"session_revoked\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "telegate_sessions_active{kind=\"signed\"}"),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_expired_sessions() {
+    let server = server("").await;
+    assert_eq!(
+        reason_of(admin_get(&server, "/sessions/ghost").await).await,
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        reason_of(admin_delete(&server, "/sessions/ghost").await).await,
+        (404, "not_found".into())
+    );
+    auth_as(&server, SESSION).await;
+    server.set_now(NOW + 3601);
+    let response = admin_get(&server, &format!("/sessions/{SESSION}")).await;
+    assert_eq!(reason_of(response).await, (410, "session_expired".into()));
+}
+
+#[tokio::test]
+async fn one_address_cannot_mint_unbounded_sessions() {
+    let server = server("[sessions]\nmax_per_ip = 2").await;
+    assert_eq!(auth_as(&server, "s-1").await.status(), 200);
+    assert_eq!(auth_as(&server, "s-2").await.status(), 200);
+    let response = auth_as(&server, "s-3").await;
+    assert_eq!(response.headers()["retry-after"], "60");
+    assert_eq!(reason_of(response).await, (429, "too_many_sessions".into()));
+    assert_eq!(
+        auth_as(&server, "s-1").await.status(),
+        200,
+        "known sessions go on"
+    );
+    let text = server.scrape().await;
+    assert_eq!(
+        sample(&text, "telegate_auth_failed{reason=\"too_many_sessions\"}"),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn list_pages_and_stats() {
+    let server = server("").await;
+    for id in ["c", "a", "b"] {
+        auth_as(&server, id).await;
+    }
+    let page: serde_json::Value = admin_get(&server, "/sessions?limit=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<_> = page["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].clone())
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(page["next_cursor"], "b");
+    let page: serde_json::Value = admin_get(
+        &server,
+        "/sessions?limit=2&cursor=b&kind=signed&active=true",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(page["sessions"][0]["session_id"], "c");
+    assert_eq!(page["next_cursor"], serde_json::Value::Null);
+    let bad = admin_get(&server, "/sessions?limit=0").await;
+    assert_eq!(reason_of(bad).await, (400, "bad_query".into()));
+    let bad = admin_get(&server, "/sessions?kind=other").await;
+    assert_eq!(reason_of(bad).await, (400, "bad_query".into()));
+
+    admin_delete(&server, "/sessions/c").await;
+    let stats: serde_json::Value = admin_get(&server, "/sessions/stats")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["active"]["signed"], 2);
+    assert_eq!(stats["active"]["issued"], 0);
+    assert_eq!(stats["by_client_version"]["2.0.0.0"], 2);
+    assert_eq!(stats["created_last_hour"], 3);
+    assert_eq!(stats["revoked"], 1);
+}
+
+#[tokio::test]
+async fn the_session_api_needs_the_admin_token() {
+    let server = server("").await;
+    let none = server
+        .client
+        .get(server.url("/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reason_of(none).await, (401, "admin_token_required".into()));
+    let wrong = server
+        .client
+        .get(server.url("/sessions"))
+        .bearer_auth("not-the-token-xxxxxx")
+        .send()
+        .await
+        .unwrap();
+    let body = wrong.text().await.unwrap();
+    assert!(body.contains("bad_admin_token"), "{body}");
+    assert!(!body.contains(ADMIN));
+    let off = start_server(&config_with("")).await;
+    let response = off
+        .client
+        .get(off.url("/sessions/stats"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reason_of(response).await, (403, "admin_disabled".into()));
+    let put = server
+        .client
+        .put(server.url("/sessions/x"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reason_of(put).await, (405, "method_not_allowed".into()));
+}

@@ -8,12 +8,17 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_telegate");
 
+/// The binary with no `TELEGATE_*` variables inherited: each test sets what it means.
+fn command() -> Command {
+    let mut command = Command::new(BIN);
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TELEGATE_")) {
+        command.env_remove(name);
+    }
+    command
+}
+
 fn telegate(args: &[&str]) -> std::process::Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("TELEGATE_CONFIG")
-        .output()
-        .unwrap()
+    command().args(args).output().unwrap()
 }
 
 /// The golden vector table's first row (computed with openssl).
@@ -108,7 +113,7 @@ fn keygen_prints_64_fresh_hex_chars() {
 
 #[test]
 fn check_config_accepts_the_embedded_default_and_warns_of_the_dev_key() {
-    let out = Command::new(BIN)
+    let out = command()
         .arg("check-config")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -136,7 +141,7 @@ fn config_errors_exit_64_and_name_the_key() {
             "{command}"
         );
     }
-    let out = Command::new(BIN)
+    let out = command()
         .args(["check-config", "--config", path.to_str().unwrap()])
         .env("TELEGATE_RATE_LIMIT__BURST", "5")
         .env("TELEGATE_AUTH__MAX_SKEW_SECS", "-1")
@@ -171,7 +176,7 @@ impl Drop for Served {
 }
 
 fn serve(config: &Path) -> Served {
-    let mut child = Command::new(BIN)
+    let mut child = command()
         .args(["serve", "--config", config.to_str().unwrap()])
         .env("TELEGATE_LOG__FORMAT", "json")
         .stdout(Stdio::piped())

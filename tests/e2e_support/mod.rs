@@ -1,7 +1,7 @@
 //! Shared plumbing for the end-to-end tests: real binaries on 127.0.0.1.
 //!
 //! - [`require_tools`]: finds the external tools (`scripts/install-tools`), or
-//!   skips the test loudly (fails it when `TELEGATE_REQUIRE_E2E=1`).
+//!   skips the test loudly (fails it when `E2E_REQUIRE_TOOLS=1`).
 //! - [`Workdir`]: a temp dir that is kept, and named, when the test fails.
 //! - [`free_port`]: a loopback port nobody else in this test binary was given.
 //! - [`Proc`]: a child process whose output goes to a log file, killed on drop
@@ -26,9 +26,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Set to `1` by the test script and CI: a missing tool is then a failure.
-pub const REQUIRE_ENV: &str = "TELEGATE_REQUIRE_E2E";
+pub const REQUIRE_ENV: &str = "E2E_REQUIRE_TOOLS";
 /// Overrides where the tools live (default: `$CARGO_MANIFEST_DIR/.tools/bin`).
-pub const TOOLS_ENV: &str = "TELEGATE_TOOLS_BIN";
+pub const TOOLS_ENV: &str = "E2E_TOOLS_BIN";
 
 /// Time between two probes of a bounded wait.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -59,7 +59,7 @@ impl Tools {
 }
 
 /// The tools a test needs, or `None` when they are missing and the test should
-/// skip. With `TELEGATE_REQUIRE_E2E=1` a missing tool panics instead, so CI can
+/// skip. With `E2E_REQUIRE_TOOLS=1` a missing tool panics instead, so CI can
 /// never go green by skipping.
 pub fn require_tools(test: &str, names: &[&str]) -> Option<Tools> {
     let dir = tools_dir();

@@ -4,6 +4,10 @@
 //! verify -> session -> answer, then one metrics update and one log line. Traefik
 //! copies a non-2xx answer (status, body, `Retry-After`) back to the client
 //! and, on 2xx, the `X-Auth-*` headers named in `authResponseHeaders`.
+//!
+//! Under a policy whose `methods` include `session`, a request that presents
+//! a session token (bearer, `X-Session-ID` or the cookie) is decided by the
+//! token instead, right after the rate limit.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -16,7 +20,8 @@ use crate::config::Policy;
 use crate::keyring::KeyId;
 use crate::reject::Reject;
 use crate::respond::{self, Body};
-use crate::session::{Refusal, Sighting};
+use crate::session::token;
+use crate::session::{Refusal, Sighting, TokenCheck, TokenHash, TokenOwner, TokenUse};
 use crate::signed_request::{self, ParseOptions, SignedRequest};
 use crate::state::AppState;
 use crate::verify;
@@ -29,22 +34,26 @@ pub const X_AUTH_SESSION_ID: HeaderName = HeaderName::from_static("x-auth-sessio
 pub const X_AUTH_CLIENT_VERSION: HeaderName = HeaderName::from_static("x-auth-client-version");
 pub const X_AUTH_KEY_ID: HeaderName = HeaderName::from_static("x-auth-key-id");
 pub const X_AUTH_STATUS: HeaderName = HeaderName::from_static("x-auth-status");
+pub const X_AUTH_USER: HeaderName = HeaderName::from_static("x-auth-user");
 
-/// What a successful verification established.
+/// What a successful signature verification established.
 #[derive(Debug)]
-struct Verified<'a> {
-    request: SignedRequest<'a>,
-    key_id: KeyId,
+pub struct Verified<'a> {
+    pub request: SignedRequest<'a>,
+    pub key_id: KeyId,
+}
+
+/// Why `/auth` let a request through.
+#[derive(Debug)]
+enum Allowed<'a> {
+    Signed(Verified<'a>),
+    Session(TokenOwner),
 }
 
 /// Answers one `/auth` request.
 pub fn forward_auth(state: &AppState, parts: &Parts, peer: IpAddr) -> Response<Body> {
     let started = Instant::now();
-    let client_ip = client_ip::resolve(
-        peer,
-        header_values(&parts.headers, &X_FORWARDED_FOR),
-        &state.settings.trusted_proxies,
-    );
+    let client_ip = client_address(state, &parts.headers, peer);
     let policy_name = query_param(parts.uri.query(), "policy");
     let outcome = match select_policy(state, policy_name) {
         Ok(policy) => decide(state, parts, policy, client_ip),
@@ -53,7 +62,21 @@ pub fn forward_auth(state: &AppState, parts: &Parts, peer: IpAddr) -> Response<B
     let metrics = &state.metrics;
     metrics.auth_total.inc();
     let response = match &outcome {
-        Ok(verified) => {
+        Ok(Allowed::Session(owner)) => {
+            metrics.auth_success.inc();
+            tracing::info!(
+                target: "telegate::decision",
+                %client_ip,
+                session = owner.session_id,
+                method = "session",
+                policy = policy_name.unwrap_or("default"),
+                result = "allow",
+                latency_us = started.elapsed().as_micros() as u64,
+                "auth decision"
+            );
+            allow_session(owner)
+        }
+        Ok(Allowed::Signed(verified)) => {
             metrics.auth_success.inc();
             metrics
                 .key_used_total
@@ -99,6 +122,15 @@ pub fn forward_auth(state: &AppState, parts: &Parts, peer: IpAddr) -> Response<B
     response
 }
 
+/// The client: the socket peer, or `X-Forwarded-For` from a trusted proxy.
+pub fn client_address(state: &AppState, headers: &HeaderMap, peer: IpAddr) -> IpAddr {
+    client_ip::resolve(
+        peer,
+        header_values(headers, &X_FORWARDED_FOR),
+        &state.settings.trusted_proxies,
+    )
+}
+
 fn select_policy<'s>(state: &'s AppState, name: Option<&str>) -> Result<&'s Policy, Reject> {
     match name {
         None | Some("") | Some("default") => Ok(&state.settings.default_policy),
@@ -114,9 +146,18 @@ fn decide<'p>(
     parts: &'p Parts,
     policy: &Policy,
     client_ip: IpAddr,
-) -> Result<Verified<'p>, Reject> {
+) -> Result<Allowed<'p>, Reject> {
     state.limits.check(&policy.name, client_ip)?;
     let headers = &parts.headers;
+    if policy.allows("session") {
+        let cookie_name = &state.settings.sessions.cookie_name;
+        if let Some(presented) = token::presented(headers, cookie_name) {
+            return check_token(state, presented, headers, client_ip).map(Allowed::Session);
+        }
+        if !policy.allows("hmac") {
+            return Err(Reject::InvalidSession);
+        }
+    }
     let method = match headers.get(&X_FORWARDED_METHOD) {
         Some(value) => value.to_str().map_err(|_| Reject::MalformedHeader)?,
         None => parts.method.as_str(),
@@ -126,17 +167,51 @@ fn decide<'p>(
         .ok_or(Reject::MissingForwardedUri)?
         .to_str()
         .map_err(|_| Reject::MalformedHeader)?;
+    let path = signed_request::signed_path(uri);
+    verify_signed(state, headers, method, path, policy, client_ip).map(Allowed::Signed)
+}
+
+/// A session token presented to `/auth`: live opens (and touches) its
+/// session; expired, revoked and unknown tokens are refused.
+fn check_token(
+    state: &AppState,
+    presented: &str,
+    headers: &HeaderMap,
+    client_ip: IpAddr,
+) -> Result<TokenOwner, Reject> {
+    let seen = TokenUse {
+        client_ip,
+        user_agent: header_str(headers, &http::header::USER_AGENT),
+        now: state.now(),
+    };
+    match state
+        .sessions
+        .authenticate(&TokenHash::of(presented), &seen)
+    {
+        TokenCheck::Live(owner) => Ok(owner),
+        TokenCheck::Expired(_) => Err(Reject::SessionExpired),
+        TokenCheck::Revoked { .. } => Err(Reject::SessionRevoked),
+        TokenCheck::Unknown => Err(Reject::InvalidSession),
+    }
+}
+
+/// The signature stages for a request signed over `method path`, after the
+/// rate limit: parse, build policy, window, verify, session. `/auth` takes
+/// method and path from Traefik's `X-Forwarded-*`; `POST /sessions` from the
+/// request itself.
+pub fn verify_signed<'h>(
+    state: &AppState,
+    headers: &'h HeaderMap,
+    method: &'h str,
+    path: &'h str,
+    policy: &Policy,
+    client_ip: IpAddr,
+) -> Result<Verified<'h>, Reject> {
     let options = ParseOptions {
         require_session_id: state.settings.require_session_id,
     };
     let names = &state.settings.header_names;
-    let request = signed_request::parse(
-        names,
-        headers,
-        method,
-        signed_request::signed_path(uri),
-        options,
-    )?;
+    let request = signed_request::parse(names, headers, method, path, options)?;
     if let Some(required) = &policy.require_build {
         if request.build != Some(required.as_str()) {
             return Err(Reject::UnofficialBuild);
@@ -190,6 +265,22 @@ fn track_session(
     }
 }
 
+fn allow_session(owner: &TokenOwner) -> Response<Body> {
+    let mut response = respond::json(
+        StatusCode::OK,
+        &serde_json::json!({"status": "valid", "session_id": owner.session_id}),
+    );
+    let headers = response.headers_mut();
+    headers.insert(X_AUTH_STATUS, HeaderValue::from_static("valid"));
+    if let Ok(value) = HeaderValue::from_str(&owner.session_id) {
+        headers.insert(X_AUTH_SESSION_ID, value);
+    }
+    if let Some(Ok(value)) = owner.user_id.as_deref().map(HeaderValue::from_str) {
+        headers.insert(X_AUTH_USER, value);
+    }
+    response
+}
+
 fn allow(verified: &Verified<'_>) -> Response<Body> {
     let mut response = respond::json(
         StatusCode::OK,
@@ -222,7 +313,7 @@ fn header_values<'a>(
         .into_iter()
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

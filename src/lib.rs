@@ -10,7 +10,7 @@
 //! - [`window`]: the timestamp window check, in both directions.
 //! - [`canonical`]: the canonical v1 message and its HMAC-SHA256.
 //! - [`verify`]: checks a signature against every live key of the ring.
-//! - [`session`]: records each verified session; refuses revoked ones and address floods.
+//! - [`session`]: records each verified session, issues and checks session tokens; refuses revoked ones and address floods.
 //! - [`auth`]: composes the stages into one forwardAuth decision.
 //! - [`reject`]: every rejection reason, and the one place that maps it to HTTP.
 //! - [`respond`]: JSON bodies and response builders.

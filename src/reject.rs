@@ -37,6 +37,10 @@ pub enum Reject {
     RateLimited { retry_after_secs: u64 },
     #[error("This session has been revoked")]
     SessionRevoked,
+    #[error("Invalid session token")]
+    InvalidSession,
+    #[error("Session expired")]
+    SessionExpired,
     #[error("Too many sessions from this address")]
     TooManySessions,
     #[error("No live signing key is loaded")]
@@ -60,6 +64,8 @@ impl Reject {
         "unofficial_build",
         "rate_limited",
         "session_revoked",
+        "invalid_session",
+        "session_expired",
         "too_many_sessions",
         "no_live_key",
         "unknown_policy",
@@ -79,6 +85,8 @@ impl Reject {
             Reject::UnofficialBuild => "unofficial_build",
             Reject::RateLimited { .. } => "rate_limited",
             Reject::SessionRevoked => "session_revoked",
+            Reject::InvalidSession => "invalid_session",
+            Reject::SessionExpired => "session_expired",
             Reject::TooManySessions => "too_many_sessions",
             Reject::NoLiveKey => "no_live_key",
             Reject::UnknownPolicy => "unknown_policy",
@@ -95,7 +103,9 @@ impl Reject {
             | Reject::MalformedHeader
             | Reject::StaleTimestamp
             | Reject::FutureTimestamp
-            | Reject::UnofficialBuild => StatusCode::UNAUTHORIZED,
+            | Reject::UnofficialBuild
+            | Reject::InvalidSession
+            | Reject::SessionExpired => StatusCode::UNAUTHORIZED,
             Reject::BadSignature | Reject::SessionRevoked => StatusCode::FORBIDDEN,
             Reject::RateLimited { .. } | Reject::TooManySessions => StatusCode::TOO_MANY_REQUESTS,
             // A gateway with no usable key is broken, not the client: 503 makes
@@ -153,6 +163,8 @@ mod tests {
                 retry_after_secs: 1,
             },
             Reject::SessionRevoked,
+            Reject::InvalidSession,
+            Reject::SessionExpired,
             Reject::TooManySessions,
             Reject::NoLiveKey,
             Reject::UnknownPolicy,
@@ -175,5 +187,14 @@ mod tests {
         assert_eq!(limited.status(), 429);
         let response = limited.into_response();
         assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+    }
+
+    #[test]
+    fn session_token_statuses() {
+        assert_eq!(Reject::InvalidSession.status(), 401);
+        assert_eq!(Reject::InvalidSession.reason(), "invalid_session");
+        assert_eq!(Reject::SessionExpired.status(), 401);
+        assert_eq!(Reject::SessionExpired.reason(), "session_expired");
+        assert_eq!(Reject::SessionRevoked.status(), 403);
     }
 }

@@ -12,15 +12,17 @@ use crate::respond::{self, Body};
 use crate::session;
 use crate::state::AppState;
 
-/// Handles one request. The body is never read by these routes: `/auth`
-/// decides on headers alone.
-pub async fn route<B>(state: AppState, request: Request<B>, peer: IpAddr) -> Response<Body> {
-    let (parts, _body) = request.into_parts();
+/// Handles one request. Only the session API reads a body (capped);
+/// `/auth` decides on headers alone and never reads one.
+pub async fn route<B>(state: AppState, request: Request<B>, peer: IpAddr) -> Response<Body>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = request.into_parts();
     let state = &state;
-    if parts.uri.path().starts_with("/sessions") {
-        if let Some(response) = session::api::route(state, &parts).await {
-            return response;
-        }
+    if session::api::handles(parts.uri.path()) {
+        return session::api::route(state, parts, body, peer).await;
     }
     match (parts.uri.path(), &parts.method) {
         ("/auth", _) => auth::forward_auth(state, &parts, peer),

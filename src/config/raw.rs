@@ -145,7 +145,7 @@ pub struct PolicyRate {
 pub struct SessionsSection {
     /// `memory` (the embedded store).
     pub store: String,
-    /// A signed session is forgotten after this long without a request.
+    /// A session (signed or issued) ends after this long without a request.
     pub idle_secs: u64,
     /// Live sessions one client address may hold (429 `too_many_sessions` beyond).
     pub max_per_ip: usize,
@@ -157,6 +157,22 @@ pub struct SessionsSection {
     pub expired_retention_secs: u64,
     /// `full`, `truncated` (IPv4 /24, IPv6 /48) or `none`.
     pub store_ip: String,
+    /// Absolute lifetime of an issued session.
+    pub ttl_secs: u64,
+    /// `extend` never pushes an issued session past its creation plus this.
+    pub max_lifetime_secs: u64,
+    /// Live issued sessions one user may hold.
+    pub max_per_user: usize,
+    /// `evict_oldest` or `refuse` (429 `too_many_user_sessions`).
+    pub per_user_limit: String,
+    /// Keep the `metadata` given to `POST /sessions` (off: dropped).
+    pub store_metadata: bool,
+    /// Most bytes of a session API request body (413 `body_too_large`).
+    pub max_body_bytes: usize,
+    /// Most bytes of serialized `metadata` (400 `metadata_too_large`).
+    pub max_metadata_bytes: usize,
+    /// The cookie `/auth` reads a session token from.
+    pub cookie_name: String,
 }
 
 impl Default for SessionsSection {
@@ -169,6 +185,14 @@ impl Default for SessionsSection {
             revocation_ttl_secs: 7 * 86400,
             expired_retention_secs: 3600,
             store_ip: "full".into(),
+            ttl_secs: 86400,
+            max_lifetime_secs: 7 * 86400,
+            max_per_user: 10,
+            per_user_limit: "evict_oldest".into(),
+            store_metadata: false,
+            max_body_bytes: 8 * 1024,
+            max_metadata_bytes: 4096,
+            cookie_name: "telegate_session".into(),
         }
     }
 }

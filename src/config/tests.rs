@@ -99,6 +99,18 @@ fn errors_name_the_key_and_the_variable() {
         ),
         ("[policies.p]\nkey_ids = [\"ghost\"]", "policies.p.key_ids"),
         ("[policies.p]\nmethods = [\"magic\"]", "policies.p.methods"),
+        ("[sessions]\nttl_secs = 0", "sessions.ttl_secs"),
+        (
+            "[sessions]\nttl_secs = 100\nmax_lifetime_secs = 50",
+            "sessions.ttl_secs",
+        ),
+        ("[sessions]\nmax_per_user = 0", "sessions.max_per_user"),
+        (
+            "[sessions]\nper_user_limit = \"lru\"",
+            "sessions.per_user_limit",
+        ),
+        ("[sessions]\nmax_body_bytes = 1", "sessions.max_body_bytes"),
+        ("[sessions]\ncookie_name = \"a b\"", "sessions.cookie_name"),
     ];
     for (text, expected) in cases {
         assert_eq!(
@@ -163,4 +175,29 @@ require_build = "official"
     assert_eq!(strict.key_ids.as_ref().unwrap()[0].as_str(), "b");
     assert_eq!(strict.require_build.as_deref(), Some("official"));
     assert_eq!(strict.rate_limit, None);
+}
+
+#[test]
+fn issued_session_settings_and_the_session_method() {
+    let defaults = from_text("", &MapEnv::default()).unwrap().sessions;
+    assert_eq!(defaults.ttl.as_secs(), 86400);
+    assert_eq!(defaults.max_lifetime.as_secs(), 7 * 86400);
+    assert_eq!(defaults.max_per_user, 10);
+    assert_eq!(
+        defaults.per_user_limit,
+        crate::session::PerUserLimit::EvictOldest
+    );
+    assert!(!defaults.store_metadata, "metadata is opt-in");
+    assert_eq!(
+        (defaults.max_body_bytes, defaults.max_metadata_bytes),
+        (8192, 4096)
+    );
+    assert_eq!(defaults.cookie_name, "telegate_session");
+    let text = "[sessions]\nper_user_limit = \"refuse\"\n[policies.app]\nmethods = [\"hmac\", \"session\"]";
+    let settings = from_text(text, &MapEnv::default()).unwrap();
+    assert_eq!(
+        settings.sessions.per_user_limit,
+        crate::session::PerUserLimit::Refuse
+    );
+    assert_eq!(settings.policies["app"].methods, ["hmac", "session"]);
 }

@@ -13,7 +13,7 @@ use super::raw::{KeyEntry, RawConfig};
 use super::ConfigError;
 use crate::client_ip::TrustedProxies;
 use crate::keyring::{KeyId, KeySource, KeySpec};
-use crate::session::{SessionSettings, StoreIp};
+use crate::session::{PerUserLimit, SessionSettings, StoreIp};
 use crate::signed_request::HeaderNames;
 
 #[derive(Debug, Clone)]
@@ -73,8 +73,15 @@ pub struct Policy {
     pub methods: Vec<String>,
 }
 
+impl Policy {
+    /// Whether `methods` lists this credential (`hmac`, `session`).
+    pub fn allows(&self, method: &str) -> bool {
+        self.methods.iter().any(|m| m == method)
+    }
+}
+
 /// Accepted values of a policy's `methods`.
-const METHODS: &[&str] = &["hmac"];
+const METHODS: &[&str] = &["hmac", "session"];
 
 pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
     let listen = raw.listen.parse().map_err(|_| {
@@ -282,8 +289,63 @@ fn session_settings(raw: &RawConfig) -> Result<SessionSettings, ConfigError> {
             ))
         }
     };
+    positive("sessions.ttl_secs", section.ttl_secs)?;
+    positive("sessions.max_lifetime_secs", section.max_lifetime_secs)?;
+    if section.ttl_secs > section.max_lifetime_secs {
+        return Err(ConfigError::invalid(
+            "sessions.ttl_secs",
+            "must not exceed sessions.max_lifetime_secs",
+        ));
+    }
+    // Unix seconds must stay far from overflow when added to a timestamp.
+    if section.max_lifetime_secs > 10 * 365 * 86400 {
+        return Err(ConfigError::invalid(
+            "sessions.max_lifetime_secs",
+            "must be at most ten years",
+        ));
+    }
+    positive("sessions.max_per_user", section.max_per_user as u64)?;
+    let per_user_limit = match section.per_user_limit.as_str() {
+        "evict_oldest" => PerUserLimit::EvictOldest,
+        "refuse" => PerUserLimit::Refuse,
+        other => {
+            return Err(ConfigError::invalid(
+                "sessions.per_user_limit",
+                format!("{other:?} is not evict_oldest or refuse"),
+            ))
+        }
+    };
+    if !(64..=1024 * 1024).contains(&section.max_body_bytes) {
+        return Err(ConfigError::invalid(
+            "sessions.max_body_bytes",
+            "must be between 64 and 1048576",
+        ));
+    }
+    positive(
+        "sessions.max_metadata_bytes",
+        section.max_metadata_bytes as u64,
+    )?;
+    let cookie_ok = !section.cookie_name.is_empty()
+        && section
+            .cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !cookie_ok {
+        return Err(ConfigError::invalid(
+            "sessions.cookie_name",
+            "must be a cookie name (letters, digits, -_.)",
+        ));
+    }
     Ok(SessionSettings {
         idle: Duration::from_secs(section.idle_secs),
+        ttl: Duration::from_secs(section.ttl_secs),
+        max_lifetime: Duration::from_secs(section.max_lifetime_secs),
+        max_per_user: section.max_per_user,
+        per_user_limit,
+        store_metadata: section.store_metadata,
+        max_body_bytes: section.max_body_bytes,
+        max_metadata_bytes: section.max_metadata_bytes,
+        cookie_name: section.cookie_name.clone(),
         max_per_ip: section.max_per_ip,
         max_sessions: section.max_sessions,
         revocation_ttl: Duration::from_secs(section.revocation_ttl_secs),

@@ -7,6 +7,11 @@
 //! expired, revoked) is decided against the injected Unix clock in the
 //! records; moka's own timers only bound memory, a retention period after the
 //! logical expiry so a read can still answer 410.
+//!
+//! Issued sessions add two indices: token hash -> session id, and user ->
+//! that user's session ids, oldest first ([`issued`]).
+
+mod issued;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,19 +23,33 @@ use moka::sync::Cache;
 use prometheus::IntCounter;
 
 use super::{
-    petname, BoxFuture, ListFilter, Lookup, Page, Refusal, SessionKind, SessionRecord,
-    SessionSettings, SessionStore, Sighting, Stats, StoreError,
+    petname, BoxFuture, Change, Changed, Issue, ListFilter, Lookup, NewSession, Page, Refusal,
+    SessionKind, SessionRecord, SessionSettings, SessionStore, Sighting, Stats, StoreError,
+    TokenCheck, TokenHash, TokenUse,
 };
 use crate::client_ip;
 
-type Record = Arc<Mutex<SessionRecord>>;
+/// A record and, for an issued session, the hash of its current token
+/// (kept beside the record, never shown).
+struct Entry {
+    record: SessionRecord,
+    token: Option<TokenHash>,
+}
+
+type Record = Arc<Mutex<Entry>>;
+type IdList = Arc<Mutex<Vec<Arc<str>>>>;
 
 pub struct MemoryStore {
     sessions: Cache<Arc<str>, Record>,
     /// Session id -> revoked until (Unix seconds).
     revoked: Cache<Arc<str>, i64>,
     /// Client address (IPv6 by /64) -> the session ids it opened.
-    per_ip: Cache<IpAddr, Arc<Mutex<Vec<Arc<str>>>>>,
+    per_ip: Cache<IpAddr, IdList>,
+    /// Token hash -> the issued session it opens. Kept after an operator
+    /// deletes the session, so the token is answered `session_revoked`.
+    tokens: Cache<TokenHash, Arc<str>>,
+    /// User id -> the user's issued sessions, oldest first.
+    per_user: Cache<Arc<str>, IdList>,
     settings: SessionSettings,
 }
 
@@ -41,8 +60,8 @@ struct RecordExpiry {
 
 impl RecordExpiry {
     fn remaining(&self, record: &Record) -> Option<Duration> {
-        let record = lock(record);
-        let secs = (record.expires_at - record.last_seen).max(0) as u64;
+        let record = &lock(record).record;
+        let secs = (record.live_until() - record.last_seen).max(0) as u64;
         Some(Duration::from_secs(secs) + self.retention)
     }
 }
@@ -108,10 +127,26 @@ impl MemoryStore {
             .eviction_policy(EvictionPolicy::lru())
             .time_to_idle(settings.idle)
             .build();
+        // A token outlives its session only as long as a revocation may.
+        let token_ttl =
+            settings.max_lifetime.max(settings.revocation_ttl) + settings.expired_retention;
+        let tokens = Cache::builder()
+            .max_capacity(settings.max_sessions)
+            .eviction_policy(EvictionPolicy::lru())
+            .time_to_live(token_ttl)
+            .build();
+        // Every session in a list ends within max_lifetime of its creation.
+        let per_user = Cache::builder()
+            .max_capacity(settings.max_sessions)
+            .eviction_policy(EvictionPolicy::lru())
+            .time_to_idle(settings.max_lifetime)
+            .build();
         MemoryStore {
             sessions,
             revoked,
             per_ip,
+            tokens,
+            per_user,
             settings,
         }
     }
@@ -123,7 +158,7 @@ impl MemoryStore {
     fn is_live(&self, id: &str, now: i64) -> bool {
         self.sessions
             .get(id)
-            .is_some_and(|record| lock(&record).expires_at >= now)
+            .is_some_and(|record| lock(&record).record.is_live(now))
     }
 
     /// Lets a new session from `ip` in, unless the address already holds
@@ -150,6 +185,9 @@ impl MemoryStore {
             first_seen: sighting.now,
             last_seen: sighting.now,
             expires_at: sighting.now + self.idle_secs(),
+            idle_expires_at: None,
+            user_id: None,
+            metadata: None,
             requests: 0,
             bytes: 0,
             client_ip: None,
@@ -180,13 +218,9 @@ impl MemoryStore {
     fn snapshot(&self) -> Vec<SessionRecord> {
         self.sessions
             .iter()
-            .map(|(_, record)| lock(&record).clone())
+            .map(|(_, record)| lock(&record).record.clone())
             .collect()
     }
-}
-
-fn is_active(record: &SessionRecord, now: i64) -> bool {
-    record.expires_at >= now && record.revoked_at.is_none()
 }
 
 impl SessionStore for MemoryStore {
@@ -195,9 +229,14 @@ impl SessionStore for MemoryStore {
             return Err(Refusal::Revoked);
         }
         if let Some(record) = self.sessions.get(sighting.session_id) {
-            let mut record = lock(&record);
-            if record.expires_at >= sighting.now {
-                self.update(&mut record, sighting);
+            let mut entry = lock(&record);
+            // A signature naming an issued session's id does not make it a
+            // signed one: its lifetimes and token stay as they are.
+            if entry.record.kind == SessionKind::Issued {
+                return Ok(false);
+            }
+            if entry.record.is_live(sighting.now) {
+                self.update(&mut entry.record, sighting);
                 return Ok(false);
             }
         }
@@ -206,7 +245,11 @@ impl SessionStore for MemoryStore {
         self.admit(sighting.client_ip, &id, sighting.now)?;
         let mut record = self.new_record(sighting);
         self.update(&mut record, sighting);
-        self.sessions.insert(id, Arc::new(Mutex::new(record)));
+        let entry = Entry {
+            record,
+            token: None,
+        };
+        self.sessions.insert(id, Arc::new(Mutex::new(entry)));
         Ok(true)
     }
 
@@ -224,8 +267,8 @@ impl SessionStore for MemoryStore {
         let found = match self.sessions.get(session_id) {
             None => Lookup::Unknown,
             Some(record) => {
-                let record = lock(&record).clone();
-                if record.expires_at >= now {
+                let record = lock(&record).record.clone();
+                if record.is_live(now) {
                     Lookup::Live(record)
                 } else {
                     Lookup::Expired(record)
@@ -239,17 +282,23 @@ impl SessionStore for MemoryStore {
         &'a self,
         session_id: &'a str,
         now: i64,
-    ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let known = match self.sessions.get(session_id) {
-            None => false,
-            Some(record) => {
-                lock(&record).revoked_at.get_or_insert(now);
-                let until = now + self.settings.revocation_ttl.as_secs() as i64;
-                self.revoked.insert(Arc::from(session_id), until);
-                true
+    ) -> BoxFuture<'a, Result<Option<SessionKind>, StoreError>> {
+        let kind = self.sessions.get(session_id).map(|record| {
+            let kind = {
+                let mut entry = lock(&record);
+                entry.record.revoked_at.get_or_insert(now);
+                entry.record.kind
+            };
+            if kind == SessionKind::Issued {
+                // Deleted, but its token index entry stays: the token is
+                // then answered `session_revoked`, not `invalid_session`.
+                self.sessions.invalidate(session_id);
             }
-        };
-        Box::pin(std::future::ready(Ok(known)))
+            let until = now + self.settings.revocation_ttl.as_secs() as i64;
+            self.revoked.insert(Arc::from(session_id), until);
+            kind
+        });
+        Box::pin(std::future::ready(Ok(kind)))
     }
 
     fn list<'a>(
@@ -263,8 +312,14 @@ impl SessionStore for MemoryStore {
             .filter(|r| filter.kind.is_none_or(|kind| r.kind == kind))
             .filter(|r| {
                 filter
+                    .user
+                    .as_deref()
+                    .is_none_or(|user| r.user_id.as_deref() == Some(user))
+            })
+            .filter(|r| {
+                filter
                     .active
-                    .is_none_or(|active| is_active(r, now) == active)
+                    .is_none_or(|active| r.is_active(now) == active)
             })
             .filter(|r| {
                 filter
@@ -297,7 +352,7 @@ impl SessionStore for MemoryStore {
             if record.first_seen >= now - 3600 {
                 stats.created_last_hour += 1;
             }
-            if is_active(&record, now) {
+            if record.is_active(now) {
                 *stats.active.entry(record.kind.as_str()).or_default() += 1;
                 let version = record.client_version.unwrap_or_else(|| "unknown".into());
                 *stats.by_client_version.entry(version).or_default() += 1;
@@ -310,8 +365,8 @@ impl SessionStore for MemoryStore {
         let mut signed = 0;
         let mut issued = 0;
         for (_, record) in self.sessions.iter() {
-            let record = lock(&record);
-            if is_active(&record, now) {
+            let record = &lock(&record).record;
+            if record.is_active(now) {
                 match record.kind {
                     SessionKind::Signed => signed += 1,
                     SessionKind::Issued => issued += 1,
@@ -319,6 +374,51 @@ impl SessionStore for MemoryStore {
             }
         }
         vec![(SessionKind::Signed, signed), (SessionKind::Issued, issued)]
+    }
+
+    fn authenticate(&self, token: &TokenHash, seen: &TokenUse<'_>) -> TokenCheck {
+        self.check_token(token, seen.now, Some(seen))
+    }
+
+    fn issue(&self, new: NewSession) -> BoxFuture<'_, Result<Issue, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.issue_now(new))))
+    }
+
+    fn find_token<'a>(
+        &'a self,
+        token: &'a TokenHash,
+        now: i64,
+    ) -> BoxFuture<'a, Result<TokenCheck, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.check_token(token, now, None))))
+    }
+
+    fn change<'a>(
+        &'a self,
+        session_id: &'a str,
+        change: Change,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Changed, StoreError>> {
+        Box::pin(std::future::ready(Ok(
+            self.change_now(session_id, change, now)
+        )))
+    }
+
+    fn delete<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.delete_now(session_id))))
+    }
+
+    fn delete_user<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.delete_user_now(user))))
+    }
+
+    fn wipe(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let count = self.sessions.iter().count() as u64;
+        self.sessions.invalidate_all();
+        self.revoked.invalidate_all();
+        self.per_ip.invalidate_all();
+        self.tokens.invalidate_all();
+        self.per_user.invalidate_all();
+        Box::pin(std::future::ready(Ok(count)))
     }
 }
 

@@ -2,11 +2,18 @@
 //! (capacity eviction, IP privacy).
 
 use super::*;
-use crate::session::conformance::{self, settings, sighting, T0};
+use crate::session::conformance::{self, issued, settings, sighting, T0};
 use crate::session::StoreIp;
 
 fn store() -> MemoryStore {
     MemoryStore::new(settings(), IntCounter::new("evicted", "test").unwrap())
+}
+
+fn refusing_store() -> MemoryStore {
+    MemoryStore::new(
+        issued::refusing(),
+        IntCounter::new("evicted", "test").unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -17,6 +24,30 @@ async fn conformance() {
     conformance::one_address_holds_at_most_max_per_ip(&store()).await;
     conformance::list_pages_and_filters(&store()).await;
     conformance::stats_count_by_kind_and_version(&store()).await;
+}
+
+#[tokio::test]
+async fn conformance_issued() {
+    issued::issue_and_find_by_token_hash(&store()).await;
+    issued::the_absolute_ttl_ends_a_busy_session(&store()).await;
+    issued::refresh_kills_the_old_token_at_once(&store()).await;
+    issued::extend_is_bounded_by_the_max_lifetime(&store()).await;
+    issued::a_user_over_the_limit_loses_the_oldest(&store()).await;
+    issued::a_user_over_the_limit_is_refused(&refusing_store()).await;
+    issued::a_signed_client_issues_within_its_address_cap(&store()).await;
+    issued::logout_revoke_user_delete_and_wipe(&store()).await;
+}
+
+#[tokio::test]
+async fn the_store_keeps_only_the_token_hash() {
+    let store = store();
+    issued::issue(&store, "i1", "the-token-text", Some("alice"), T0).await;
+    let entry = store.sessions.get("i1").unwrap();
+    let entry = lock(&entry);
+    assert_eq!(entry.token, Some(TokenHash::of("the-token-text")));
+    let shown = serde_json::to_string(&entry.record).unwrap();
+    assert!(!shown.contains("the-token-text"), "{shown}");
+    assert!(!shown.contains(&hex::encode(TokenHash::of("the-token-text").as_bytes())));
 }
 
 #[tokio::test]

@@ -9,6 +9,12 @@
 //! `session_revoked` until the revocation expires. One client address can
 //! hold at most `max_per_ip` live sessions (429 `too_many_sessions`).
 //!
+//! Issued sessions are the other kind: `POST /sessions` hands out a 256-bit
+//! token ([`token`]) that `/auth` accepts under a policy with
+//! `methods = ["session"]`; the store keeps only its SHA-256. They expire
+//! absolutely (`ttl_secs`, extendable up to `max_lifetime_secs`) and when idle
+//! (`idle_secs`), and one user holds at most `max_per_user`.
+//!
 //! [`memory`] is the embedded store (moka, per-entry expiry, LRU so a new
 //! session is never silently refused); [`api`] serves `/sessions`.
 
@@ -17,6 +23,7 @@ pub mod api;
 pub(crate) mod conformance;
 pub mod memory;
 pub mod petname;
+pub mod token;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -24,6 +31,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use memory::MemoryStore;
+pub use token::{Token, TokenHash};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,10 +75,34 @@ impl StoreIp {
     }
 }
 
+/// What issuing a session for a user who already holds `max_per_user` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerUserLimit {
+    /// The user's oldest session is deleted to make room.
+    EvictOldest,
+    /// The new session is refused (429 `too_many_user_sessions`).
+    Refuse,
+}
+
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
-    /// A signed session is forgotten after this long without a request.
+    /// A session (either kind) ends after this long without a request.
     pub idle: Duration,
+    /// Absolute lifetime of an issued session when created.
+    pub ttl: Duration,
+    /// `extend` never pushes an issued session past `created + max_lifetime`.
+    pub max_lifetime: Duration,
+    /// Live issued sessions one user may hold.
+    pub max_per_user: usize,
+    pub per_user_limit: PerUserLimit,
+    /// Keep the `metadata` of `POST /sessions` (off by default: privacy).
+    pub store_metadata: bool,
+    /// Cap on a session API request body.
+    pub max_body_bytes: usize,
+    /// Cap on the serialized `metadata` of `POST /sessions`.
+    pub max_metadata_bytes: usize,
+    /// The cookie `/auth` reads a session token from.
+    pub cookie_name: String,
     /// Live sessions one client address may hold.
     pub max_per_ip: usize,
     /// Most sessions held; the least recently used goes first.
@@ -90,7 +122,17 @@ pub struct SessionRecord {
     pub pet_name: String,
     pub first_seen: i64,
     pub last_seen: i64,
+    /// Signed: `last_seen + idle`. Issued: the absolute end (TTL, extendable).
     pub expires_at: i64,
+    /// Issued only: `last_seen + idle`; the session ends at the earlier of the two.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_expires_at: Option<i64>,
+    /// Issued only: whom the session was issued for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Issued only, and only with `store_metadata = true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
     pub requests: u64,
     pub bytes: u64,
     pub client_ip: Option<String>,
@@ -99,6 +141,23 @@ pub struct SessionRecord {
     pub key_id: Option<String>,
     /// Set when an operator revoked it; a revoked session is not active.
     pub revoked_at: Option<i64>,
+}
+
+impl SessionRecord {
+    /// The last second (inclusive) the session is live, absent new activity.
+    pub fn live_until(&self) -> i64 {
+        self.idle_expires_at
+            .map_or(self.expires_at, |idle| idle.min(self.expires_at))
+    }
+
+    pub fn is_live(&self, now: i64) -> bool {
+        self.live_until() >= now
+    }
+
+    /// Live and not revoked.
+    pub fn is_active(&self, now: i64) -> bool {
+        self.is_live(now) && self.revoked_at.is_none()
+    }
 }
 
 /// What one verified request tells about its session.
@@ -148,11 +207,94 @@ pub struct Page {
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub kind: Option<SessionKind>,
+    /// Only sessions issued for this user.
+    pub user: Option<String>,
     /// `Some(true)`: live only; `Some(false)`: expired only.
     pub active: Option<bool>,
     pub limit: usize,
     /// List ids strictly after this one (ids are listed in order).
     pub cursor: Option<String>,
+}
+
+/// A session to issue: the caller made the id and the token, the store
+/// applies the lifetimes and the per-user limit.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub session_id: String,
+    pub token_hash: TokenHash,
+    pub user_id: Option<String>,
+    /// Already dropped by the caller unless `store_metadata` is on.
+    pub metadata: Option<serde_json::Value>,
+    /// Set for a signed client: it counts against that address's
+    /// `max_per_ip` like the signed sessions it opens.
+    pub client_ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub client_version: Option<String>,
+    pub key_id: Option<String>,
+    pub now: i64,
+}
+
+/// The outcome of [`SessionStore::issue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Issue {
+    /// Created; `evicted` older sessions of the same user were deleted for it.
+    Created {
+        record: Box<SessionRecord>,
+        evicted: usize,
+    },
+    /// The user holds `max_per_user` and the limit is `refuse`.
+    TooManyForUser,
+    /// The signed client's address holds `max_per_ip` live sessions.
+    TooManyForIp,
+}
+
+/// The session a token opens: what `/auth` hands upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenOwner {
+    pub session_id: String,
+    pub user_id: Option<String>,
+}
+
+/// Which session a token belongs to, and in what state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCheck {
+    Live(TokenOwner),
+    Expired(TokenOwner),
+    /// Deleted by an operator, its id revoked.
+    Revoked {
+        session_id: String,
+    },
+    Unknown,
+}
+
+/// A request that presented a token to `/auth`.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenUse<'a> {
+    pub client_ip: IpAddr,
+    pub user_agent: Option<&'a str>,
+    pub now: i64,
+}
+
+/// A change to one issued session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Restart the idle timer.
+    Touch,
+    /// Push the absolute expiry out by this many seconds, bounded by the
+    /// max lifetime (also restarts the idle timer).
+    Extend(u64),
+    /// Replace the token: the old one is dead when this returns.
+    Refresh(TokenHash),
+}
+
+/// The outcome of [`SessionStore::change`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    Done(Box<SessionRecord>),
+    Expired,
+    Unknown,
+    /// A signed session: it has no token, idle timer or lifetime to change.
+    NotIssued,
 }
 
 /// The store could not answer (a remote store is down): 503 `store_unavailable`.
@@ -162,10 +304,11 @@ pub struct StoreError(pub String);
 
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
-/// The store behind sessions. The hot-path calls (`observe`, `is_revoked`)
-/// are synchronous and local, so `/auth` never waits on a network round
-/// trip; a remote store writes them behind in batches. The API calls are
-/// async and may fail with [`StoreError`].
+/// The store behind sessions. The hot-path calls (`observe`, `is_revoked`,
+/// `authenticate`) are synchronous and local, so `/auth` never waits on a
+/// network round trip; a remote store writes them behind in batches. The API
+/// calls are async and may fail with [`StoreError`]. Tokens reach a store
+/// only as [`TokenHash`]es.
 pub trait SessionStore: Send + Sync {
     /// Records a verified request (true: a new session), or refuses its session.
     fn observe(&self, sighting: &Sighting<'_>) -> Result<bool, Refusal>;
@@ -175,12 +318,15 @@ pub trait SessionStore: Send + Sync {
         session_id: &'a str,
         now: i64,
     ) -> BoxFuture<'a, Result<Lookup, StoreError>>;
-    /// Revokes a known session; `Ok(false)` when the id is unknown.
+    /// Revokes a known session and says which kind it was; `Ok(None)` when
+    /// the id is unknown. A signed session stays readable (with `revoked_at`);
+    /// an issued one is deleted, its id and token refused until the
+    /// revocation expires.
     fn revoke<'a>(
         &'a self,
         session_id: &'a str,
         now: i64,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    ) -> BoxFuture<'a, Result<Option<SessionKind>, StoreError>>;
     fn list<'a>(
         &'a self,
         filter: &'a ListFilter,
@@ -189,6 +335,32 @@ pub trait SessionStore: Send + Sync {
     fn stats(&self, now: i64) -> BoxFuture<'_, Result<Stats, StoreError>>;
     /// Live sessions by kind, for the `sessions_active` gauge.
     fn active(&self, now: i64) -> Vec<(SessionKind, u64)>;
+
+    /// `/auth` with a token (hot path, local): which session it opens; a live
+    /// one is touched (idle timer, request count, client).
+    fn authenticate(&self, token: &TokenHash, seen: &TokenUse<'_>) -> TokenCheck;
+    /// Stores an issued session.
+    fn issue(&self, new: NewSession) -> BoxFuture<'_, Result<Issue, StoreError>>;
+    /// Which session a token belongs to, without touching it (owner checks).
+    fn find_token<'a>(
+        &'a self,
+        token: &'a TokenHash,
+        now: i64,
+    ) -> BoxFuture<'a, Result<TokenCheck, StoreError>>;
+    /// Touches, extends or refreshes a live issued session.
+    fn change<'a>(
+        &'a self,
+        session_id: &'a str,
+        change: Change,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Changed, StoreError>>;
+    /// Deletes a session and its token (logout); `Ok(false)` when unknown.
+    fn delete<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// Deletes every session issued for `user`; returns how many.
+    fn delete_user<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
+    /// Forgets everything: sessions, tokens, revocations, indices. Returns
+    /// how many sessions were dropped.
+    fn wipe(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 
 #[cfg(test)]

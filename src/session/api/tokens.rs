@@ -1,0 +1,254 @@
+//! Issued sessions: `POST /sessions` hands out a token; `activity`, `extend`
+//! and `refresh` change a live one.
+//!
+//! `POST /sessions` is for an admin or a signed client. A signed client is
+//! checked exactly as `/auth` checks it (default policy: rate limit, window,
+//! keyring, revocation, per-address cap), over the method and path of this
+//! request itself (`POST /sessions`), and its new session counts against its
+//! address's `max_per_ip`. The token appears in the response and nowhere
+//! else: not in the store, a log line or a listing.
+
+use std::net::IpAddr;
+
+use http::request::Parts;
+use http::{HeaderMap, Response, StatusCode};
+use hyper::body::Body as HttpBody;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::body::{self, BoxError};
+use super::{is_admin, ApiError};
+use crate::auth;
+use crate::respond::{self, Body};
+use crate::session::token::{self, Token};
+use crate::session::{Change, Changed, Issue, NewSession, SessionRecord};
+use crate::signed_request;
+use crate::state::AppState;
+
+/// Longest `user_id`, in characters.
+pub const MAX_USER_ID_CHARS: usize = 128;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendBody {
+    additional_seconds: u64,
+}
+
+/// Who asked for a session, and what of the request is kept with it.
+struct Issuer {
+    client_ip: Option<IpAddr>,
+    client_version: Option<String>,
+    key_id: Option<String>,
+}
+
+pub(super) async fn create<B>(
+    state: &AppState,
+    parts: &Parts,
+    body: B,
+    peer: IpAddr,
+) -> Result<Response<Body>, ApiError>
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    let headers = &parts.headers;
+    let issuer = issuer(state, parts, peer)?;
+    let bytes = body::read_limited(body, headers, state.settings.sessions.max_body_bytes).await?;
+    let request: CreateBody = body::json(&bytes)?.unwrap_or_default();
+    let user_id = request.user_id.map(valid_user_id).transpose()?;
+    let metadata = metadata(state, request.metadata)?;
+    let metadata_stored = metadata.is_some();
+    let session_id =
+        token::new_session_id().map_err(|err| ApiError::Internal(format!("OS RNG: {err}")))?;
+    let token = new_token()?;
+    let new = NewSession {
+        session_id,
+        token_hash: token.hash(),
+        user_id,
+        metadata,
+        client_ip: issuer.client_ip,
+        user_agent: auth::header_str(headers, &http::header::USER_AGENT).map(str::to_string),
+        client_version: issuer.client_version,
+        key_id: issuer.key_id,
+        now: state.now(),
+    };
+    let (record, evicted) = match state.sessions.issue(new).await? {
+        Issue::Created { record, evicted } => (record, evicted),
+        Issue::TooManyForUser => return Err(ApiError::TooManyUserSessions),
+        Issue::TooManyForIp => return Err(crate::reject::Reject::TooManySessions.into()),
+    };
+    state
+        .metrics
+        .sessions_created_total
+        .with_label_values(&["issued"])
+        .inc();
+    tracing::info!(
+        session = record.session_id,
+        pet_name = record.pet_name,
+        evicted,
+        signed = issuer.client_ip.is_some(),
+        "session issued"
+    );
+    Ok(respond::json(
+        StatusCode::CREATED,
+        &json!({
+            "session_id": record.session_id,
+            "token": token.expose(),
+            "expires_at": record.expires_at,
+            "idle_expires_at": record.idle_expires_at,
+            "user_id": record.user_id,
+            "kind": record.kind,
+            "pet_name": record.pet_name,
+            "metadata_stored": metadata_stored,
+        }),
+    ))
+}
+
+/// An admin, or a client whose `X-KMS-*` signature over this request checks
+/// out; anyone else is refused before the body is read.
+fn issuer(state: &AppState, parts: &Parts, peer: IpAddr) -> Result<Issuer, ApiError> {
+    let headers = &parts.headers;
+    let bearer = token::bearer(headers);
+    if bearer.is_some_and(|b| is_admin(state, b)) {
+        return Ok(Issuer {
+            client_ip: None,
+            client_version: None,
+            key_id: None,
+        });
+    }
+    if headers.contains_key(&state.settings.header_names.signature) {
+        let client_ip = auth::client_address(state, headers, peer);
+        let policy = &state.settings.default_policy;
+        state.limits.check(&policy.name, client_ip)?;
+        let path = signed_request::signed_path(parts.uri.path());
+        let verified = auth::verify_signed(
+            state,
+            headers,
+            parts.method.as_str(),
+            path,
+            policy,
+            client_ip,
+        )?;
+        return Ok(Issuer {
+            client_ip: Some(client_ip),
+            client_version: verified.request.client_version.map(str::to_string),
+            key_id: Some(verified.key_id.to_string()),
+        });
+    }
+    match (bearer, &state.admin_token) {
+        (Some(_), Some(_)) => Err(ApiError::BadAdminToken),
+        (Some(_), None) => Err(ApiError::AdminDisabled),
+        (None, _) => Err(ApiError::CredentialRequired),
+    }
+}
+
+fn valid_user_id(user: String) -> Result<String, ApiError> {
+    let chars = user.chars().count();
+    if chars == 0 || chars > MAX_USER_ID_CHARS || user.chars().any(char::is_control) {
+        return Err(ApiError::MalformedBody(
+            "user_id must be 1-128 characters, no control characters",
+        ));
+    }
+    Ok(user)
+}
+
+/// The metadata to store: an object within `max_metadata_bytes`, kept only
+/// when `store_metadata` is on.
+fn metadata(
+    state: &AppState,
+    metadata: Option<serde_json::Value>,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    let Some(metadata) = metadata.filter(|m| !m.is_null()) else {
+        return Ok(None);
+    };
+    if !metadata.is_object() {
+        return Err(ApiError::MalformedBody("metadata must be a JSON object"));
+    }
+    let size = serde_json::to_vec(&metadata)
+        .map_err(|err| ApiError::Internal(format!("metadata serialization: {err}")))?
+        .len();
+    if size > state.settings.sessions.max_metadata_bytes {
+        return Err(ApiError::MetadataTooLarge);
+    }
+    Ok(state.settings.sessions.store_metadata.then_some(metadata))
+}
+
+fn new_token() -> Result<Token, ApiError> {
+    Token::generate().map_err(|err| ApiError::Internal(format!("OS RNG: {err}")))
+}
+
+/// A live issued session after a change, or why there is none.
+fn changed(outcome: Changed) -> Result<Box<SessionRecord>, ApiError> {
+    match outcome {
+        Changed::Done(record) => Ok(record),
+        Changed::Expired => Err(ApiError::Expired),
+        Changed::Unknown => Err(ApiError::NotFound),
+        Changed::NotIssued => Err(ApiError::NotIssued),
+    }
+}
+
+pub(super) async fn activity(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
+    let record = changed(
+        state
+            .sessions
+            .change(id, Change::Touch, state.now())
+            .await?,
+    )?;
+    Ok(respond::json(StatusCode::OK, &record))
+}
+
+pub(super) async fn extend<B>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: B,
+    id: &str,
+) -> Result<Response<Body>, ApiError>
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    let settings = &state.settings.sessions;
+    let bytes = body::read_limited(body, headers, settings.max_body_bytes).await?;
+    let request: ExtendBody = body::json(&bytes)?.ok_or(ApiError::MalformedBody(
+        "expected {\"additional_seconds\": N}",
+    ))?;
+    let seconds = request.additional_seconds;
+    if !(1..=settings.max_lifetime.as_secs()).contains(&seconds) {
+        return Err(ApiError::MalformedBody(
+            "additional_seconds must be between 1 and sessions.max_lifetime_secs",
+        ));
+    }
+    let change = Change::Extend(seconds);
+    let record = changed(state.sessions.change(id, change, state.now()).await?)?;
+    Ok(respond::json(StatusCode::OK, &record))
+}
+
+/// A new token; the old one opens nothing once this answers.
+pub(super) async fn refresh(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
+    let token = new_token()?;
+    let change = Change::Refresh(token.hash());
+    let record = changed(state.sessions.change(id, change, state.now()).await?)?;
+    tracing::info!(
+        session = id,
+        pet_name = record.pet_name,
+        "session token refreshed"
+    );
+    Ok(respond::json(
+        StatusCode::OK,
+        &json!({
+            "session_id": record.session_id,
+            "token": token.expose(),
+            "expires_at": record.expires_at,
+            "idle_expires_at": record.idle_expires_at,
+        }),
+    ))
+}

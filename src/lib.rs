@@ -38,5 +38,7 @@ pub mod server;
 pub mod session;
 pub mod signed_request;
 pub mod state;
+#[cfg(test)]
+mod test_support;
 pub mod verify;
 pub mod window;

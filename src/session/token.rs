@@ -123,18 +123,8 @@ pub fn presented<'a>(headers: &'a HeaderMap, cookie_name: &str) -> Option<&'a st
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(
-                HeaderName::try_from(*name).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        map
-    }
+    use crate::test_support::header_map as headers;
 
     #[test]
     fn tokens_are_256_bit_url_safe_and_distinct() {

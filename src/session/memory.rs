@@ -14,6 +14,7 @@
 mod issued;
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,9 @@ pub struct MemoryStore {
     tokens: Cache<TokenHash, Arc<str>>,
     /// User id -> the user's issued sessions, oldest first.
     per_user: Cache<Arc<str>, IdList>,
+    /// False until the first revocation: lets the hot path skip the
+    /// revocation lookup on a gateway that never revoked anything.
+    any_revoked: AtomicBool,
     settings: SessionSettings,
 }
 
@@ -147,6 +151,7 @@ impl MemoryStore {
             per_ip,
             tokens,
             per_user,
+            any_revoked: AtomicBool::new(false),
             settings,
         }
     }
@@ -254,9 +259,11 @@ impl SessionStore for MemoryStore {
     }
 
     fn is_revoked(&self, session_id: &str, now: i64) -> bool {
-        self.revoked
-            .get(session_id)
-            .is_some_and(|until| until >= now)
+        self.any_revoked.load(Ordering::Acquire)
+            && self
+                .revoked
+                .get(session_id)
+                .is_some_and(|until| until >= now)
     }
 
     fn lookup<'a>(
@@ -295,6 +302,7 @@ impl SessionStore for MemoryStore {
                 self.sessions.invalidate(session_id);
             }
             let until = now + self.settings.revocation_ttl.as_secs() as i64;
+            self.any_revoked.store(true, Ordering::Release);
             self.revoked.insert(Arc::from(session_id), until);
             kind
         });

@@ -296,3 +296,35 @@ fn keys_rotate_without_a_restart() {
         "the ring survives a broken reload"
     );
 }
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("k.key"), "secret").unwrap();
+    let config = dir.path().join("t.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\n[server]\nshutdown_grace_secs = 2\n[[auth.keys]]\nid = \"k\"\nfile = \"k.key\"\n",
+    )
+    .unwrap();
+    let mut served = serve(&config);
+    assert_eq!(auth_with(served.port, &dir.path().join("k.key")), 200);
+    let term = Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "telegate did not exit within 5 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", served.port)).is_err());
+}

@@ -63,6 +63,23 @@ fn template(text: &str, pairs: &[(&str, String)]) -> String {
     out
 }
 
+/// Polls an instant query until it answers 1 (bounded by [`SCRAPE_TIMEOUT`]).
+async fn wait_for_one(prometheus: &Prometheus, query: &str) -> Result<(), String> {
+    poll_until(
+        &format!("Prometheus: {query} == 1"),
+        SCRAPE_TIMEOUT,
+        || async move {
+            let value = prometheus.query_value(query).await?;
+            if value == 1.0 {
+                Ok(())
+            } else {
+                Err(format!("{query} = {value}"))
+            }
+        },
+    )
+    .await
+}
+
 /// `--metrics.*` and the metrics entrypoint from deploy/docker-compose.yml.
 fn compose_traefik_metrics_flags(port: u16) -> Vec<String> {
     let compose: serde_norway::Value =
@@ -208,21 +225,7 @@ async fn the_deploy_stack_runs_from_real_binaries() {
         &[("alerts.yml", &deploy_file("prometheus/alerts.yml"))],
     )
     .await;
-    let up = poll_until(
-        "Prometheus: up{job=\"telegate\"} == 1",
-        SCRAPE_TIMEOUT,
-        || {
-            let prometheus = &prometheus;
-            async move {
-                match prometheus.query_value(r#"up{job="telegate"}"#).await? {
-                    v if v == 1.0 => Ok(v),
-                    v => Err(format!("up = {v}")),
-                }
-            }
-        },
-    )
-    .await;
-    if let Err(err) = up {
+    if let Err(err) = wait_for_one(&prometheus, r#"up{job="telegate"}"#).await {
         panic!("{err}\n{}", prometheus.proc.log_text());
     }
     let success = prometheus
@@ -236,20 +239,7 @@ async fn the_deploy_stack_runs_from_real_binaries() {
         .expect("telegate_auth_failed in Prometheus");
     assert!(failed >= 1.0, "missing_signature = {failed}");
     // Traefik's own metrics arrive too (the dashboard's forward latency).
-    let traefik_up = poll_until(
-        "Prometheus: up{job=\"traefik\"} == 1",
-        SCRAPE_TIMEOUT,
-        || {
-            let prometheus = &prometheus;
-            async move {
-                match prometheus.query_value(r#"up{job="traefik"}"#).await? {
-                    v if v == 1.0 => Ok(()),
-                    v => Err(format!("up = {v}")),
-                }
-            }
-        },
-    )
-    .await;
+    let traefik_up = wait_for_one(&prometheus, r#"up{job="traefik"}"#).await;
     assert!(traefik_up.is_ok(), "{traefik_up:?}");
     let forwarded = prometheus
         .query_value(r#"sum(traefik_service_requests_total{service=~"otel-collector@.*"})"#)

@@ -63,9 +63,11 @@ pub fn forward_auth(state: &AppState, parts: &Parts, peer: IpAddr) -> Response<B
     };
     let metrics = &state.metrics;
     metrics.auth_total.inc();
+    let now = state.now();
     let response = match &outcome {
         Ok(Allowed::Session(owner)) => {
             metrics.auth_success.inc();
+            state.status.allowed(None, now);
             tracing::info!(
                 target: "telegate::decision",
                 %client_ip,
@@ -80,6 +82,7 @@ pub fn forward_auth(state: &AppState, parts: &Parts, peer: IpAddr) -> Response<B
         }
         Ok(Allowed::Signed(verified)) => {
             metrics.auth_success.inc();
+            state.status.allowed(Some(&verified.key_id), now);
             metrics
                 .key_used_total
                 .with_label_values(&[verified.key_id.as_str()])
@@ -100,6 +103,7 @@ pub fn forward_auth(state: &AppState, parts: &Parts, peer: IpAddr) -> Response<B
         }
         Err(reject) => {
             metrics.record_reject(reject);
+            state.status.denied(reject.reason(), now);
             let headers = &parts.headers;
             let session = header_str(headers, &state.settings.header_names.session_id)
                 .or_else(|| header_str(headers, &state.settings.header_names.session_alt))

@@ -1,4 +1,4 @@
-//! The `telegate` command: `serve`, `sign`, `keygen`, `check-config`.
+//! The `telegate` command: `serve`, `sign`, `keygen`, `check-config`, `healthcheck`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +56,17 @@ pub enum Command {
     CheckConfig {
         #[arg(long, env = "TELEGATE_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// GET /health of the running gateway (the container HEALTHCHECK): exit 0 or 1.
+    Healthcheck {
+        /// Config whose `listen` is asked (0.0.0.0 is asked on 127.0.0.1).
+        #[arg(long, env = "TELEGATE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Ask this address instead of the config's `listen`.
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
     },
 }
 

@@ -15,10 +15,13 @@
 //! - [`reject`]: every rejection reason, and the one place that maps it to HTTP.
 //! - [`respond`]: JSON bodies and response builders.
 //!
+//! - [`status`]: the `/` and `/waiting` HTML status pages (live figures, templates).
+//!
 //! Around the pipeline: [`config`] (TOML + env overrides, validated once),
 //! [`keyring`] (rotating secrets, atomic reload), [`secret`] (a secret that cannot
 //! be printed), [`metrics`] (Prometheus registry), [`state`] (the shared handle),
-//! [`logging`] (tracing setup) and [`cli`] (the `telegate` command).
+//! [`logging`] (tracing setup), [`cli`] (the `telegate` command) and
+//! [`healthcheck`] (its container health probe).
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -26,6 +29,7 @@ pub mod canonical;
 pub mod cli;
 pub mod client_ip;
 pub mod config;
+pub mod healthcheck;
 pub mod keyring;
 pub mod logging;
 pub mod metrics;
@@ -38,6 +42,7 @@ pub mod server;
 pub mod session;
 pub mod signed_request;
 pub mod state;
+pub mod status;
 #[cfg(test)]
 mod test_support;
 pub mod verify;

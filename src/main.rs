@@ -16,6 +16,16 @@ fn main() -> ExitCode {
             cli::check_config(&cli::config_source(config), &ProcessEnv)
         }
         Command::Keygen => print(cli::keygen()),
+        Command::Healthcheck {
+            config,
+            addr,
+            timeout_secs,
+        } => telegate::healthcheck::run(
+            &cli::config_source(config),
+            &ProcessEnv,
+            addr,
+            std::time::Duration::from_secs(timeout_secs),
+        ),
         Command::Sign {
             secret_file,
             path,

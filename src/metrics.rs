@@ -19,6 +19,7 @@ pub struct Metrics {
     pub auth_failed: IntCounterVec,
     pub rate_limited_total: IntCounter,
     pub key_used_total: IntCounterVec,
+    pub key_not_after_seconds: IntGaugeVec,
     pub keyring_reloads_total: IntCounterVec,
     pub auth_duration_seconds: Histogram,
     pub ratelimit_keys: IntGauge,
@@ -47,6 +48,13 @@ impl Metrics {
             ))?,
             key_used_total: IntCounterVec::new(
                 opts("key_used_total", "successful verifications, by key id"),
+                &["key_id"],
+            )?,
+            key_not_after_seconds: IntGaugeVec::new(
+                opts(
+                    "key_not_after_seconds",
+                    "a loaded key's not_after as Unix seconds (keys without one are absent)",
+                ),
                 &["key_id"],
             )?,
             keyring_reloads_total: IntCounterVec::new(
@@ -122,6 +130,7 @@ impl Metrics {
         r.register(Box::new(self.auth_failed.clone()))?;
         r.register(Box::new(self.rate_limited_total.clone()))?;
         r.register(Box::new(self.key_used_total.clone()))?;
+        r.register(Box::new(self.key_not_after_seconds.clone()))?;
         r.register(Box::new(self.keyring_reloads_total.clone()))?;
         r.register(Box::new(self.auth_duration_seconds.clone()))?;
         r.register(Box::new(self.ratelimit_keys.clone()))?;
@@ -143,6 +152,19 @@ impl Metrics {
         self.auth_failed.with_label_values(&[reject.reason()]).inc();
         if matches!(reject, Reject::RateLimited { .. }) {
             self.rate_limited_total.inc();
+        }
+    }
+
+    /// Publishes each loaded key's `not_after`, replacing the previous ring's
+    /// series: a dropped key's series goes away with it.
+    pub fn set_key_not_after<'a>(&self, keys: impl IntoIterator<Item = (&'a str, Option<i64>)>) {
+        self.key_not_after_seconds.reset();
+        for (id, not_after) in keys {
+            if let Some(not_after) = not_after {
+                self.key_not_after_seconds
+                    .with_label_values(&[id])
+                    .set(not_after);
+            }
         }
     }
 
@@ -178,6 +200,24 @@ mod tests {
         assert!(
             text.contains("kotormodsync_keyring_reloads_total{result=\"error\"} 0"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn key_not_after_series_follow_the_ring() {
+        let metrics = Metrics::new("telegate").unwrap();
+        metrics.set_key_not_after([("old", Some(1_700_000_000)), ("new", None)]);
+        let text = String::from_utf8(metrics.render().unwrap()).unwrap();
+        assert!(
+            text.contains("telegate_key_not_after_seconds{key_id=\"old\"} 1700000000"),
+            "{text}"
+        );
+        assert!(!text.contains("key_id=\"new\""), "{text}");
+        metrics.set_key_not_after([("new", Some(1_800_000_000))]);
+        let text = String::from_utf8(metrics.render().unwrap()).unwrap();
+        assert!(
+            !text.contains("key_id=\"old\""),
+            "a dropped key's series goes: {text}"
         );
     }
 

@@ -11,6 +11,7 @@ use crate::auth;
 use crate::respond::{self, Body};
 use crate::session;
 use crate::state::AppState;
+use crate::status;
 
 /// Handles one request. Only the session API reads a body (capped);
 /// `/auth` decides on headers alone and never reads one.
@@ -26,12 +27,17 @@ where
     }
     match (parts.uri.path(), &parts.method) {
         ("/auth", _) => auth::forward_auth(state, &parts, peer),
+        // The original deployment's Traefik calls `/` itself: a later change
+        // makes a `/` carrying X-Forwarded-Uri a decision with one arm here:
+        // ("/", _) if parts.headers.contains_key(&auth::X_FORWARDED_URI) => auth::forward_auth(state, &parts, peer),
+        ("/", &Method::GET | &Method::HEAD) => status::index(state).await,
+        ("/waiting", &Method::GET | &Method::HEAD) => status::waiting(state).await,
         ("/health", &Method::GET | &Method::HEAD) => {
             respond::json(StatusCode::OK, &json!({"status": "healthy"}))
         }
         ("/ready", &Method::GET | &Method::HEAD) => ready(state),
         ("/metrics", &Method::GET) => metrics(state),
-        ("/health" | "/ready" | "/metrics", _) => respond::json_error(
+        ("/health" | "/ready" | "/metrics" | "/" | "/waiting", _) => respond::json_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "Method not allowed",
             "method_not_allowed",

@@ -36,6 +36,8 @@ pub struct Inner {
     pub admin_token: Option<Secret>,
     pub clock: UnixClock,
     pub started: Instant,
+    /// Recent decisions and key use, for the status page.
+    pub status: crate::status::Board,
 }
 
 impl AppState {
@@ -64,6 +66,7 @@ impl AppState {
             admin_token,
             clock,
             started: Instant::now(),
+            status: crate::status::Board::default(),
         }))
     }
 

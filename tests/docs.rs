@@ -7,6 +7,7 @@ use telegate::config::{PolicyRate, PolicySection, RawConfig};
 fn full_config() -> RawConfig {
     let mut config = RawConfig::default();
     config.admin.token_file = Some(String::new());
+    config.status.templates_dir = Some(String::new());
     config
 }
 

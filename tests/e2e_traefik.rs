@@ -21,17 +21,11 @@
 
 mod e2e_support;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use e2e_support::otlp::{export_request, unix_now};
 use e2e_support::stack::{keygen, metric_value, Rotel, Telegate, Traefik};
 use e2e_support::{http_client, require_tools, Workdir};
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::metrics::v1::{
-    metric, number_data_point, AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics,
-    ScopeMetrics, Sum,
-};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use telegate::canonical::{sign_v1, MessageV1};
 use telegate::secret::Secret;
@@ -368,58 +362,4 @@ impl Reply {
         assert_eq!(json["reason"], reason, "{self:?}");
         assert!(json["error"].is_string(), "no human error text: {self:?}");
     }
-}
-
-/// One cumulative counter with a unique name, from a resource tagged with
-/// this run's id.
-fn export_request(metric_name: &str, run: &str) -> ExportMetricsServiceRequest {
-    let text = |key: &str, value: &str| KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-    };
-    let point = NumberDataPoint {
-        time_unix_nano: unix_now() as u64 * 1_000_000_000,
-        value: Some(number_data_point::Value::AsInt(1)),
-        ..Default::default()
-    };
-    let metric = Metric {
-        name: metric_name.into(),
-        description: "telegate e2e probe".into(),
-        unit: "1".into(),
-        data: Some(metric::Data::Sum(Sum {
-            data_points: vec![point],
-            aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            is_monotonic: true,
-        })),
-        ..Default::default()
-    };
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![
-                    text("service.name", "telegate-e2e"),
-                    text("e2e.run_id", run),
-                ],
-                ..Default::default()
-            }),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope {
-                    name: "telegate-e2e".into(),
-                    ..Default::default()
-                }),
-                metrics: vec![metric],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use env::{Env, MapEnv, ProcessEnv};
 pub use raw::*;
-pub use validate::{LogFormat, Policy, RateSpec, ServerSettings, Settings};
+pub use validate::{LogFormat, Policy, RateSpec, ServerSettings, Settings, StatusSettings};
 
 /// The embedded default (`config/telegate.toml`), used when no file is named.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/telegate.toml");

@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub admin: AdminSection,
     pub metrics: MetricsSection,
     pub log: LogSection,
+    pub status: StatusSection,
 }
 
 impl Default for RawConfig {
@@ -33,6 +34,7 @@ impl Default for RawConfig {
             admin: AdminSection::default(),
             metrics: MetricsSection::default(),
             log: LogSection::default(),
+            status: StatusSection::default(),
         }
     }
 }
@@ -233,6 +235,25 @@ impl Default for LogSection {
         LogSection {
             format: "text".into(),
             level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusSection {
+    /// A folder whose `index.html` / `waiting.html` replace the built-in
+    /// status pages (relative paths: from the config file's folder).
+    pub templates_dir: Option<String>,
+    /// The status pages ask the browser to reload after this many seconds.
+    pub refresh_secs: u64,
+}
+
+impl Default for StatusSection {
+    fn default() -> Self {
+        StatusSection {
+            templates_dir: None,
+            refresh_secs: 10,
         }
     }
 }

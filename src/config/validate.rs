@@ -35,6 +35,7 @@ pub struct Settings {
     pub metrics_namespace: String,
     pub log_format: LogFormat,
     pub log_level: String,
+    pub status: StatusSettings,
     /// The validated file as written (after overrides), for `check-config`.
     pub raw: RawConfig,
 }
@@ -46,6 +47,13 @@ pub struct ServerSettings {
     pub max_headers: usize,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+}
+
+/// The `/` and `/waiting` status pages.
+#[derive(Debug, Clone)]
+pub struct StatusSettings {
+    pub templates_dir: Option<PathBuf>,
+    pub refresh_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,7 +267,22 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError
         metrics_namespace: namespace.clone(),
         log_format,
         log_level: raw.log.level.clone(),
+        status: status_settings(&raw, base_dir)?,
         raw,
+    })
+}
+
+fn status_settings(raw: &RawConfig, base_dir: &Path) -> Result<StatusSettings, ConfigError> {
+    let section = &raw.status;
+    if !(1..=3600).contains(&section.refresh_secs) {
+        return Err(ConfigError::invalid(
+            "status.refresh_secs",
+            "must be between 1 and 3600",
+        ));
+    }
+    Ok(StatusSettings {
+        templates_dir: section.templates_dir.as_ref().map(|dir| base_dir.join(dir)),
+        refresh_secs: section.refresh_secs,
     })
 }
 

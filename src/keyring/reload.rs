@@ -58,6 +58,8 @@ impl Reloader {
                 if ring.uses_development_key() {
                     tracing::warn!("DEVELOPMENT KEY IN USE: the public key shipped in config/ verifies requests. Configure your own keys before production.");
                 }
+                self.metrics
+                    .set_key_not_after(ring.keys().iter().map(|k| (k.id.as_str(), k.not_after)));
                 self.keyring.replace(ring);
                 self.metrics
                     .keyring_reloads_total
@@ -238,5 +240,11 @@ mod tests {
         assert_eq!(f.reloader.reload(true), Outcome::Reloaded { keys: 1 });
         let now = 1_800_000_000;
         assert!(!f.keyring.current().has_live_key(now));
+        let gauge = f.metrics.key_not_after_seconds.with_label_values(&["old"]);
+        assert_eq!(
+            gauge.get(),
+            1_577_836_800,
+            "not_after published for the alert rule"
+        );
     }
 }

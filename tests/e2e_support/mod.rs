@@ -7,12 +7,14 @@
 //! - [`Proc`]: a child process whose output goes to a log file, killed on drop
 //!   (also during a panic), with its log printed when the test fails.
 //! - [`poll_until`] / [`Proc::wait_ready`]: bounded waits, in count and time.
-//! - [`stack`]: launchers for telegate, rotel (the collector) and Traefik.
+//! - [`stack`]: launchers for telegate, rotel (the collector), Traefik and Prometheus.
+//! - [`otlp`]: OTLP payloads (a one-counter metrics export) and the signed-request clock.
 //!
 //! Each `tests/e2e_*.rs` compiles this module on its own and uses a subset,
 //! hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod otlp;
 pub mod stack;
 
 use std::collections::BTreeSet;

@@ -1,5 +1,5 @@
 //! Launchers for the real components: the telegate binary, rotel (an OTLP
-//! collector that prints what it receives) and Traefik. Each starts on fresh
+//! collector that prints what it receives), Traefik and Prometheus. Each starts on fresh
 //! 127.0.0.1 ports in the test's [`Workdir`], waits until it really serves,
 //! and is killed when dropped. Flags and quirks: docs/e2e-notes.md.
 
@@ -171,6 +171,17 @@ impl Traefik {
     /// waits for `/ping` and for `route` (a path the dynamic config serves) to
     /// stop answering 404: the file routes load 10-40 ms after `/ping` works.
     pub async fn start(tools: &Tools, work: &Workdir, dynamic_yaml: &str, route: &str) -> Traefik {
+        Traefik::start_with_args(tools, work, dynamic_yaml, route, &[]).await
+    }
+
+    /// [`Traefik::start`] with extra static-config flags (e.g. a metrics entrypoint).
+    pub async fn start_with_args(
+        tools: &Tools,
+        work: &Workdir,
+        dynamic_yaml: &str,
+        route: &str,
+        extra_args: &[String],
+    ) -> Traefik {
         let port = free_port();
         let dynamic = work.write("traefik-dynamic.yml", dynamic_yaml);
         let mut command = Command::new(tools.path("traefik"));
@@ -185,6 +196,7 @@ impl Traefik {
                 "--global.checknewversion=false",
                 "--global.sendanonymoususage=false",
             ])
+            .args(extra_args)
             .current_dir(work.path());
         let mut proc = Proc::spawn("traefik", command, work.path().join("traefik.log"));
         let client = http_client();
@@ -214,6 +226,81 @@ impl Traefik {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+// ---------------------------------------------------------------- prometheus
+
+/// Prometheus with a config written by the test (plus any rule files beside
+/// it), its TSDB in the workdir, listening on 127.0.0.1 only.
+pub struct Prometheus {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Prometheus {
+    /// Writes `config` to `prometheus.yml` and `files` beside it, starts
+    /// Prometheus on `port` (from [`free_port`]; the config may name it, for
+    /// Prometheus's own scrape job) and waits for `/-/ready`.
+    pub async fn start_on(
+        tools: &Tools,
+        work: &Workdir,
+        port: u16,
+        config: &str,
+        files: &[(&str, &str)],
+    ) -> Prometheus {
+        let dir = work.path().join("prometheus");
+        std::fs::create_dir_all(dir.join("data")).expect("create the Prometheus dir");
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).expect("write a Prometheus file");
+        }
+        let config_path = dir.join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("write prometheus.yml");
+        let mut command = Command::new(tools.path("prometheus"));
+        command
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .current_dir(&dir);
+        let mut proc = Proc::spawn("prometheus", command, work.path().join("prometheus.log"));
+        let ready = format!("http://127.0.0.1:{port}/-/ready");
+        let client = http_client();
+        proc.wait_ready("prometheus GET /-/ready = 200", START_TIMEOUT, || {
+            get_status(&client, &ready, 200)
+        })
+        .await;
+        Prometheus { proc, port }
+    }
+
+    /// The value of an instant query's first sample, if any.
+    pub async fn query_value(&self, query: &str) -> Result<f64, String> {
+        let response = http_client()
+            .get(format!("http://127.0.0.1:{}/api/v1/query", self.port))
+            .query(&[("query", query)])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+        let value = body["data"]["result"][0]["value"][1]
+            .as_str()
+            .ok_or_else(|| format!("no sample for {query}: {body}"))?;
+        value.parse().map_err(|_| format!("not a number: {value}"))
+    }
+
+    /// `GET path` on the HTTP API, as JSON.
+    pub async fn api(&self, path: &str) -> serde_json::Value {
+        http_client()
+            .get(format!("http://127.0.0.1:{}{path}", self.port))
+            .send()
+            .await
+            .expect("Prometheus API")
+            .json()
+            .await
+            .expect("Prometheus API JSON")
     }
 }
 

@@ -1,0 +1,261 @@
+//! The deploy/ stack, from real binaries: Traefik runs
+//! `deploy/traefik/dynamic.yml` and Prometheus runs
+//! `deploy/prometheus/prometheus.yml` with `alerts.yml`, both with only their
+//! addresses (and Prometheus's intervals) rewritten for 127.0.0.1; telegate
+//! is the real binary and rotel stands in for the collector.
+//!
+//! ```text
+//! reqwest --POST /v1/metrics--> Traefik (ratelimit, forwardAuth) --> telegate /auth
+//!                                  | 2xx
+//!                                  v
+//!                                rotel (prints what it received)
+//! Prometheus --scrapes--> telegate /metrics, Traefik's metrics entrypoint
+//! ```
+//!
+//! A signed export arrives at the collector; an unsigned one does not; the
+//! status host routes to telegate's page; then Prometheus's HTTP API reports
+//! `up{job="telegate"} == 1`, a non-zero success counter, and the alert
+//! rules loaded.
+//!
+//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_stack -- --nocapture`
+
+mod e2e_support;
+
+use std::time::Duration;
+
+use e2e_support::otlp::{export_request, unix_now};
+use e2e_support::stack::{keygen, Prometheus, Rotel, Telegate, Traefik};
+use e2e_support::{free_port, http_client, poll_until, require_tools, Workdir};
+use prost::Message;
+use telegate::canonical::{sign_v1, MessageV1};
+use telegate::secret::Secret;
+
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prometheus 2.42 holds a new target about 5 s before its first scrape.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(25);
+
+const TELEGATE_CONFIG: &str = r#"
+trusted_proxies = ["127.0.0.1/32"]
+
+[[auth.keys]]
+id = "stack"
+file = "stack.key"
+
+[log]
+level = "info"
+"#;
+
+fn deploy_file(path: &str) -> String {
+    let full = format!("{}/deploy/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
+}
+
+/// Replaces every `from` (which must occur) with `to`.
+fn template(text: &str, pairs: &[(&str, String)]) -> String {
+    let mut out = text.to_string();
+    for (from, to) in pairs {
+        assert!(
+            out.contains(from),
+            "the deploy file no longer contains {from:?}"
+        );
+        out = out.replace(from, to);
+    }
+    out
+}
+
+/// Polls an instant query until it answers 1 (bounded by [`SCRAPE_TIMEOUT`]).
+async fn wait_for_one(prometheus: &Prometheus, query: &str) -> Result<(), String> {
+    poll_until(
+        &format!("Prometheus: {query} == 1"),
+        SCRAPE_TIMEOUT,
+        || async move {
+            let value = prometheus.query_value(query).await?;
+            if value == 1.0 {
+                Ok(())
+            } else {
+                Err(format!("{query} = {value}"))
+            }
+        },
+    )
+    .await
+}
+
+/// `--metrics.*` and the metrics entrypoint from deploy/docker-compose.yml.
+fn compose_traefik_metrics_flags(port: u16) -> Vec<String> {
+    let compose: serde_norway::Value =
+        serde_norway::from_str(&deploy_file("docker-compose.yml")).expect("compose parses");
+    let command = compose["services"]["traefik"]["command"]
+        .as_sequence()
+        .expect("traefik command list");
+    let mut flags: Vec<String> = command
+        .iter()
+        .filter_map(|flag| flag.as_str())
+        .filter(|flag| flag.starts_with("--metrics."))
+        .map(String::from)
+        .collect();
+    assert!(
+        flags.len() >= 2,
+        "no metrics flags in the compose file: {flags:?}"
+    );
+    let entrypoint = "--entrypoints.metrics.address=:8082";
+    assert!(command.iter().any(|f| f.as_str() == Some(entrypoint)));
+    flags.push(format!("--entrypoints.metrics.address=127.0.0.1:{port}"));
+    flags
+}
+
+#[tokio::test]
+async fn the_deploy_stack_runs_from_real_binaries() {
+    let Some(tools) = require_tools("e2e_stack", &["traefik", "rotel-agent", "prometheus"]) else {
+        return;
+    };
+    let work = Workdir::new("telegate-e2e-stack");
+    let secret = keygen();
+    let run = keygen()[..12].to_owned();
+    work.write("stack.key", &secret);
+
+    let mut rotel = Rotel::start(&tools, &work).await;
+    let telegate = Telegate::start(&work, TELEGATE_CONFIG).await;
+
+    // Traefik with the deploy dynamic config: compose host names -> 127.0.0.1.
+    let telegate_origin = format!("http://127.0.0.1:{}", telegate.port);
+    let dynamic = template(
+        &deploy_file("traefik/dynamic.yml"),
+        &[
+            ("http://telegate-auth:8080", telegate_origin),
+            ("http://otel-collector:4318", rotel.url()),
+        ],
+    );
+    assert!(
+        !dynamic.contains("http://telegate-auth") && !dynamic.contains("http://otel-collector")
+    );
+    // The compose file's own Traefik flags for metrics (its entrypoint moved
+    // to loopback); the helper supplies the `web` entrypoint and ping.
+    let metrics_port = free_port();
+    let traefik = Traefik::start_with_args(
+        &tools,
+        &work,
+        &dynamic,
+        "/v1/metrics",
+        &compose_traefik_metrics_flags(metrics_port),
+    )
+    .await;
+
+    // 1. A signed export reaches the collector; the 200 is the collector's.
+    let client = http_client();
+    let session = format!("stack-session-{run}");
+    let post = |name: &str, signed: bool| {
+        let mut request = client
+            .post(traefik.url("/v1/metrics"))
+            .header("Content-Type", "application/x-protobuf")
+            .body(export_request(name, &run).encode_to_vec());
+        if signed {
+            let now = unix_now();
+            let message = MessageV1 {
+                method: "POST",
+                path: "/v1/metrics",
+                timestamp: now,
+                session_id: &session,
+            };
+            let secret = Secret::from_text(&secret).expect("secret");
+            request = request
+                .header("X-KMS-Signature", sign_v1(&secret, &message))
+                .header("X-KMS-Timestamp", now.to_string())
+                .header("X-KMS-Session-ID", &session)
+                .header("X-KMS-Client-Version", "2.0.0.0");
+        }
+        request.send()
+    };
+    let unsigned = format!("stack_unsigned_{run}");
+    let reply = post(&unsigned, false).await.expect("unsigned POST");
+    assert_eq!(reply.status(), 401, "unsigned export");
+    let ok = format!("stack_ok_{run}");
+    let reply = post(&ok, true).await.expect("signed POST");
+    assert_eq!(reply.status(), 200, "signed export");
+    assert_eq!(
+        reply.headers()["content-type"],
+        "application/x-protobuf",
+        "the 200 should be the collector's answer"
+    );
+    rotel
+        .wait_for(&format!("-> Name: {ok}\n"), DELIVERY_TIMEOUT)
+        .await;
+    assert!(
+        !rotel.output().contains(&unsigned),
+        "the unsigned export reached the collector"
+    );
+
+    // 2. The status host routes to telegate's page, and only GET / and /waiting.
+    let status = client
+        .get(traefik.url("/"))
+        .header("Host", "status.telemetry.example.org")
+        .send()
+        .await
+        .expect("status page through Traefik");
+    assert_eq!(status.status(), 200);
+    let html = status.text().await.expect("status body");
+    assert!(html.contains("<title>telegate status</title>"), "{html}");
+    let hidden = client
+        .get(traefik.url("/metrics"))
+        .header("Host", "status.telemetry.example.org")
+        .send()
+        .await
+        .expect("GET /metrics through Traefik");
+    assert_eq!(hidden.status(), 404, "only the status pages are routed");
+
+    // 3. Prometheus with the deploy config, targets on 127.0.0.1.
+    let prometheus_port = free_port();
+    let closed = free_port(); // the real collector's metrics: not in this test
+    let config = template(
+        &deploy_file("prometheus/prometheus.yml"),
+        &[
+            ("scrape_interval: 15s", "scrape_interval: 1s".into()),
+            ("evaluation_interval: 15s", "evaluation_interval: 1s".into()),
+            ("telegate:8080", format!("127.0.0.1:{}", telegate.port)),
+            ("otel-collector:8888", format!("127.0.0.1:{closed}")),
+            ("otel-collector:8889", format!("127.0.0.1:{closed}")),
+            ("traefik:8082", format!("127.0.0.1:{metrics_port}")),
+            ("localhost:9090", format!("127.0.0.1:{prometheus_port}")),
+        ],
+    );
+    let prometheus = Prometheus::start_on(
+        &tools,
+        &work,
+        prometheus_port,
+        &config,
+        &[("alerts.yml", &deploy_file("prometheus/alerts.yml"))],
+    )
+    .await;
+    if let Err(err) = wait_for_one(&prometheus, r#"up{job="telegate"}"#).await {
+        panic!("{err}\n{}", prometheus.proc.log_text());
+    }
+    let success = prometheus
+        .query_value("telegate_auth_success")
+        .await
+        .expect("telegate_auth_success in Prometheus");
+    assert!(success >= 1.0, "telegate_auth_success = {success}");
+    let failed = prometheus
+        .query_value(r#"telegate_auth_failed{reason="missing_signature"}"#)
+        .await
+        .expect("telegate_auth_failed in Prometheus");
+    assert!(failed >= 1.0, "missing_signature = {failed}");
+    // Traefik's own metrics arrive too (the dashboard's forward latency).
+    let traefik_up = wait_for_one(&prometheus, r#"up{job="traefik"}"#).await;
+    assert!(traefik_up.is_ok(), "{traefik_up:?}");
+    let forwarded = prometheus
+        .query_value(r#"sum(traefik_service_requests_total{service=~"otel-collector@.*"})"#)
+        .await
+        .expect("traefik_service_requests_total for the collector");
+    assert!(forwarded >= 1.0, "forwarded = {forwarded}");
+
+    // 4. The alert rules loaded and evaluate.
+    let rules = prometheus.api("/api/v1/rules").await;
+    let groups = rules["data"]["groups"].as_array().expect("rule groups");
+    let names: Vec<&str> = groups.iter().filter_map(|g| g["name"].as_str()).collect();
+    assert_eq!(names, ["telegate", "telemetry-collector"], "{rules}");
+    for group in groups {
+        for rule in group["rules"].as_array().into_iter().flatten() {
+            assert_ne!(rule["health"], "err", "rule failed to evaluate: {rule}");
+        }
+    }
+    eprintln!("e2e_stack: run {run}: delivered, scraped (success {success}), rules loaded");
+}

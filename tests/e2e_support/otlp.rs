@@ -1,0 +1,67 @@
+//! OTLP payloads for the end-to-end tests, and the wall clock signed
+//! requests are stamped with.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics,
+    ScopeMetrics, Sum,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+/// One cumulative counter with a unique name, from a resource tagged with
+/// this run's id.
+pub fn export_request(metric_name: &str, run: &str) -> ExportMetricsServiceRequest {
+    let text = |key: &str, value: &str| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+    };
+    let point = NumberDataPoint {
+        time_unix_nano: unix_now() as u64 * 1_000_000_000,
+        value: Some(number_data_point::Value::AsInt(1)),
+        ..Default::default()
+    };
+    let metric = Metric {
+        name: metric_name.into(),
+        description: "telegate e2e probe".into(),
+        unit: "1".into(),
+        data: Some(metric::Data::Sum(Sum {
+            data_points: vec![point],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            is_monotonic: true,
+        })),
+        ..Default::default()
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![
+                    text("service.name", "telegate-e2e"),
+                    text("e2e.run_id", run),
+                ],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "telegate-e2e".into(),
+                    ..Default::default()
+                }),
+                metrics: vec![metric],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}

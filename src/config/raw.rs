@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::ingest::{CollectorSection, IngestSection};
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
@@ -18,6 +20,8 @@ pub struct RawConfig {
     pub admin: AdminSection,
     pub metrics: MetricsSection,
     pub log: LogSection,
+    pub ingest: IngestSection,
+    pub collector: CollectorSection,
 }
 
 impl Default for RawConfig {
@@ -33,6 +37,8 @@ impl Default for RawConfig {
             admin: AdminSection::default(),
             metrics: MetricsSection::default(),
             log: LogSection::default(),
+            ingest: IngestSection::default(),
+            collector: CollectorSection::default(),
         }
     }
 }
@@ -131,6 +137,8 @@ pub struct PolicySection {
     /// When set, `X-KMS-Build` must equal it (e.g. `official`).
     pub require_build: Option<String>,
     pub methods: Option<Vec<String>>,
+    /// `2`: only body-bound v2 signatures pass (401 `signature_version_required`).
+    pub min_signature_version: Option<u8>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -1,0 +1,3 @@
+//! Direct OTLP/HTTP ingest.
+pub mod body;
+pub mod otlp;

@@ -13,6 +13,7 @@
 //! - [`verify`]: checks a signature against every live key of the ring.
 //! - [`session`]: records each verified session, issues and checks session tokens; refuses revoked ones and address floods.
 //! - [`auth`]: composes the stages into one forwardAuth decision.
+//! - [`ingest`]: direct OTLP/HTTP routes: the same stages, then the body is checked, decoded and forwarded.
 //! - [`reject`]: every rejection reason, and the one place that maps it to HTTP.
 //! - [`respond`]: JSON bodies and response builders.
 //!

@@ -25,6 +25,8 @@ pub struct IngestSection {
     pub max_body_bytes: usize,
     /// Most bytes of a gzip body once decompressed.
     pub max_decompressed_bytes: usize,
+    /// A request body must arrive within this time (also for `/auth` bodies).
+    pub body_timeout_secs: u64,
     /// Attribute keys removed everywhere in `enrich` mode (privacy).
     pub drop_attributes: Vec<String>,
     /// The policy (`[policies.NAME]`) the ingest routes check; absent: the default.
@@ -43,6 +45,7 @@ impl Default for IngestSection {
             logs_path: "/v1/logs".into(),
             max_body_bytes: 4 * 1024 * 1024,
             max_decompressed_bytes: 20 * 1024 * 1024,
+            body_timeout_secs: 30,
             drop_attributes: Vec::new(),
             policy: None,
             replay_capacity: 1_000_000,
@@ -109,6 +112,7 @@ pub struct IngestSettings {
     pub logs_path: String,
     pub max_body_bytes: usize,
     pub max_decompressed_bytes: usize,
+    pub body_timeout: Duration,
     pub drop_attributes: Vec<String>,
     pub policy: Option<String>,
     pub replay_capacity: u64,
@@ -186,6 +190,12 @@ pub fn validate_ingest<'a>(
             ));
         }
     }
+    if ingest.body_timeout_secs == 0 {
+        return Err(ConfigError::invalid(
+            "ingest.body_timeout_secs",
+            "must be greater than 0",
+        ));
+    }
     if ingest.replay_capacity == 0 {
         return Err(ConfigError::invalid(
             "ingest.replay_capacity",
@@ -200,6 +210,7 @@ pub fn validate_ingest<'a>(
         logs_path: ingest.logs_path.clone(),
         max_body_bytes: ingest.max_body_bytes,
         max_decompressed_bytes: ingest.max_decompressed_bytes,
+        body_timeout: Duration::from_secs(ingest.body_timeout_secs),
         drop_attributes: ingest.drop_attributes.clone(),
         policy: ingest.policy.clone(),
         replay_capacity: ingest.replay_capacity,

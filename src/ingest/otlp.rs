@@ -321,7 +321,7 @@ impl Export {
     /// on every resource, replacing a value the client sent. A key in both
     /// lists is dropped: the operator's privacy setting wins.
     pub fn enrich(&mut self, add: &[(&str, &str)], drop: &[String]) {
-        let keep = |kv: &KeyValue| !drop.iter().any(|d| *d == kv.key);
+        let keep = |kv: &KeyValue| !drop.contains(&kv.key);
         let add: Vec<(&str, &str)> = add
             .iter()
             .copied()

@@ -128,6 +128,15 @@ async fn status_reason(response: reqwest::Response) -> (u16, String, Option<Stri
     (status, reason, retry)
 }
 
+/// (name, headers, body, expected status, expected reason).
+type Case = (
+    &'static str,
+    Vec<(&'static str, String)>,
+    Vec<u8>,
+    u16,
+    &'static str,
+);
+
 /// A gzip bomb: 32 MiB of zeros at the best ratio (about 32 KiB).
 fn bomb() -> Vec<u8> {
     use std::io::Write;
@@ -281,7 +290,7 @@ async fn bad_input_gets_a_clear_4xx_with_a_reason() {
     let good = export("m", 1).encode_to_vec();
     let bomb = bomb();
     assert!(bomb.len() < 65536, "the bomb fits under the compressed cap");
-    let cases: Vec<(&str, Vec<(&'static str, String)>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "unsigned",
             protobuf(vec![]),

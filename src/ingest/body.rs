@@ -7,9 +7,9 @@
 use std::io::Read;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use http::{header, HeaderMap};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Body as HttpBody;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -40,6 +40,11 @@ pub fn announced(headers: &HeaderMap) -> bool {
         .is_some_and(|len| len > 0)
 }
 
+/// Bytes past the limit that are still read (and discarded) so the client,
+/// which is still sending, gets a clean 413 instead of a broken pipe. A body
+/// declared larger than limit + this is refused without reading.
+pub const DRAIN_BYTES: usize = 8 * 1024 * 1024;
+
 /// The whole body as sent, unless it is longer than `limit` or takes longer
 /// than `deadline` to arrive.
 pub async fn read<B>(
@@ -56,17 +61,45 @@ where
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
+    if declared.is_some_and(|len| len > (limit + DRAIN_BYTES) as u64) {
         return Err(BodyError::TooLarge { limit });
     }
-    match tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await {
+    let capacity = declared.map_or(0, |len| len.min(limit as u64) as usize);
+    match tokio::time::timeout(deadline, collect(body, limit, capacity)).await {
         Err(_) => Err(BodyError::Timeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(BodyError::TooLarge { limit })
-        }
-        Ok(Err(_)) => Err(BodyError::Unreadable),
+        Ok(result) => result,
     }
+}
+
+async fn collect<B>(body: B, limit: usize, capacity: usize) -> Result<Bytes, BodyError>
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut buf = BytesMut::with_capacity(capacity);
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Unreadable)?;
+        let Ok(mut data) = frame.into_data() else {
+            continue; // trailers
+        };
+        total = total.saturating_add(data.remaining());
+        if total <= limit {
+            while data.has_remaining() {
+                let chunk = data.chunk();
+                let n = chunk.len();
+                buf.extend_from_slice(chunk);
+                data.advance(n);
+            }
+        } else if total > limit + DRAIN_BYTES {
+            return Err(BodyError::TooLarge { limit });
+        }
+    }
+    if total > limit {
+        return Err(BodyError::TooLarge { limit });
+    }
+    Ok(buf.freeze())
 }
 
 /// Inflates a gzip body (all members) into memory, refusing more than `limit` bytes.
@@ -129,7 +162,7 @@ mod tests {
         let none = HeaderMap::new();
         let long = read(Full::new(Bytes::from_static(b"abcd")), &none, 3, deadline);
         assert_eq!(long.await, Err(BodyError::TooLarge { limit: 3 }));
-        let declared_length = headers(&[("content-length", "100")]);
+        let declared_length = headers(&[("content-length", &(3 + DRAIN_BYTES + 1).to_string())]);
         let declared = read(Full::new(Bytes::new()), &declared_length, 3, deadline);
         assert_eq!(declared.await, Err(BodyError::TooLarge { limit: 3 }));
     }

@@ -180,7 +180,7 @@ async fn ingest_delivers_to_the_real_collector_and_never_fakes_a_delivery() {
     // 4. Bad input: each a clear 4xx with a reason; the gateway stays up.
     let bomb = gzip_best_zeros(32);
     let good = metrics(&format!("bad_{run}"), &run).encode_to_vec();
-    let cases: Vec<(&str, &str, bool, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         ("gzip bomb", PROTOBUF, true, bomb, 413, "body_too_large"),
         (
             "truncated protobuf",
@@ -415,6 +415,9 @@ async fn v2_through_real_traefik_with_forward_body() {
     );
     eprintln!("e2e_ingest traefik: run {run}: ok");
 }
+
+/// (name, content type, gzipped, body, expected status, expected reason).
+type BadCase = (&'static str, &'static str, bool, Vec<u8>, u16, &'static str);
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";

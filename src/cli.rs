@@ -85,6 +85,25 @@ pub struct V2Options {
     pub nonce: Option<String>,
 }
 
+impl V2Options {
+    /// From `--v2 --body --key-id [--nonce]` (clap requires the first three together).
+    pub fn from_args(
+        v2: bool,
+        body: Option<PathBuf>,
+        key_id: Option<String>,
+        nonce: Option<String>,
+    ) -> Option<V2Options> {
+        match (v2, body, key_id) {
+            (true, Some(body_file), Some(key_id)) => Some(V2Options {
+                body_file,
+                key_id,
+                nonce,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// `telegate sign`: the four v1 headers, or with `v2` the eight v2 headers.
 pub fn sign(
     secret_file: &std::path::Path,

@@ -27,25 +27,15 @@ fn main() -> ExitCode {
             body,
             key_id,
             nonce,
-        } => {
-            let v2 = match (v2, body, key_id) {
-                (true, Some(body_file), Some(key_id)) => Some(cli::V2Options {
-                    body_file,
-                    key_id,
-                    nonce,
-                }),
-                _ => None,
-            };
-            print(cli::sign(
-                &secret_file,
-                &path,
-                &method,
-                session,
-                timestamp,
-                &client_version,
-                v2,
-            ))
-        }
+        } => print(cli::sign(
+            &secret_file,
+            &path,
+            &method,
+            session,
+            timestamp,
+            &client_version,
+            cli::V2Options::from_args(v2, body, key_id, nonce),
+        )),
     }
 }
 

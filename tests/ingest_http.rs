@@ -151,7 +151,7 @@ fn bomb() -> Vec<u8> {
 #[tokio::test]
 async fn a_signed_protobuf_export_is_forwarded_untouched_and_counted() {
     let collector = FakeCollector::start().await;
-    let server = start(&collector, "").await;
+    let server = start(&collector, r#"headers = { "X-Scope-OrgID" = "tenant-1" }"#).await;
     let body = export("m1", 3).encode_to_vec();
     let response = post(&server, "/v1/metrics", &v1("/v1/metrics"), body.clone())
         .send()
@@ -169,6 +169,10 @@ async fn a_signed_protobuf_export_is_forwarded_untouched_and_counted() {
     assert_eq!(got[0].headers["content-type"], "application/x-protobuf");
     assert_eq!(got[0].headers["x-auth-session-id"], SESSION);
     assert_eq!(got[0].headers["x-auth-client-version"], "2.0.0.0");
+    assert_eq!(
+        got[0].headers["x-scope-orgid"], "tenant-1",
+        "static collector headers"
+    );
     assert!(got[0].headers.get("x-kms-signature").is_none());
     let text = server.scrape().await;
     assert_eq!(

@@ -8,6 +8,12 @@
 //! Under a policy whose `methods` include `session`, a request that presents
 //! a session token (bearer, `X-Session-ID` or the cookie) is decided by the
 //! token instead, right after the rate limit.
+//!
+//! The signature stages are public ([`check_signature`], [`check_body`],
+//! [`track_session`]) so the ingest routes run exactly the same checks.
+//! A v2 signature's body hash is checked when Traefik sends the body
+//! (`forwardBody: true`); without it the decision is header-only and the log
+//! line says so (`body="header_only"`).
 
 use std::net::IpAddr;
 
@@ -24,6 +30,7 @@ use crate::reject::Reject;
 use crate::respond::{self, Body};
 use crate::session::token;
 use crate::session::{Refusal, Sighting, TokenCheck, TokenHash, TokenOwner, TokenUse};
+use crate::signature_v2::{self, V2Fields};
 use crate::signed_request::{self, ParseOptions, SignedRequest};
 use crate::state::AppState;
 use crate::verify;
@@ -43,6 +50,41 @@ pub const X_AUTH_USER: HeaderName = HeaderName::from_static("x-auth-user");
 pub struct Verified<'a> {
     pub request: SignedRequest<'a>,
     pub key_id: KeyId,
+    /// The v2 fields, for a v2 signature.
+    pub v2: Option<V2Fields<'a>>,
+    pub body: BodyCheck,
+}
+
+impl Verified<'_> {
+    pub fn version(&self) -> u8 {
+        if self.v2.is_some() {
+            2
+        } else {
+            1
+        }
+    }
+}
+
+/// How far a signature covers the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyCheck {
+    /// v1: the body is not signed.
+    NotSigned,
+    /// v2, the body is not checked yet (or was not available: forwardAuth
+    /// without `forwardBody`).
+    HeaderOnly,
+    /// v2, the body's SHA-256 matched the signed one.
+    Matched,
+}
+
+impl BodyCheck {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyCheck::NotSigned => "not_signed",
+            BodyCheck::HeaderOnly => "header_only",
+            BodyCheck::Matched => "matched",
+        }
+    }
 }
 
 /// Why `/auth` let a request through.
@@ -52,13 +94,19 @@ enum Allowed<'a> {
     Session(TokenOwner),
 }
 
-/// Answers one `/auth` request.
-pub fn forward_auth(state: &AppState, parts: &Parts, peer: IpAddr) -> Response<Body> {
+/// Answers one `/auth` request. `body` is what Traefik sent with
+/// `forwardBody: true` (`None`: no body).
+pub fn forward_auth(
+    state: &AppState,
+    parts: &Parts,
+    peer: IpAddr,
+    body: Option<&[u8]>,
+) -> Response<Body> {
     let started = Instant::now();
     let client_ip = client_address(state, &parts.headers, peer);
     let policy_name = query_param(parts.uri.query(), "policy");
     let outcome = match select_policy(state, policy_name) {
-        Ok(policy) => decide(state, parts, policy, client_ip),
+        Ok(policy) => decide(state, parts, policy, client_ip, body),
         Err(reject) => Err(reject),
     };
     let metrics = &state.metrics;
@@ -94,6 +142,9 @@ pub fn forward_auth(state: &AppState, parts: &Parts, peer: IpAddr) -> Response<B
                 key_id = verified.key_id.as_str(),
                 client_version = verified.request.client_version.unwrap_or(""),
                 sig = %verified.request.signature_prefix(),
+                version = verified.version(),
+                nonce = verified.v2.as_ref().map_or("", |v2| v2.nonce_prefix()),
+                body = verified.body.as_str(),
                 policy = policy_name.unwrap_or("default"),
                 result = "allow",
                 latency_us = started.elapsed().as_micros() as u64,
@@ -137,7 +188,7 @@ pub fn client_address(state: &AppState, headers: &HeaderMap, peer: IpAddr) -> Ip
     )
 }
 
-fn select_policy<'s>(state: &'s AppState, name: Option<&str>) -> Result<&'s Policy, Reject> {
+pub fn select_policy<'s>(state: &'s AppState, name: Option<&str>) -> Result<&'s Policy, Reject> {
     match name {
         None | Some("") | Some("default") => Ok(&state.settings.default_policy),
         Some(name) => state.settings.policies.get(name).ok_or_else(|| {
@@ -152,6 +203,7 @@ fn decide<'p>(
     parts: &'p Parts,
     policy: &Policy,
     client_ip: IpAddr,
+    body: Option<&[u8]>,
 ) -> Result<Allowed<'p>, Reject> {
     state.limits.check(&policy.name, client_ip)?;
     let headers = &parts.headers;
@@ -174,7 +226,18 @@ fn decide<'p>(
         .to_str()
         .map_err(|_| Reject::MalformedHeader)?;
     let path = signed_request::signed_path(uri);
-    verify_signed(state, headers, method, path, policy, client_ip).map(Allowed::Signed)
+    let mut verified = check_signature(state, headers, method, path, policy)?;
+    check_body(&mut verified, body)?;
+    if verified.body == BodyCheck::HeaderOnly {
+        tracing::debug!(
+            session = verified.request.session_id,
+            nonce = verified.v2.as_ref().map_or("", |v2| v2.nonce_prefix()),
+            "v2 signature checked on headers only: the forwardAuth request carried no body (Traefik forwardBody: true binds it)"
+        );
+    }
+    let bytes = body.map_or(0, |b| b.len() as u64);
+    track_session(state, &verified, headers, client_ip, bytes)?;
+    Ok(Allowed::Signed(verified))
 }
 
 /// A session token presented to `/auth`: live opens (and touches) its
@@ -202,9 +265,9 @@ fn check_token(
 }
 
 /// The signature stages for a request signed over `method path`, after the
-/// rate limit: parse, build policy, window, verify, session. `/auth` takes
-/// method and path from Traefik's `X-Forwarded-*`; `POST /sessions` from the
-/// request itself.
+/// rate limit: parse, build policy, window, verify, session (a v2 body is
+/// not checked: header-only). `/auth` takes method and path from Traefik's
+/// `X-Forwarded-*`; `POST /sessions` from the request itself.
 pub fn verify_signed<'h>(
     state: &AppState,
     headers: &'h HeaderMap,
@@ -212,6 +275,21 @@ pub fn verify_signed<'h>(
     path: &'h str,
     policy: &Policy,
     client_ip: IpAddr,
+) -> Result<Verified<'h>, Reject> {
+    let verified = check_signature(state, headers, method, path, policy)?;
+    track_session(state, &verified, headers, client_ip, 0)?;
+    Ok(verified)
+}
+
+/// Parse, build policy, signature version policy, window, then the v1
+/// signature under every live key or the v2 signature under the key its id
+/// names. Pure apart from reading the clock and the keyring.
+pub fn check_signature<'h>(
+    state: &AppState,
+    headers: &'h HeaderMap,
+    method: &'h str,
+    path: &'h str,
+    policy: &Policy,
 ) -> Result<Verified<'h>, Reject> {
     let options = ParseOptions {
         require_session_id: state.settings.require_session_id,
@@ -223,27 +301,62 @@ pub fn verify_signed<'h>(
             return Err(Reject::UnofficialBuild);
         }
     }
+    let v2_names = &state.settings.v2_names;
+    let v2 = match signature_v2::version(v2_names, headers)? {
+        2 => Some(signature_v2::parse(v2_names, headers)?),
+        _ if policy.min_signature_version >= 2 => return Err(Reject::SignatureVersionRequired),
+        _ => None,
+    };
+    if v2.as_ref().is_some_and(|v2| v2.nonce.contains('|')) {
+        return Err(Reject::MalformedHeader);
+    }
     let now = state.now();
     window::check(request.timestamp, now, policy.max_skew_secs)?;
     let ring = state.keyring.current();
-    let key_id = verify::verify(&request, &ring, policy.key_ids.as_deref(), now)?
-        .id
-        .clone();
-    track_session(state, &request, &key_id, headers, client_ip, now)?;
-    Ok(Verified { key_id, request })
+    let allowed = policy.key_ids.as_deref();
+    let key_id = match &v2 {
+        Some(v2) => signature_v2::verify(&request, v2, &ring, allowed, now)?,
+        None => verify::verify(&request, &ring, allowed, now)?,
+    }
+    .id
+    .clone();
+    let body = if v2.is_some() {
+        BodyCheck::HeaderOnly
+    } else {
+        BodyCheck::NotSigned
+    };
+    Ok(Verified {
+        key_id,
+        request,
+        v2,
+        body,
+    })
 }
 
-/// Records the verified session; refuses a revoked one or one too many from
-/// this address. A request without a session id (allowed only when
-/// `require_session_id = false`) has nothing to track.
-fn track_session(
+/// Checks a v2 signature's body hash against `body` when there is one
+/// (403 `body_mismatch`); v1 and bodiless requests pass unchanged.
+pub fn check_body(verified: &mut Verified<'_>, body: Option<&[u8]>) -> Result<(), Reject> {
+    if let (Some(v2), Some(body)) = (&verified.v2, body) {
+        if !v2.body_matches(body) {
+            return Err(Reject::BodyMismatch);
+        }
+        verified.body = BodyCheck::Matched;
+    }
+    Ok(())
+}
+
+/// Records the verified session (with the body's size, where known);
+/// refuses a revoked one or one too many from this address. A request
+/// without a session id (allowed only when `require_session_id = false`)
+/// has nothing to track.
+pub fn track_session(
     state: &AppState,
-    request: &SignedRequest<'_>,
-    key_id: &KeyId,
+    verified: &Verified<'_>,
     headers: &HeaderMap,
     client_ip: IpAddr,
-    now: i64,
+    bytes: u64,
 ) -> Result<(), Reject> {
+    let request = &verified.request;
     if request.session_id.is_empty() {
         return Ok(());
     }
@@ -252,9 +365,9 @@ fn track_session(
         client_ip,
         user_agent: header_str(headers, &http::header::USER_AGENT),
         client_version: request.client_version,
-        key_id: key_id.as_str(),
-        bytes: 0,
-        now,
+        key_id: verified.key_id.as_str(),
+        bytes,
+        now: state.now(),
     };
     match state.sessions.observe(&sighting) {
         Ok(true) => {

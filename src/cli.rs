@@ -9,6 +9,7 @@ use crate::canonical::{self, MessageV1};
 use crate::config::{self, ConfigError, ConfigSource, Env};
 use crate::keyring::Keyring;
 use crate::secret::Secret;
+use crate::signature_v2::{self, MessageV2};
 
 /// Exit status for a configuration error (EX_USAGE from sysexits.h).
 pub const EXIT_CONFIG: u8 = 64;
@@ -49,6 +50,18 @@ pub enum Command {
         timestamp: Option<i64>,
         #[arg(long, default_value = concat!("telegate-sign/", env!("CARGO_PKG_VERSION")))]
         client_version: String,
+        /// Print body-bound v2 headers (needs --body and --key-id).
+        #[arg(long, requires_all = ["body", "key_id"])]
+        v2: bool,
+        /// v2: the file holding the body exactly as it will be sent (after gzip).
+        #[arg(long)]
+        body: Option<PathBuf>,
+        /// v2: the id of the key in the gateway's ring (`auth.keys[].id`).
+        #[arg(long)]
+        key_id: Option<String>,
+        /// v2: the nonce, hex, at least 32 characters (default: 128 random bits).
+        #[arg(long)]
+        nonce: Option<String>,
     },
     /// Print a new secret: 64 hex characters from the OS RNG.
     Keygen,
@@ -75,7 +88,34 @@ pub fn config_source(path: Option<PathBuf>) -> ConfigSource {
         .unwrap_or(ConfigSource::Embedded)
 }
 
-/// `telegate sign`: the four v1 headers.
+/// What `telegate sign --v2` adds.
+#[derive(Debug, Clone)]
+pub struct V2Options {
+    pub body_file: PathBuf,
+    pub key_id: String,
+    pub nonce: Option<String>,
+}
+
+impl V2Options {
+    /// From `--v2 --body --key-id [--nonce]` (clap requires the first three together).
+    pub fn from_args(
+        v2: bool,
+        body: Option<PathBuf>,
+        key_id: Option<String>,
+        nonce: Option<String>,
+    ) -> Option<V2Options> {
+        match (v2, body, key_id) {
+            (true, Some(body_file), Some(key_id)) => Some(V2Options {
+                body_file,
+                key_id,
+                nonce,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// `telegate sign`: the four v1 headers, or with `v2` the eight v2 headers.
 pub fn sign(
     secret_file: &std::path::Path,
     path: &str,
@@ -83,6 +123,7 @@ pub fn sign(
     session: Option<String>,
     timestamp: Option<i64>,
     client_version: &str,
+    v2: Option<V2Options>,
 ) -> Result<String, String> {
     let text = std::fs::read_to_string(secret_file)
         .map_err(|err| format!("cannot read {}: {err}", secret_file.display()))?;
@@ -93,15 +134,43 @@ pub fn sign(
         None => random_session_id()?,
     };
     let timestamp = timestamp.unwrap_or_else(|| (crate::state::system_clock())());
-    let message = MessageV1 {
+    let path = crate::signed_request::signed_path(path);
+    let Some(v2) = v2 else {
+        let message = MessageV1 {
+            method,
+            path,
+            timestamp,
+            session_id: &session,
+        };
+        let signature = canonical::sign_v1(&secret, &message);
+        return Ok(format!(
+            "X-KMS-Signature: {signature}\nX-KMS-Timestamp: {timestamp}\nX-KMS-Session-ID: {session}\nX-KMS-Client-Version: {client_version}\n"
+        ));
+    };
+    let body = std::fs::read(&v2.body_file)
+        .map_err(|err| format!("cannot read {}: {err}", v2.body_file.display()))?;
+    let nonce = match v2.nonce {
+        Some(nonce) => nonce,
+        None => {
+            let mut bytes = [0u8; 16];
+            getrandom::fill(&mut bytes).map_err(|err| format!("OS RNG failed: {err}"))?;
+            hex::encode(bytes)
+        }
+    };
+    let content_sha256 = signature_v2::content_sha256(&body);
+    let message = MessageV2 {
         method,
-        path: crate::signed_request::signed_path(path),
+        path,
         timestamp,
         session_id: &session,
+        nonce: &nonce,
+        key_id: &v2.key_id,
+        content_sha256_hex: &content_sha256,
     };
-    let signature = canonical::sign_v1(&secret, &message);
+    let signature = signature_v2::sign(&secret, &message);
     Ok(format!(
-        "X-KMS-Signature: {signature}\nX-KMS-Timestamp: {timestamp}\nX-KMS-Session-ID: {session}\nX-KMS-Client-Version: {client_version}\n"
+        "X-KMS-Signature-Version: 2\nX-KMS-Key-Id: {key_id}\nX-KMS-Nonce: {nonce}\nX-KMS-Content-SHA256: {content_sha256}\nX-KMS-Signature: {signature}\nX-KMS-Timestamp: {timestamp}\nX-KMS-Session-ID: {session}\nX-KMS-Client-Version: {client_version}\n",
+        key_id = v2.key_id
     ))
 }
 

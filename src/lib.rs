@@ -9,9 +9,11 @@
 //! - [`signed_request`]: parses the `X-KMS-*` headers into a typed request.
 //! - [`window`]: the timestamp window check, in both directions.
 //! - [`canonical`]: the canonical v1 message and its HMAC-SHA256.
+//! - [`signature_v2`]: the body-bound v2 headers, message and key-id verification.
 //! - [`verify`]: checks a signature against every live key of the ring.
 //! - [`session`]: records each verified session, issues and checks session tokens; refuses revoked ones and address floods.
 //! - [`auth`]: composes the stages into one forwardAuth decision.
+//! - [`ingest`]: direct OTLP/HTTP routes: the same stages, then the body is checked, decoded and forwarded.
 //! - [`reject`]: every rejection reason, and the one place that maps it to HTTP.
 //! - [`respond`]: JSON bodies and response builders.
 //!
@@ -30,6 +32,7 @@ pub mod cli;
 pub mod client_ip;
 pub mod config;
 pub mod healthcheck;
+pub mod ingest;
 pub mod keyring;
 pub mod logging;
 pub mod metrics;
@@ -40,6 +43,7 @@ pub mod router;
 pub mod secret;
 pub mod server;
 pub mod session;
+pub mod signature_v2;
 pub mod signed_request;
 pub mod state;
 pub mod status;

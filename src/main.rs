@@ -33,6 +33,10 @@ fn main() -> ExitCode {
             session,
             timestamp,
             client_version,
+            v2,
+            body,
+            key_id,
+            nonce,
         } => print(cli::sign(
             &secret_file,
             &path,
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
             session,
             timestamp,
             &client_version,
+            cli::V2Options::from_args(v2, body, key_id, nonce),
         )),
     }
 }

@@ -120,6 +120,7 @@ mod tests {
             key_ids: None,
             require_build: None,
             methods: vec!["hmac".into()],
+            min_signature_version: 1,
         }
     }
 

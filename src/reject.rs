@@ -47,6 +47,10 @@ pub enum Reject {
     NoLiveKey,
     #[error("Unknown auth policy")]
     UnknownPolicy,
+    #[error("The body is not the one that was signed")]
+    BodyMismatch,
+    #[error("This route requires a v2 (body-bound) signature")]
+    SignatureVersionRequired,
 }
 
 impl Reject {
@@ -69,6 +73,8 @@ impl Reject {
         "too_many_sessions",
         "no_live_key",
         "unknown_policy",
+        "body_mismatch",
+        "signature_version_required",
     ];
 
     pub fn reason(&self) -> &'static str {
@@ -90,6 +96,8 @@ impl Reject {
             Reject::TooManySessions => "too_many_sessions",
             Reject::NoLiveKey => "no_live_key",
             Reject::UnknownPolicy => "unknown_policy",
+            Reject::BodyMismatch => "body_mismatch",
+            Reject::SignatureVersionRequired => "signature_version_required",
         }
     }
 
@@ -105,8 +113,11 @@ impl Reject {
             | Reject::FutureTimestamp
             | Reject::UnofficialBuild
             | Reject::InvalidSession
-            | Reject::SessionExpired => StatusCode::UNAUTHORIZED,
-            Reject::BadSignature | Reject::SessionRevoked => StatusCode::FORBIDDEN,
+            | Reject::SessionExpired
+            | Reject::SignatureVersionRequired => StatusCode::UNAUTHORIZED,
+            Reject::BadSignature | Reject::SessionRevoked | Reject::BodyMismatch => {
+                StatusCode::FORBIDDEN
+            }
             Reject::RateLimited { .. } | Reject::TooManySessions => StatusCode::TOO_MANY_REQUESTS,
             // A gateway with no usable key is broken, not the client: 503 makes
             // OTLP exporters retry instead of dropping data.
@@ -168,6 +179,8 @@ mod tests {
             Reject::TooManySessions,
             Reject::NoLiveKey,
             Reject::UnknownPolicy,
+            Reject::BodyMismatch,
+            Reject::SignatureVersionRequired,
         ];
         assert_eq!(all.len(), Reject::REASONS.len());
         for reject in all {

@@ -7,14 +7,14 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use crate::auth;
+use crate::ingest;
 use crate::respond::{self, Body};
 use crate::session;
 use crate::state::AppState;
 use crate::status;
 
-/// Handles one request. Only the session API reads a body (capped);
-/// `/auth` decides on headers alone and never reads one.
+/// Handles one request. The session API, the OTLP ingest routes and `/auth`
+/// with a body (Traefik's `forwardBody`) read bodies, always capped.
 pub async fn route<B>(state: AppState, request: Request<B>, peer: IpAddr) -> Response<Body>
 where
     B: hyper::body::Body,
@@ -25,11 +25,13 @@ where
     if session::api::handles(parts.uri.path()) {
         return session::api::route(state, parts, body, peer).await;
     }
+    if let Some(signal) = ingest::signal_for(&state.settings, parts.uri.path()) {
+        return ingest::handle(state, parts, body, peer, signal).await;
+    }
     match (parts.uri.path(), &parts.method) {
-        ("/auth", _) => auth::forward_auth(state, &parts, peer),
+        ("/auth", _) => ingest::forward_auth(state, &parts, body, peer).await,
         // The original deployment's Traefik calls `/` itself: a later change
-        // makes a `/` carrying X-Forwarded-Uri a decision with one arm here:
-        // ("/", _) if parts.headers.contains_key(&auth::X_FORWARDED_URI) => auth::forward_auth(state, &parts, peer),
+        // makes a `/` carrying X-Forwarded-Uri a decision with one arm here.
         ("/", &Method::GET | &Method::HEAD) => status::index(state).await,
         ("/waiting", &Method::GET | &Method::HEAD) => status::waiting(state).await,
         ("/health", &Method::GET | &Method::HEAD) => {

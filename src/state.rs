@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Settings;
+use crate::ingest::Ingest;
 use crate::keyring::SharedKeyring;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
@@ -32,6 +33,8 @@ pub struct Inner {
     pub limits: RateLimits,
     pub metrics: Metrics,
     pub sessions: Arc<dyn SessionStore>,
+    /// The OTLP ingest routes: collector client, replay cache, metrics.
+    pub ingest: Ingest,
     /// The admin bearer token; `None` turns the session API off.
     pub admin_token: Option<Secret>,
     pub clock: UnixClock,
@@ -57,12 +60,17 @@ impl AppState {
             settings.policies.values(),
             settings.ipv6_prefix,
         );
+        // Startup invariants: rustls builds without custom roots, and the
+        // ingest metric names are not registered twice.
+        let ingest = Ingest::new(&settings, metrics.registry())
+            .unwrap_or_else(|err| panic!("cannot set up OTLP ingest: {err}"));
         AppState(Arc::new(Inner {
             settings,
             keyring,
             limits,
             metrics,
             sessions,
+            ingest,
             admin_token,
             clock,
             started: Instant::now(),

@@ -8,6 +8,7 @@ fn full_config() -> RawConfig {
     let mut config = RawConfig::default();
     config.admin.token_file = Some(String::new());
     config.status.templates_dir = Some(String::new());
+    config.ingest.policy = Some(String::new());
     config
 }
 
@@ -58,6 +59,7 @@ fn every_config_key_is_documented_with_its_variable() {
         key_ids: Some(vec![]),
         require_build: Some(String::new()),
         methods: Some(vec![]),
+        min_signature_version: Some(2),
     };
     let mut policy_keys = Vec::new();
     keys(

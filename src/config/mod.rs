@@ -8,12 +8,14 @@
 //! `MODSYNC_SIGNING_SECRET` (key id `modsync`).
 
 mod env;
+mod ingest;
 mod raw;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 pub use env::{Env, MapEnv, ProcessEnv};
+pub use ingest::{CollectorSection, CollectorSettings, IngestMode, IngestSection, IngestSettings};
 pub use raw::*;
 pub use validate::{LogFormat, Policy, RateSpec, ServerSettings, Settings, StatusSettings};
 

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::ingest::{CollectorSection, IngestSection};
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
@@ -19,6 +21,8 @@ pub struct RawConfig {
     pub metrics: MetricsSection,
     pub log: LogSection,
     pub status: StatusSection,
+    pub ingest: IngestSection,
+    pub collector: CollectorSection,
 }
 
 impl Default for RawConfig {
@@ -35,6 +39,8 @@ impl Default for RawConfig {
             metrics: MetricsSection::default(),
             log: LogSection::default(),
             status: StatusSection::default(),
+            ingest: IngestSection::default(),
+            collector: CollectorSection::default(),
         }
     }
 }
@@ -133,6 +139,8 @@ pub struct PolicySection {
     /// When set, `X-KMS-Build` must equal it (e.g. `official`).
     pub require_build: Option<String>,
     pub methods: Option<Vec<String>>,
+    /// `2`: only body-bound v2 signatures pass (401 `signature_version_required`).
+    pub min_signature_version: Option<u8>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use super::ingest::{validate_ingest, IngestSettings};
 use super::raw::{KeyEntry, RawConfig};
 use super::ConfigError;
 use crate::client_ip::TrustedProxies;
 use crate::keyring::{KeyId, KeySource, KeySpec};
 use crate::session::{PerUserLimit, SessionSettings, StoreIp};
+use crate::signature_v2::V2Names;
 use crate::signed_request::HeaderNames;
 
 #[derive(Debug, Clone)]
@@ -22,6 +24,7 @@ pub struct Settings {
     pub trusted_proxies: TrustedProxies,
     pub server: ServerSettings,
     pub header_names: HeaderNames,
+    pub v2_names: V2Names,
     pub require_session_id: bool,
     pub reload_poll: Duration,
     pub keys: Vec<KeySpec>,
@@ -36,6 +39,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub status: StatusSettings,
+    pub ingest: IngestSettings,
     /// The validated file as written (after overrides), for `check-config`.
     pub raw: RawConfig,
 }
@@ -79,6 +83,8 @@ pub struct Policy {
     pub key_ids: Option<Vec<KeyId>>,
     pub require_build: Option<String>,
     pub methods: Vec<String>,
+    /// 1: v1 or v2 signatures; 2: v2 only.
+    pub min_signature_version: u8,
 }
 
 impl Policy {
@@ -128,6 +134,9 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError
     let header_names = HeaderNames::with_prefix(&auth.header_prefix).map_err(|_| {
         ConfigError::invalid("auth.header_prefix", "is not a valid header name prefix")
     })?;
+    let v2_names = V2Names::with_prefix(&auth.header_prefix).map_err(|_| {
+        ConfigError::invalid("auth.header_prefix", "is not a valid header name prefix")
+    })?;
     positive("auth.reload_poll_secs", auth.reload_poll_secs)?;
     let keys = key_specs(&auth.keys, base_dir)?;
 
@@ -154,6 +163,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError
         key_ids: None,
         require_build: None,
         methods: vec!["hmac".into()],
+        min_signature_version: 1,
     };
     let mut policies = BTreeMap::new();
     for (name, section) in &raw.policies {
@@ -201,11 +211,22 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError
                 key_ids,
                 require_build: section.require_build.clone(),
                 methods,
+                min_signature_version: match section.min_signature_version {
+                    None => 1,
+                    Some(v @ (1 | 2)) => v,
+                    Some(_) => {
+                        return Err(ConfigError::invalid(
+                            key("min_signature_version"),
+                            "must be 1 or 2",
+                        ))
+                    }
+                },
             },
         );
     }
 
     let sessions = session_settings(&raw)?;
+    let ingest = validate_ingest(&raw.ingest, &raw.collector, policies.keys())?;
     let admin_token_file = raw
         .admin
         .token_file
@@ -254,6 +275,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError
             shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
         },
         header_names,
+        v2_names,
         require_session_id: auth.require_session_id,
         reload_poll: Duration::from_secs(auth.reload_poll_secs),
         keys,
@@ -268,6 +290,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError
         log_format,
         log_level: raw.log.level.clone(),
         status: status_settings(&raw, base_dir)?,
+        ingest,
         raw,
     })
 }

@@ -2,6 +2,8 @@
 //! to a temp dir, sign requests with the crate's own signer, read metrics.
 #![allow(dead_code)]
 
+pub mod collector;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -158,6 +160,39 @@ pub fn signed(
     vec![
         ("X-Forwarded-Method", method.to_string()),
         ("X-Forwarded-Uri", uri.to_string()),
+        ("X-KMS-Signature", signature),
+        ("X-KMS-Timestamp", timestamp.to_string()),
+        ("X-KMS-Session-ID", session.to_string()),
+        ("X-KMS-Client-Version", "2.0.0.0".to_string()),
+    ]
+}
+
+/// The eight v2 headers for `POST path` with `body` (as sent) under `key_id`.
+pub fn signed_v2(
+    secret: &str,
+    key_id: &str,
+    path: &str,
+    timestamp: i64,
+    session: &str,
+    nonce: &str,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let content_sha256 = telegate::signature_v2::content_sha256(body);
+    let message = telegate::signature_v2::MessageV2 {
+        method: "POST",
+        path,
+        timestamp,
+        session_id: session,
+        nonce,
+        key_id,
+        content_sha256_hex: &content_sha256,
+    };
+    let signature = telegate::signature_v2::sign(&Secret::from_text(secret).unwrap(), &message);
+    vec![
+        ("X-KMS-Signature-Version", "2".to_string()),
+        ("X-KMS-Key-Id", key_id.to_string()),
+        ("X-KMS-Nonce", nonce.to_string()),
+        ("X-KMS-Content-SHA256", content_sha256),
         ("X-KMS-Signature", signature),
         ("X-KMS-Timestamp", timestamp.to_string()),
         ("X-KMS-Session-ID", session.to_string()),

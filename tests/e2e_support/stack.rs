@@ -111,13 +111,24 @@ pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
 pub struct Rotel {
     pub proc: Proc,
     pub http_port: u16,
+    pub grpc_port: u16,
 }
 
 impl Rotel {
     pub async fn start(tools: &Tools, work: &Workdir) -> Rotel {
-        let http_port = free_port();
-        // Required: the default gRPC port is shared by every instance.
-        let grpc_port = free_port();
+        // The gRPC port is required: the default one is shared by every instance.
+        Rotel::start_on(tools, work, free_port(), free_port(), "rotel.log").await
+    }
+
+    /// rotel on given ports (to restart a stopped collector where clients
+    /// expect it), logging to `log` in the workdir.
+    pub async fn start_on(
+        tools: &Tools,
+        work: &Workdir,
+        http_port: u16,
+        grpc_port: u16,
+        log: &str,
+    ) -> Rotel {
         let mut command = Command::new(tools.path("rotel-agent"));
         command
             .arg("start")
@@ -132,7 +143,7 @@ impl Rotel {
             .args(["--debug-log-verbosity", "detailed"])
             .env("NO_COLOR", "1")
             .current_dir(work.path());
-        let mut proc = Proc::spawn("rotel", command, work.path().join("rotel.log"));
+        let mut proc = Proc::spawn("rotel", command, work.path().join(log));
         // rotel answers 404 at `/` once its HTTP receiver is up.
         let root = format!("http://127.0.0.1:{http_port}/");
         let client = http_client();
@@ -140,7 +151,11 @@ impl Rotel {
             get_status(&client, &root, 404)
         })
         .await;
-        Rotel { proc, http_port }
+        Rotel {
+            proc,
+            http_port,
+            grpc_port,
+        }
     }
 
     pub fn url(&self) -> String {

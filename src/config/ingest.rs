@@ -1,0 +1,385 @@
+//! `[ingest]` and `[collector]`: the direct OTLP/HTTP routes and the
+//! collector they forward to. Raw sections (serde, defaults) and their
+//! validation into [`IngestSettings`], kept out of `raw.rs`/`validate.rs` so
+//! the ingest feature stays in one place.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSection {
+    /// Serve the OTLP/HTTP routes at all.
+    pub enabled: bool,
+    /// `passthrough`, `validate` or `enrich`.
+    pub mode: String,
+    pub traces_path: String,
+    pub metrics_path: String,
+    pub logs_path: String,
+    /// Most bytes of a request body as sent (compressed).
+    pub max_body_bytes: usize,
+    /// Most bytes of a gzip body once decompressed.
+    pub max_decompressed_bytes: usize,
+    /// A request body must arrive within this time (also for `/auth` bodies).
+    pub body_timeout_secs: u64,
+    /// Attribute keys removed everywhere in `enrich` mode (privacy).
+    pub drop_attributes: Vec<String>,
+    /// The policy (`[policies.NAME]`) the ingest routes check; absent: the default.
+    pub policy: Option<String>,
+    /// Most (key id, nonce) pairs the v2 replay cache holds.
+    pub replay_capacity: u64,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        IngestSection {
+            enabled: true,
+            mode: "validate".into(),
+            traces_path: "/v1/traces".into(),
+            metrics_path: "/v1/metrics".into(),
+            logs_path: "/v1/logs".into(),
+            max_body_bytes: 4 * 1024 * 1024,
+            max_decompressed_bytes: 20 * 1024 * 1024,
+            body_timeout_secs: 30,
+            drop_attributes: Vec::new(),
+            policy: None,
+            replay_capacity: 1_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorSection {
+    /// Base URL of the collector's OTLP/HTTP receiver; `/v1/{signal}` is appended.
+    pub endpoint: String,
+    pub connect_timeout_secs: u64,
+    /// Whole exchange with the collector, response body included.
+    pub request_timeout_secs: u64,
+    /// Exports in flight to the collector at once; beyond: 503 + `Retry-After`.
+    pub max_in_flight: usize,
+    /// `Retry-After` when the collector is down or busy and says nothing itself.
+    pub retry_after_secs: u64,
+    /// Static headers added to every forwarded export.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Default for CollectorSection {
+    fn default() -> Self {
+        CollectorSection {
+            endpoint: "http://127.0.0.1:4318".into(),
+            connect_timeout_secs: 2,
+            request_timeout_secs: 10,
+            max_in_flight: 64,
+            retry_after_secs: 5,
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+/// What the ingest routes do with a verified payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestMode {
+    /// Bytes forwarded untouched (sizes still checked).
+    Passthrough,
+    /// Decoded and counted; the original bytes are forwarded.
+    Validate,
+    /// Decoded, resource attributes added, configured keys dropped, re-encoded.
+    Enrich,
+}
+
+impl IngestMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestMode::Passthrough => "passthrough",
+            IngestMode::Validate => "validate",
+            IngestMode::Enrich => "enrich",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    pub enabled: bool,
+    pub mode: IngestMode,
+    pub traces_path: String,
+    pub metrics_path: String,
+    pub logs_path: String,
+    pub max_body_bytes: usize,
+    pub max_decompressed_bytes: usize,
+    pub body_timeout: Duration,
+    pub drop_attributes: Vec<String>,
+    pub policy: Option<String>,
+    pub replay_capacity: u64,
+    pub collector: CollectorSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct CollectorSettings {
+    /// Without a trailing slash.
+    pub endpoint: String,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_in_flight: usize,
+    pub retry_after_secs: u64,
+    pub headers: HeaderMap,
+}
+
+/// Validates both sections; `policies` are the configured policy names.
+pub fn validate_ingest<'a>(
+    ingest: &IngestSection,
+    collector: &CollectorSection,
+    mut policies: impl Iterator<Item = &'a String>,
+) -> Result<IngestSettings, ConfigError> {
+    let mode = match ingest.mode.as_str() {
+        "passthrough" => IngestMode::Passthrough,
+        "validate" => IngestMode::Validate,
+        "enrich" => IngestMode::Enrich,
+        other => {
+            return Err(ConfigError::invalid(
+                "ingest.mode",
+                format!("{other:?} is not passthrough, validate or enrich"),
+            ))
+        }
+    };
+    let paths = [
+        ("ingest.traces_path", &ingest.traces_path),
+        ("ingest.metrics_path", &ingest.metrics_path),
+        ("ingest.logs_path", &ingest.logs_path),
+    ];
+    for (i, (key, path)) in paths.iter().enumerate() {
+        let ok = path.starts_with('/')
+            && !path.contains(['?', '#', '|', ' '])
+            && !RESERVED.contains(&path.as_str())
+            && !path.starts_with("/sessions")
+            && !path.starts_with("/users/");
+        if !ok {
+            return Err(ConfigError::invalid(
+                *key,
+                format!("{path:?} must start with / and not be a telegate route"),
+            ));
+        }
+        if paths[..i].iter().any(|(_, other)| other == path) {
+            return Err(ConfigError::invalid(*key, "is used by another signal"));
+        }
+    }
+    if !(1024..=256 * 1024 * 1024).contains(&ingest.max_body_bytes) {
+        return Err(ConfigError::invalid(
+            "ingest.max_body_bytes",
+            "must be between 1024 and 268435456",
+        ));
+    }
+    if ingest.max_decompressed_bytes < ingest.max_body_bytes
+        || ingest.max_decompressed_bytes > 1024 * 1024 * 1024
+    {
+        return Err(ConfigError::invalid(
+            "ingest.max_decompressed_bytes",
+            "must be at least ingest.max_body_bytes and at most 1073741824",
+        ));
+    }
+    if let Some(name) = &ingest.policy {
+        if !policies.any(|p| p == name) {
+            return Err(ConfigError::invalid(
+                "ingest.policy",
+                format!("no [policies.{name}] is configured"),
+            ));
+        }
+    }
+    if ingest.body_timeout_secs == 0 {
+        return Err(ConfigError::invalid(
+            "ingest.body_timeout_secs",
+            "must be greater than 0",
+        ));
+    }
+    if ingest.replay_capacity == 0 {
+        return Err(ConfigError::invalid(
+            "ingest.replay_capacity",
+            "must be greater than 0",
+        ));
+    }
+    Ok(IngestSettings {
+        enabled: ingest.enabled,
+        mode,
+        traces_path: ingest.traces_path.clone(),
+        metrics_path: ingest.metrics_path.clone(),
+        logs_path: ingest.logs_path.clone(),
+        max_body_bytes: ingest.max_body_bytes,
+        max_decompressed_bytes: ingest.max_decompressed_bytes,
+        body_timeout: Duration::from_secs(ingest.body_timeout_secs),
+        drop_attributes: ingest.drop_attributes.clone(),
+        policy: ingest.policy.clone(),
+        replay_capacity: ingest.replay_capacity,
+        collector: collector_settings(collector)?,
+    })
+}
+
+/// Routes an ingest path may not shadow.
+const RESERVED: &[&str] = &["/", "/auth", "/health", "/ready", "/metrics", "/waiting"];
+
+fn collector_settings(section: &CollectorSection) -> Result<CollectorSettings, ConfigError> {
+    let endpoint = section.endpoint.trim_end_matches('/');
+    let uri: http::Uri = endpoint.parse().map_err(|_| {
+        ConfigError::invalid("collector.endpoint", format!("{endpoint:?} is not a URL"))
+    })?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.host().is_none() || uri.query().is_some() {
+        return Err(ConfigError::invalid(
+            "collector.endpoint",
+            format!("{endpoint:?} must be an http:// or https:// URL without a query"),
+        ));
+    }
+    for (key, value) in [
+        (
+            "collector.connect_timeout_secs",
+            section.connect_timeout_secs,
+        ),
+        (
+            "collector.request_timeout_secs",
+            section.request_timeout_secs,
+        ),
+        ("collector.retry_after_secs", section.retry_after_secs),
+        ("collector.max_in_flight", section.max_in_flight as u64),
+    ] {
+        if value == 0 {
+            return Err(ConfigError::invalid(key, "must be greater than 0"));
+        }
+    }
+    let mut headers = HeaderMap::new();
+    for (name, value) in &section.headers {
+        let key = format!("collector.headers.{name}");
+        let header = HeaderName::try_from(name.as_str())
+            .map_err(|_| ConfigError::invalid(&key, "is not a header name"))?;
+        if matches!(
+            header.as_str(),
+            "content-type" | "content-encoding" | "content-length" | "host" | "transfer-encoding"
+        ) {
+            return Err(ConfigError::invalid(&key, "is set by telegate itself"));
+        }
+        let value = HeaderValue::try_from(value.as_str())
+            .map_err(|_| ConfigError::invalid(&key, "is not a valid header value"))?;
+        headers.insert(header, value);
+    }
+    Ok(CollectorSettings {
+        endpoint: endpoint.to_string(),
+        connect_timeout: Duration::from_secs(section.connect_timeout_secs),
+        request_timeout: Duration::from_secs(section.request_timeout_secs),
+        max_in_flight: section.max_in_flight,
+        retry_after_secs: section.retry_after_secs,
+        headers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(ingest: IngestSection, collector: CollectorSection) -> Result<IngestSettings, String> {
+        let policies = ["tele".to_string()];
+        validate_ingest(&ingest, &collector, policies.iter()).map_err(|e| match e {
+            ConfigError::Invalid { key, .. } => key,
+            other => other.to_string(),
+        })
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let settings = check(IngestSection::default(), CollectorSection::default()).unwrap();
+        assert_eq!(settings.mode, IngestMode::Validate);
+        assert_eq!(settings.max_body_bytes, 4 * 1024 * 1024);
+        assert_eq!(settings.max_decompressed_bytes, 20 * 1024 * 1024);
+        assert_eq!(settings.collector.endpoint, "http://127.0.0.1:4318");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let bad_mode = IngestSection {
+            mode: "fast".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            check(bad_mode, CollectorSection::default()).unwrap_err(),
+            "ingest.mode"
+        );
+        let clash = IngestSection {
+            logs_path: "/v1/traces".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            check(clash, CollectorSection::default()).unwrap_err(),
+            "ingest.logs_path"
+        );
+        let shadow = IngestSection {
+            metrics_path: "/metrics".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            check(shadow, CollectorSection::default()).unwrap_err(),
+            "ingest.metrics_path"
+        );
+        let policy = IngestSection {
+            policy: Some("nope".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            check(policy, CollectorSection::default()).unwrap_err(),
+            "ingest.policy"
+        );
+        let small = IngestSection {
+            max_decompressed_bytes: 10,
+            ..Default::default()
+        };
+        assert_eq!(
+            check(small, CollectorSection::default()).unwrap_err(),
+            "ingest.max_decompressed_bytes"
+        );
+        for endpoint in ["ftp://x", "not a url", "http://x/?q=1"] {
+            let collector = CollectorSection {
+                endpoint: endpoint.into(),
+                ..Default::default()
+            };
+            assert_eq!(
+                check(IngestSection::default(), collector).unwrap_err(),
+                "collector.endpoint",
+                "{endpoint}"
+            );
+        }
+        let mut headers = BTreeMap::new();
+        headers.insert("Content-Type".to_string(), "x".to_string());
+        let collector = CollectorSection {
+            headers,
+            ..Default::default()
+        };
+        assert_eq!(
+            check(IngestSection::default(), collector).unwrap_err(),
+            "collector.headers.Content-Type"
+        );
+    }
+
+    #[test]
+    fn static_headers_and_policy() {
+        let mut headers = BTreeMap::new();
+        headers.insert("X-Scope-OrgID".to_string(), "tenant-1".to_string());
+        let collector = CollectorSection {
+            endpoint: "https://collector.example:4318/".into(),
+            headers,
+            ..Default::default()
+        };
+        let ingest = IngestSection {
+            policy: Some("tele".into()),
+            mode: "enrich".into(),
+            ..Default::default()
+        };
+        let settings = check(ingest, collector).unwrap();
+        assert_eq!(
+            settings.collector.endpoint,
+            "https://collector.example:4318"
+        );
+        assert_eq!(settings.collector.headers["x-scope-orgid"], "tenant-1");
+        assert_eq!(settings.mode, IngestMode::Enrich);
+    }
+}

@@ -1,0 +1,166 @@
+//! Forwarding to the collector: one pooled reqwest client (rustls), connect
+//! and request timeouts, and a semaphore bounding exports in flight. A full
+//! semaphore answers at once (503 + `Retry-After`): nothing queues without
+//! bound. The collector's answer is mapped onto the OTLP retry contract:
+//! 2xx is delivered (its body passed back untouched, partial success
+//! included), 400 is the client's fault, 429/502/503/504, refused
+//! connections and timeouts are retryable, and any other status (a
+//! misconfigured endpoint: 404, 401, ...) is retryable too, because the data
+//! is fine and dropping it would lose it.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderValue};
+use tokio::sync::Semaphore;
+
+use super::error::IngestError;
+use super::otlp::Signal;
+use crate::auth::{X_AUTH_CLIENT_VERSION, X_AUTH_SESSION_ID};
+use crate::config::CollectorSettings;
+
+/// Most bytes of a collector answer passed back to the client.
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// Longest `Retry-After` taken from the collector.
+const MAX_RETRY_AFTER_SECS: u64 = 300;
+
+/// What the collector answered to a delivered export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub content_type: Option<HeaderValue>,
+    pub body: Bytes,
+}
+
+/// One export on its way out.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    pub signal: Signal,
+    pub body: Bytes,
+    pub content_type: HeaderValue,
+    pub gzipped: bool,
+    pub session_id: &'a str,
+    pub client_version: Option<&'a str>,
+}
+
+pub struct Collector {
+    client: reqwest::Client,
+    endpoint: String,
+    headers: HeaderMap,
+    slots: Arc<Semaphore>,
+    retry_after_secs: u64,
+}
+
+impl Collector {
+    pub fn new(settings: &CollectorSettings) -> Result<Collector, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .pool_max_idle_per_host(settings.max_in_flight)
+            .pool_idle_timeout(std::time::Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Collector {
+            client,
+            endpoint: settings.endpoint.clone(),
+            headers: settings.headers.clone(),
+            slots: Arc::new(Semaphore::new(settings.max_in_flight)),
+            retry_after_secs: settings.retry_after_secs,
+        })
+    }
+
+    /// Exports in flight right now.
+    pub fn in_flight(&self, max: usize) -> usize {
+        max.saturating_sub(self.slots.available_permits())
+    }
+
+    /// Posts one export; `Ok` only when the collector answered 2xx.
+    pub async fn send(&self, out: Outgoing<'_>) -> Result<Accepted, IngestError> {
+        let Ok(_permit) = self.slots.clone().try_acquire_owned() else {
+            return Err(IngestError::Busy {
+                retry_after_secs: 1,
+            });
+        };
+        let url = format!("{}{}", self.endpoint, out.signal.collector_path());
+        let mut request = self
+            .client
+            .post(url)
+            .headers(self.headers.clone())
+            .header(header::CONTENT_TYPE, out.content_type);
+        if out.gzipped {
+            request = request.header(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        if let Ok(value) = HeaderValue::from_str(out.session_id) {
+            request = request.header(X_AUTH_SESSION_ID, value);
+        }
+        if let Some(Ok(value)) = out.client_version.map(HeaderValue::from_str) {
+            request = request.header(X_AUTH_CLIENT_VERSION, value);
+        }
+        let unavailable = IngestError::CollectorUnavailable {
+            retry_after_secs: self.retry_after_secs,
+        };
+        let mut response = match request.body(out.body).send().await {
+            Ok(response) => response,
+            Err(err) => {
+                let kind = if err.is_timeout() {
+                    "timeout"
+                } else if err.is_connect() {
+                    "connect"
+                } else {
+                    "transport"
+                };
+                tracing::warn!(signal = out.signal.as_str(), kind, error = %err, "collector unreachable");
+                return Err(unavailable);
+            }
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|secs| secs.clamp(1, MAX_RETRY_AFTER_SECS))
+            .unwrap_or(self.retry_after_secs);
+        let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+        let body = read_capped(&mut response).await;
+        match status.as_u16() {
+            200..=299 => Ok(Accepted {
+                content_type,
+                // Delivered even if the answer's body was lost or too long.
+                body: body.unwrap_or_default(),
+            }),
+            400 | 413 => Err(IngestError::CollectorRejected {
+                status: status.as_u16(),
+            }),
+            429 => Err(IngestError::CollectorThrottled {
+                retry_after_secs: retry_after,
+            }),
+            502..=504 => Err(IngestError::CollectorUnavailable {
+                retry_after_secs: retry_after,
+            }),
+            other => {
+                tracing::error!(
+                    signal = out.signal.as_str(),
+                    status = other,
+                    "the collector answered an unexpected status; check collector.endpoint"
+                );
+                Err(unavailable)
+            }
+        }
+    }
+}
+
+/// The answer's body, or `None` when it is longer than [`MAX_RESPONSE_BYTES`]
+/// or cannot be read in time (the client's request timeout still applies).
+async fn read_capped(response: &mut reqwest::Response) -> Option<Bytes> {
+    let mut body = BytesMut::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_RESPONSE_BYTES => {
+                body.extend_from_slice(&chunk)
+            }
+            Ok(Some(_)) | Err(_) => return None,
+            Ok(None) => return Some(body.freeze()),
+        }
+    }
+}

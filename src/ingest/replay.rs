@@ -1,0 +1,246 @@
+//! The v2 replay cache: idempotent retries, never a second delivery.
+//!
+//! Each (key id, nonce) gets a slot (a tokio `watch` channel) remembered for
+//! twice the window (a timestamp is accepted up to `max_skew` either side of
+//! now, so a nonce can be valid that long). The first request owns the slot:
+//! - delivered: later requests with the nonce get the same 200 and body,
+//!   without forwarding again (an SDK retry after a lost response);
+//! - failed (refused, collector down, dropped connection): the next request
+//!   with the nonce takes the slot over and is processed again;
+//! - still running: a concurrent duplicate waits for its outcome (bounded),
+//!   and answers 503 `replay_in_flight` + `Retry-After` if it does not come.
+//!
+//! v1 has no nonce and never comes here. The cache is per replica and
+//! bounded (`ingest.replay_capacity`, least recently used evicted first).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use tokio::sync::watch;
+
+use super::forward::Accepted;
+
+/// Rounds of waiting for a concurrent duplicate (each ends on a state change).
+const MAX_WAIT_ROUNDS: usize = 16;
+
+#[derive(Debug, Clone)]
+enum State {
+    InFlight,
+    Delivered(Arc<Accepted>),
+    Failed,
+}
+
+type Slot = Arc<watch::Sender<State>>;
+
+/// How a request with a v2 nonce goes on.
+#[derive(Debug)]
+pub enum Begin {
+    /// Process it; settle the ticket with the outcome.
+    Owner(Ticket),
+    /// Already delivered: answer this, forward nothing.
+    Delivered(Arc<Accepted>),
+    /// A request with this nonce is still running after the wait.
+    StillInFlight,
+}
+
+/// The right (and duty) to settle a nonce's outcome. Dropped unsettled (the
+/// request was cancelled), the nonce counts as failed, so a retry proceeds.
+#[derive(Debug)]
+pub struct Ticket {
+    slot: Slot,
+    settled: bool,
+}
+
+impl Ticket {
+    fn new(slot: Slot) -> Ticket {
+        Ticket {
+            slot,
+            settled: false,
+        }
+    }
+
+    pub fn delivered(mut self, reply: Arc<Accepted>) {
+        self.settled = true;
+        self.slot.send_replace(State::Delivered(reply));
+    }
+
+    pub fn failed(mut self) {
+        self.settled = true;
+        self.slot.send_replace(State::Failed);
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.slot.send_replace(State::Failed);
+        }
+    }
+}
+
+pub struct ReplayCache {
+    slots: Cache<String, Slot>,
+}
+
+impl ReplayCache {
+    /// `ttl`: how long a nonce is remembered (twice the window).
+    pub fn new(capacity: u64, ttl: Duration) -> ReplayCache {
+        ReplayCache {
+            slots: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    /// Nonces remembered right now (approximate, for the gauge).
+    pub fn len(&self) -> u64 {
+        self.slots.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Claims `(key_id, nonce)`, or reports the first request's outcome;
+    /// waits at most `wait` for a concurrent first request to finish.
+    pub async fn begin(&self, key_id: &str, nonce: &str, wait: Duration) -> Begin {
+        // Neither a key id nor a hex nonce contains '|'.
+        let key = format!("{key_id}|{}", nonce.to_ascii_lowercase());
+        let entry = self
+            .slots
+            .entry(key)
+            .or_insert_with(|| Arc::new(watch::Sender::new(State::InFlight)));
+        let fresh = entry.is_fresh();
+        let slot = entry.into_value();
+        if fresh {
+            return Begin::Owner(Ticket::new(slot));
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut seen = slot.subscribe();
+        for _ in 0..MAX_WAIT_ROUNDS {
+            let mut took_over = false;
+            slot.send_if_modified(|state| {
+                took_over = matches!(state, State::Failed);
+                if took_over {
+                    *state = State::InFlight;
+                }
+                took_over
+            });
+            if took_over {
+                return Begin::Owner(Ticket::new(slot));
+            }
+            if let State::Delivered(reply) = &*seen.borrow_and_update() {
+                return Begin::Delivered(reply.clone());
+            }
+            match tokio::time::timeout_at(deadline, seen.changed()).await {
+                Ok(Ok(())) => continue,
+                // The sender lives in `slot`, held here: cannot close.
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        Begin::StillInFlight
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    fn reply(text: &'static str) -> Arc<Accepted> {
+        Arc::new(Accepted {
+            content_type: None,
+            body: Bytes::from_static(text.as_bytes()),
+        })
+    }
+
+    fn cache() -> ReplayCache {
+        ReplayCache::new(100, Duration::from_secs(600))
+    }
+
+    #[tokio::test]
+    async fn a_delivered_nonce_answers_from_the_first_outcome() {
+        let cache = cache();
+        let Begin::Owner(ticket) = cache.begin("k", "AB01", WAIT).await else {
+            panic!("first request owns the nonce")
+        };
+        ticket.delivered(reply("first"));
+        match cache.begin("k", "ab01", WAIT).await {
+            Begin::Delivered(r) => assert_eq!(&r.body[..], b"first"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            cache.begin("other-key", "ab01", WAIT).await,
+            Begin::Owner(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_abandoned_nonce_is_processed_again() {
+        let cache = cache();
+        let Begin::Owner(ticket) = cache.begin("k", "n1", WAIT).await else {
+            panic!()
+        };
+        ticket.failed();
+        let Begin::Owner(ticket) = cache.begin("k", "n1", WAIT).await else {
+            panic!("a failed first attempt is processed again")
+        };
+        drop(ticket);
+        let Begin::Owner(ticket) = cache.begin("k", "n1", WAIT).await else {
+            panic!("an abandoned attempt counts as failed")
+        };
+        ticket.delivered(reply("ok"));
+        assert!(matches!(
+            cache.begin("k", "n1", WAIT).await,
+            Begin::Delivered(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_concurrent_duplicate_waits_for_the_first_outcome() {
+        let cache = Arc::new(cache());
+        let Begin::Owner(ticket) = cache.begin("k", "n2", WAIT).await else {
+            panic!()
+        };
+        let waiter = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.begin("k", "n2", WAIT).await })
+        };
+        tokio::task::yield_now().await;
+        ticket.delivered(reply("once"));
+        match waiter.await.unwrap() {
+            Begin::Delivered(r) => assert_eq!(&r.body[..], b"once"),
+            other => panic!("{other:?}"),
+        }
+
+        let Begin::Owner(ticket) = cache.begin("k", "n3", WAIT).await else {
+            panic!()
+        };
+        let waiter = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.begin("k", "n3", WAIT).await })
+        };
+        tokio::task::yield_now().await;
+        ticket.failed();
+        assert!(
+            matches!(waiter.await.unwrap(), Begin::Owner(_)),
+            "after a failure the waiter takes over"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_wait_is_bounded() {
+        let cache = cache();
+        let Begin::Owner(_ticket) = cache.begin("k", "n4", WAIT).await else {
+            panic!()
+        };
+        assert!(matches!(
+            cache.begin("k", "n4", Duration::from_millis(50)).await,
+            Begin::StillInFlight
+        ));
+    }
+}

@@ -185,14 +185,7 @@ pub fn verify<'k>(
     allowed: Option<&[KeyId]>,
     now: i64,
 ) -> Result<&'k Key, Reject> {
-    let mut live = ring
-        .live(now)
-        .filter(|key| allowed.is_none_or(|ids| ids.contains(&key.id)))
-        .peekable();
-    if live.peek().is_none() {
-        return Err(Reject::NoLiveKey);
-    }
-    let key = live
+    let key = crate::verify::candidates(ring, allowed, now)?
         .find(|key| key.id.as_str() == v2.key_id)
         .ok_or(Reject::BadSignature)?;
     let tag = key.tag(&MessageV2::of(request, v2).to_bytes());

@@ -19,16 +19,27 @@ pub fn verify<'k>(
     now: i64,
 ) -> Result<&'k Key, Reject> {
     let message = request.message().to_bytes();
-    let mut candidates = ring
-        .live(now)
-        .filter(|key| allowed.is_none_or(|ids| ids.contains(&key.id)))
-        .peekable();
-    if candidates.peek().is_none() {
-        return Err(Reject::NoLiveKey);
-    }
-    candidates
+    candidates(ring, allowed, now)?
         .find(|key| bool::from(key.tag(&message).ct_eq(&request.signature)))
         .ok_or(Reject::BadSignature)
+}
+
+/// The live keys a policy allows (`allowed`: its key ids, `None`: all);
+/// `NoLiveKey` when there are none, which is the gateway's fault, not the
+/// client's.
+pub fn candidates<'k, 'a>(
+    ring: &'k Keyring,
+    allowed: Option<&'a [KeyId]>,
+    now: i64,
+) -> Result<impl Iterator<Item = &'k Key> + use<'k, 'a>, Reject> {
+    let mut keys = ring
+        .live(now)
+        .filter(move |key| allowed.is_none_or(|ids| ids.contains(&key.id)))
+        .peekable();
+    if keys.peek().is_none() {
+        return Err(Reject::NoLiveKey);
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]

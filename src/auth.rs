@@ -14,6 +14,13 @@
 //! A v2 signature's body hash is checked when Traefik sends the body
 //! (`forwardBody: true`); without it the decision is header-only and the log
 //! line says so (`body="header_only"`).
+//!
+//! Two allowances for the client as it ships ([`check_signature_detect`]):
+//! on `/` the signal is found by verifying against each signal path in turn
+//! (at most three HMACs per key on a miss), and with `[auth.static_headers]`
+//! a v1 header set first seen inside the window stays usable after it, under
+//! the rules in `docs/security.md` ([`check_static`]). In monitor mode a
+//! refusal is logged and counted, then the request is allowed.
 
 use std::net::IpAddr;
 
@@ -25,11 +32,12 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::client_ip;
 use crate::config::Policy;
+use crate::ingest::otlp::Signal;
 use crate::keyring::KeyId;
 use crate::reject::Reject;
 use crate::respond::{self, Body};
 use crate::session::token;
-use crate::session::{Refusal, Sighting, TokenCheck, TokenHash, TokenOwner, TokenUse};
+use crate::session::{HeaderSet, Refusal, Sighting, TokenCheck, TokenHash, TokenOwner, TokenUse};
 use crate::signature_v2::{self, V2Fields};
 use crate::signed_request::{self, ParseOptions, SignedRequest};
 use crate::state::AppState;
@@ -44,6 +52,9 @@ pub const X_AUTH_CLIENT_VERSION: HeaderName = HeaderName::from_static("x-auth-cl
 pub const X_AUTH_KEY_ID: HeaderName = HeaderName::from_static("x-auth-key-id");
 pub const X_AUTH_STATUS: HeaderName = HeaderName::from_static("x-auth-status");
 pub const X_AUTH_USER: HeaderName = HeaderName::from_static("x-auth-user");
+pub const X_AUTH_SIGNAL: HeaderName = HeaderName::from_static("x-auth-signal");
+/// Monitor mode: the reason a request would have been refused.
+pub const X_AUTH_MONITOR: HeaderName = HeaderName::from_static("x-auth-monitor");
 
 /// What a successful signature verification established.
 #[derive(Debug)]
@@ -53,6 +64,10 @@ pub struct Verified<'a> {
     /// The v2 fields, for a v2 signature.
     pub v2: Option<V2Fields<'a>>,
     pub body: BodyCheck,
+    /// The signal the signed path named, when it was found on `/`.
+    pub signal: Option<Signal>,
+    /// Accepted outside the window as a static header set.
+    pub static_headers: bool,
 }
 
 impl Verified<'_> {
@@ -131,10 +146,7 @@ pub fn forward_auth(
         Ok(Allowed::Signed(verified)) => {
             metrics.auth_success.inc();
             state.status.allowed(Some(&verified.key_id), now);
-            metrics
-                .key_used_total
-                .with_label_values(&[verified.key_id.as_str()])
-                .inc();
+            count_verified(state, verified);
             tracing::info!(
                 target: "telegate::decision",
                 %client_ip,
@@ -145,6 +157,8 @@ pub fn forward_auth(
                 version = verified.version(),
                 nonce = verified.v2.as_ref().map_or("", |v2| v2.nonce_prefix()),
                 body = verified.body.as_str(),
+                signal = verified.signal.map_or("", Signal::as_str),
+                static_headers = verified.static_headers,
                 policy = policy_name.unwrap_or("default"),
                 result = "allow",
                 latency_us = started.elapsed().as_micros() as u64,
@@ -159,6 +173,7 @@ pub fn forward_auth(
             let session = header_str(headers, &state.settings.header_names.session_id)
                 .or_else(|| header_str(headers, &state.settings.header_names.session_alt))
                 .map(|s| truncate(s, signed_request::MAX_FIELD_LEN));
+            let monitor = state.settings.monitor_mode;
             tracing::info!(
                 target: "telegate::decision",
                 %client_ip,
@@ -167,10 +182,15 @@ pub fn forward_auth(
                 result = "deny",
                 reason = reject.reason(),
                 status = reject.status().as_u16(),
+                monitor,
                 latency_us = started.elapsed().as_micros() as u64,
                 "auth decision"
             );
-            reject.into_response()
+            if monitor {
+                monitor_allow(reject)
+            } else {
+                reject.into_response()
+            }
         }
     };
     metrics
@@ -199,7 +219,7 @@ pub fn select_policy<'s>(state: &'s AppState, name: Option<&str>) -> Result<&'s 
 }
 
 fn decide<'p>(
-    state: &AppState,
+    state: &'p AppState,
     parts: &'p Parts,
     policy: &Policy,
     client_ip: IpAddr,
@@ -226,7 +246,11 @@ fn decide<'p>(
         .to_str()
         .map_err(|_| Reject::MalformedHeader)?;
     let path = signed_request::signed_path(uri);
-    let mut verified = check_signature(state, headers, method, path, policy)?;
+    let mut verified = if state.settings.ingest.detect_paths.iter().any(|p| p == path) {
+        check_signature_detect(state, headers, method, policy, client_ip)?
+    } else {
+        check_signature(state, headers, method, path, policy, client_ip)?
+    };
     check_body(&mut verified, body)?;
     if verified.body == BodyCheck::HeaderOnly {
         tracing::debug!(
@@ -276,26 +300,64 @@ pub fn verify_signed<'h>(
     policy: &Policy,
     client_ip: IpAddr,
 ) -> Result<Verified<'h>, Reject> {
-    let verified = check_signature(state, headers, method, path, policy)?;
+    let verified = check_signature(state, headers, method, path, policy, client_ip)?;
     track_session(state, &verified, headers, client_ip, 0)?;
     Ok(verified)
 }
 
 /// Parse, build policy, signature version policy, window, then the v1
 /// signature under every live key or the v2 signature under the key its id
-/// names. Pure apart from reading the clock and the keyring.
+/// names. Pure apart from reading the clock, the keyring and (static-header
+/// sessions only) the session store.
 pub fn check_signature<'h>(
     state: &AppState,
     headers: &'h HeaderMap,
     method: &'h str,
     path: &'h str,
     policy: &Policy,
+    client_ip: IpAddr,
 ) -> Result<Verified<'h>, Reject> {
+    check_paths(state, headers, method, &[path], policy, client_ip).map(|(verified, _)| verified)
+}
+
+/// [`check_signature`] for a request on `/` (or an `ingest.detect_paths`
+/// entry): the signature is tried over the metrics, traces and logs paths in
+/// turn, and the one that verifies names the signal. A miss costs three
+/// HMACs per live key, then 403 `bad_signature`.
+pub fn check_signature_detect<'h>(
+    state: &'h AppState,
+    headers: &'h HeaderMap,
+    method: &'h str,
+    policy: &Policy,
+    client_ip: IpAddr,
+) -> Result<Verified<'h>, Reject> {
+    let ingest = &state.settings.ingest;
+    let candidates = [
+        (Signal::Metrics, ingest.metrics_path.as_str()),
+        (Signal::Traces, ingest.traces_path.as_str()),
+        (Signal::Logs, ingest.logs_path.as_str()),
+    ];
+    let paths = candidates.map(|(_, path)| path);
+    let (mut verified, index) = check_paths(state, headers, method, &paths, policy, client_ip)?;
+    verified.signal = Some(candidates[index].0);
+    Ok(verified)
+}
+
+/// The shared stages; returns which of `paths` the signature covers.
+fn check_paths<'h>(
+    state: &AppState,
+    headers: &'h HeaderMap,
+    method: &'h str,
+    paths: &[&'h str],
+    policy: &Policy,
+    client_ip: IpAddr,
+) -> Result<(Verified<'h>, usize), Reject> {
+    let first = *paths.first().ok_or(Reject::BadSignature)?;
     let options = ParseOptions {
         require_session_id: state.settings.require_session_id,
     };
     let names = &state.settings.header_names;
-    let request = signed_request::parse(names, headers, method, path, options)?;
+    let mut request = signed_request::parse(names, headers, method, first, options)?;
     if let Some(required) = &policy.require_build {
         if request.build != Some(required.as_str()) {
             return Err(Reject::UnofficialBuild);
@@ -311,26 +373,120 @@ pub fn check_signature<'h>(
         return Err(Reject::MalformedHeader);
     }
     let now = state.now();
-    window::check(request.timestamp, now, policy.max_skew_secs)?;
+    // Out of the window, only a v1 header set may go on, and only to the
+    // static-header check; anything else is refused exactly as before.
+    let outside = match window::check(request.timestamp, now, policy.max_skew_secs) {
+        Ok(()) => None,
+        Err(Reject::StaleTimestamp) if v2.is_none() && state.settings.static_headers.is_some() => {
+            Some(Reject::StaleTimestamp)
+        }
+        Err(reject) => return Err(reject),
+    };
     let ring = state.keyring.current();
     let allowed = policy.key_ids.as_deref();
-    let key_id = match &v2 {
-        Some(v2) => signature_v2::verify(&request, v2, &ring, allowed, now)?,
-        None => verify::verify(&request, &ring, allowed, now)?,
+    let mut found = None;
+    for (index, path) in paths.iter().enumerate() {
+        request.path = path;
+        let key = match &v2 {
+            Some(v2) => signature_v2::verify(&request, v2, &ring, allowed, now),
+            None => verify::verify(&request, &ring, allowed, now),
+        };
+        match key {
+            Ok(key) => {
+                found = Some((key.id.clone(), index));
+                break;
+            }
+            Err(Reject::BadSignature) => continue,
+            Err(other) => return Err(other),
+        }
     }
-    .id
-    .clone();
+    let Some((key_id, index)) = found else {
+        return Err(outside.unwrap_or(Reject::BadSignature));
+    };
+    if let Some(stale) = outside {
+        check_static(state, &request, &key_id, now, client_ip).ok_or(stale)?;
+    }
     let body = if v2.is_some() {
         BodyCheck::HeaderOnly
     } else {
         BodyCheck::NotSigned
     };
-    Ok(Verified {
+    let verified = Verified {
         key_id,
         request,
         v2,
         body,
-    })
+        signal: None,
+        static_headers: outside.is_some(),
+    };
+    Ok((verified, index))
+}
+
+/// Static-header sessions: a verified v1 header set outside the window
+/// passes only when it was first seen inside it, its session is tracked and
+/// not revoked, its timestamp is younger than `max_age_secs`, and (with
+/// `pin_ip`) it comes from the address that first used it.
+pub fn check_static(
+    state: &AppState,
+    request: &SignedRequest<'_>,
+    key_id: &KeyId,
+    now: i64,
+    client_ip: IpAddr,
+) -> Option<()> {
+    let rules = state.settings.static_headers?;
+    let refuse = |why: &str| {
+        tracing::debug!(
+            session = request.session_id,
+            sig = %request.signature_prefix(),
+            why,
+            "static header set refused"
+        );
+        None
+    };
+    let age = now.saturating_sub(request.timestamp);
+    if age > i64::try_from(rules.max_age_secs).unwrap_or(i64::MAX) {
+        return refuse("older than max_age_secs");
+    }
+    if request.session_id.is_empty() {
+        return refuse("no session id");
+    }
+    let set = header_set(request, key_id);
+    let Some(first) = state.sessions.static_sighting(&set, now) else {
+        return refuse("not first seen inside the window, or its session is gone or revoked");
+    };
+    if rules.pin_ip && first.client_ip != client_ip {
+        return refuse("another address than the first use (pin_ip)");
+    }
+    Some(())
+}
+
+fn header_set<'a>(request: &'a SignedRequest<'_>, key_id: &'a KeyId) -> HeaderSet<'a> {
+    HeaderSet {
+        key_id: key_id.as_str(),
+        session_id: request.session_id,
+        signed_path: request.path,
+        timestamp: request.timestamp,
+        signature: &request.signature,
+    }
+}
+
+/// The counters of an allowed signed request: key use, the detected signal
+/// and static-header use.
+pub fn count_verified(state: &AppState, verified: &Verified<'_>) {
+    let metrics = &state.metrics;
+    metrics
+        .key_used_total
+        .with_label_values(&[verified.key_id.as_str()])
+        .inc();
+    if let Some(signal) = verified.signal {
+        metrics
+            .signal_detected_total
+            .with_label_values(&[signal.as_str()])
+            .inc();
+    }
+    if verified.static_headers {
+        metrics.static_accepted_total.inc();
+    }
 }
 
 /// Checks a v2 signature's body hash against `body` when there is one
@@ -370,18 +526,49 @@ pub fn track_session(
         now: state.now(),
     };
     match state.sessions.observe(&sighting) {
-        Ok(true) => {
-            state
-                .metrics
-                .sessions_created_total
-                .with_label_values(&["signed"])
-                .inc();
+        Ok(created) => {
+            if created {
+                state
+                    .metrics
+                    .sessions_created_total
+                    .with_label_values(&["signed"])
+                    .inc();
+            }
+            remember_static(state, verified, client_ip, sighting.now);
             Ok(())
         }
-        Ok(false) => Ok(()),
         Err(Refusal::Revoked) => Err(Reject::SessionRevoked),
         Err(Refusal::TooManyForIp) => Err(Reject::TooManySessions),
     }
+}
+
+/// Static-header sessions: the first use of a v1 header set inside the
+/// window is stored with its session (the store keeps the first address).
+fn remember_static(state: &AppState, verified: &Verified<'_>, client_ip: IpAddr, now: i64) {
+    let Some(rules) = state.settings.static_headers else {
+        return;
+    };
+    if verified.v2.is_some() || verified.static_headers {
+        return;
+    }
+    let set = header_set(&verified.request, &verified.key_id);
+    let max_age = std::time::Duration::from_secs(rules.max_age_secs);
+    state
+        .sessions
+        .remember_static(&set, client_ip, now, max_age);
+}
+
+/// Monitor mode: the request goes on; the headers say what was decided.
+fn monitor_allow(reject: &Reject) -> Response<Body> {
+    let mut response = respond::with_body(
+        StatusCode::OK,
+        "application/json",
+        Bytes::from_static(br#"{"status":"monitor"}"#),
+    );
+    let headers = response.headers_mut();
+    headers.insert(X_AUTH_STATUS, HeaderValue::from_static("monitor"));
+    headers.insert(X_AUTH_MONITOR, HeaderValue::from_static(reject.reason()));
+    response
 }
 
 fn allow_session(owner: &TokenOwner) -> Response<Body> {
@@ -417,6 +604,9 @@ fn allow(verified: &Verified<'_>) -> Response<Body> {
     }
     if let Some(Ok(value)) = verified.request.client_version.map(HeaderValue::from_str) {
         headers.insert(X_AUTH_CLIENT_VERSION, value);
+    }
+    if let Some(signal) = verified.signal {
+        headers.insert(X_AUTH_SIGNAL, HeaderValue::from_static(signal.as_str()));
     }
     response
 }

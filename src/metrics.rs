@@ -29,6 +29,12 @@ pub struct Metrics {
     pub sessions_evicted_total: IntCounter,
     pub store_errors_total: IntCounterVec,
     pub store_duration_seconds: HistogramVec,
+    /// Exports on `/` whose signal the signed path named.
+    pub signal_detected_total: IntCounterVec,
+    /// Header sets accepted outside the window (static-header sessions).
+    pub static_accepted_total: IntCounter,
+    /// 1 while monitor mode allows every request.
+    pub monitor_mode: IntGauge,
 }
 
 impl Metrics {
@@ -105,6 +111,21 @@ impl Metrics {
                     .buckets(vec![0.000_01, 0.000_1, 0.001, 0.005, 0.025, 0.1, 0.5]),
                 &["op"],
             )?,
+            signal_detected_total: IntCounterVec::new(
+                opts(
+                    "auth_signal_detected_total",
+                    "requests to / whose signal was found from the signed path, by signal",
+                ),
+                &["signal"],
+            )?,
+            static_accepted_total: IntCounter::with_opts(opts(
+                "auth_static_accepted_total",
+                "v1 header sets accepted outside the window (static-header sessions)",
+            ))?,
+            monitor_mode: IntGauge::with_opts(opts(
+                "auth_monitor_mode",
+                "1 when monitor mode allows every request after deciding it",
+            ))?,
             registry,
         };
         metrics.register()?;
@@ -112,6 +133,9 @@ impl Metrics {
         // before the first failure of each kind.
         for reason in Reject::REASONS {
             metrics.auth_failed.with_label_values(&[reason]);
+        }
+        for signal in ["metrics", "traces", "logs"] {
+            metrics.signal_detected_total.with_label_values(&[signal]);
         }
         for kind in ["signed", "issued"] {
             metrics.sessions_active.with_label_values(&[kind]);
@@ -140,6 +164,9 @@ impl Metrics {
         r.register(Box::new(self.sessions_evicted_total.clone()))?;
         r.register(Box::new(self.store_errors_total.clone()))?;
         r.register(Box::new(self.store_duration_seconds.clone()))?;
+        r.register(Box::new(self.signal_detected_total.clone()))?;
+        r.register(Box::new(self.static_accepted_total.clone()))?;
+        r.register(Box::new(self.monitor_mode.clone()))?;
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
+use crate::auth;
 use crate::ingest;
 use crate::respond::{self, Body};
 use crate::session;
@@ -26,12 +27,20 @@ where
         return session::api::route(state, parts, body, peer).await;
     }
     if let Some(signal) = ingest::signal_for(&state.settings, parts.uri.path()) {
-        return ingest::handle(state, parts, body, peer, signal).await;
+        return ingest::handle(state, parts, body, peer, Some(signal)).await;
+    }
+    let forwarded = parts.headers.contains_key(&auth::X_FORWARDED_URI);
+    if !forwarded
+        && parts.method == Method::POST
+        && ingest::detects(&state.settings, parts.uri.path())
+    {
+        return ingest::handle(state, parts, body, peer, None).await;
     }
     match (parts.uri.path(), &parts.method) {
         ("/auth", _) => ingest::forward_auth(state, &parts, body, peer).await,
-        // The original deployment's Traefik calls `/` itself: a later change
-        // makes a `/` carrying X-Forwarded-Uri a decision with one arm here.
+        // The original deployment's Traefik address has no path: it calls
+        // `/` with X-Forwarded-Uri. A browser's `GET /` gets the status page.
+        ("/", _) if forwarded => ingest::forward_auth(state, &parts, body, peer).await,
         ("/", &Method::GET | &Method::HEAD) => status::index(state).await,
         ("/waiting", &Method::GET | &Method::HEAD) => status::waiting(state).await,
         ("/health", &Method::GET | &Method::HEAD) => {

@@ -62,6 +62,13 @@ impl AppState {
         );
         // Startup invariants: rustls builds without custom roots, and the
         // ingest metric names are not registered twice.
+        metrics.monitor_mode.set(i64::from(settings.monitor_mode));
+        if settings.monitor_mode {
+            tracing::warn!(
+                "MONITOR MODE: every request is ALLOWED after its decision is logged and counted \
+                 (REQUIRE_AUTH=false or auth.monitor_mode = true); nothing is refused"
+            );
+        }
         let ingest = Ingest::new(&settings, metrics.registry())
             .unwrap_or_else(|err| panic!("cannot set up OTLP ingest: {err}"));
         AppState(Arc::new(Inner {

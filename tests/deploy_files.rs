@@ -253,6 +253,10 @@ fn traefik_routes_use_defined_middlewares_and_services() {
     let services = keys_of(&http["services"]);
     let routers = keys_of(&http["routers"]);
     assert!(routers.contains("otlp") && routers.contains("telegate-status"));
+    // The shipped client posts to `/`: that router goes to telegate's ingest.
+    let root = &http["routers"]["otlp-root"];
+    assert_eq!(str_at(root, &["service"]), "telegate");
+    assert!(str_at(root, &["rule"]).contains("Path(`/`)"));
     for name in &routers {
         let router = &http["routers"][name.as_str()];
         for middleware in strings(&router["middlewares"]) {

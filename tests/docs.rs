@@ -9,6 +9,7 @@ fn full_config() -> RawConfig {
     config.admin.token_file = Some(String::new());
     config.status.templates_dir = Some(String::new());
     config.ingest.policy = Some(String::new());
+    config.auth.static_headers = Some(Default::default());
     config
 }
 

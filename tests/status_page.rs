@@ -168,9 +168,19 @@ async fn only_get_and_head_are_served() {
     for path in ["/", "/waiting"] {
         let head = server.client.head(server.url(path)).send().await.unwrap();
         assert_eq!(head.status(), 200, "HEAD {path}");
-        let post = server.client.post(server.url(path)).send().await.unwrap();
-        assert_eq!(post.status(), 405, "POST {path}");
+        let put = server.client.put(server.url(path)).send().await.unwrap();
+        assert_eq!(put.status(), 405, "PUT {path}");
     }
+    // `POST /` is OTLP ingest (the shipped client posts there): unsigned, 401.
+    let post = server.client.post(server.url("/")).send().await.unwrap();
+    assert_eq!(post.status(), 401, "POST /");
+    let post = server
+        .client
+        .post(server.url("/waiting"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405, "POST /waiting");
     server.stop().await;
 }
 

@@ -21,6 +21,9 @@ pub struct IngestSection {
     pub traces_path: String,
     pub metrics_path: String,
     pub logs_path: String,
+    /// Paths besides `/` where a v1 export's signal is found from the
+    /// signed path (the shipped client posts to the bare origin).
+    pub detect_paths: Vec<String>,
     /// Most bytes of a request body as sent (compressed).
     pub max_body_bytes: usize,
     /// Most bytes of a gzip body once decompressed.
@@ -43,6 +46,7 @@ impl Default for IngestSection {
             traces_path: "/v1/traces".into(),
             metrics_path: "/v1/metrics".into(),
             logs_path: "/v1/logs".into(),
+            detect_paths: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
             max_decompressed_bytes: 20 * 1024 * 1024,
             body_timeout_secs: 30,
@@ -110,6 +114,8 @@ pub struct IngestSettings {
     pub traces_path: String,
     pub metrics_path: String,
     pub logs_path: String,
+    /// `/` and `ingest.detect_paths`: the signal comes from the signed path.
+    pub detect_paths: Vec<String>,
     pub max_body_bytes: usize,
     pub max_decompressed_bytes: usize,
     pub body_timeout: Duration,
@@ -168,6 +174,27 @@ pub fn validate_ingest<'a>(
             return Err(ConfigError::invalid(*key, "is used by another signal"));
         }
     }
+    let mut detect_paths = vec!["/".to_string()];
+    for (i, path) in ingest.detect_paths.iter().enumerate() {
+        let key = format!("ingest.detect_paths[{i}]");
+        let ok = path.starts_with('/')
+            && !path.contains(['?', '#', '|', ' '])
+            && (path == "/" || !RESERVED.contains(&path.as_str()))
+            && !path.starts_with("/sessions")
+            && !path.starts_with("/users/");
+        if !ok {
+            return Err(ConfigError::invalid(
+                key,
+                format!("{path:?} must start with / and not be a telegate route"),
+            ));
+        }
+        if paths.iter().any(|(_, signal_path)| *signal_path == path) {
+            return Err(ConfigError::invalid(key, "is already a signal's path"));
+        }
+        if !detect_paths.contains(path) {
+            detect_paths.push(path.clone());
+        }
+    }
     if !(1024..=256 * 1024 * 1024).contains(&ingest.max_body_bytes) {
         return Err(ConfigError::invalid(
             "ingest.max_body_bytes",
@@ -208,6 +235,7 @@ pub fn validate_ingest<'a>(
         traces_path: ingest.traces_path.clone(),
         metrics_path: ingest.metrics_path.clone(),
         logs_path: ingest.logs_path.clone(),
+        detect_paths,
         max_body_bytes: ingest.max_body_bytes,
         max_decompressed_bytes: ingest.max_decompressed_bytes,
         body_timeout: Duration::from_secs(ingest.body_timeout_secs),

@@ -4,8 +4,12 @@
 //!
 //! The original deployment's variables are accepted too, so an operator can
 //! swap the image without touching the compose file:
-//! `KOTORMODSYNC_SIGNING_SECRET` (key id `kotormodsync`) and
-//! `MODSYNC_SIGNING_SECRET` (key id `modsync`).
+//! `KOTORMODSYNC_SIGNING_SECRET` (key id `kotormodsync`),
+//! `MODSYNC_SIGNING_SECRET` (key id `modsync`), the secret file at
+//! `KOTORMODSYNC_SECRET_FILE` (default `/run/secrets/kotormodsync_signing_secret`,
+//! key id `kotormodsync`, used when it exists and the variable is unset),
+//! `AUTH_SERVICE_PORT` (the listen port; `TELEGATE_LISTEN` wins) and
+//! `REQUIRE_AUTH=false` (monitor mode).
 
 mod env;
 mod ingest;
@@ -17,7 +21,10 @@ use std::path::{Path, PathBuf};
 pub use env::{Env, MapEnv, ProcessEnv};
 pub use ingest::{CollectorSection, CollectorSettings, IngestMode, IngestSection, IngestSettings};
 pub use raw::*;
-pub use validate::{LogFormat, Policy, RateSpec, ServerSettings, Settings, StatusSettings};
+pub use validate::{
+    LogFormat, Policy, RateSpec, ServerSettings, Settings, StaticHeaders, StatusSettings,
+    STATIC_HEADERS_MAX_AGE_LIMIT,
+};
 
 /// The embedded default (`config/telegate.toml`), used when no file is named.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/telegate.toml");
@@ -33,6 +40,14 @@ pub const LEGACY_SECRET_VARS: &[(&str, &str)] = &[
     ("KOTORMODSYNC_SIGNING_SECRET", "kotormodsync"),
     ("MODSYNC_SIGNING_SECRET", "modsync"),
 ];
+
+/// The original service's secret file variable, and its default.
+pub const LEGACY_SECRET_FILE_VAR: &str = "KOTORMODSYNC_SECRET_FILE";
+pub const LEGACY_SECRET_FILE_DEFAULT: &str = "/run/secrets/kotormodsync_signing_secret";
+/// The original service's port variable (the host of `listen` is kept).
+pub const LEGACY_PORT_VAR: &str = "AUTH_SERVICE_PORT";
+/// The original service's switch; `false` here means monitor mode.
+pub const LEGACY_REQUIRE_AUTH_VAR: &str = "REQUIRE_AUTH";
 
 /// Where the configuration text comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,14 +143,45 @@ pub fn parse_with_overrides(
             ConfigError::invalid(format!("{key}{from_env}"), err.into_inner().to_string())
         })?;
     apply_legacy_secrets(&mut raw, source, env);
+    apply_legacy_service(&mut raw, env)?;
     Ok(raw)
+}
+
+/// `AUTH_SERVICE_PORT` and `REQUIRE_AUTH` of the original service.
+/// `TELEGATE_LISTEN` names the whole address and wins over the port.
+fn apply_legacy_service(raw: &mut RawConfig, env: &dyn Env) -> Result<(), ConfigError> {
+    if let Some(port) = env.var(LEGACY_PORT_VAR) {
+        let port: u16 = port.trim().parse().map_err(|_| {
+            ConfigError::invalid(LEGACY_PORT_VAR, format!("{port:?} is not a port number"))
+        })?;
+        if env.var("TELEGATE_LISTEN").is_none() {
+            let mut listen: std::net::SocketAddr = raw.listen.parse().map_err(|_| {
+                ConfigError::invalid("listen", format!("{:?} is not an address:port", raw.listen))
+            })?;
+            listen.set_port(port);
+            raw.listen = listen.to_string();
+        }
+    }
+    if let Some(value) = env.var(LEGACY_REQUIRE_AUTH_VAR) {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "false" | "0" | "no" | "off" => raw.auth.monitor_mode = true,
+            "true" | "1" | "yes" | "on" | "" => {}
+            other => {
+                return Err(ConfigError::invalid(
+                    LEGACY_REQUIRE_AUTH_VAR,
+                    format!("{other:?} is not true or false"),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The original service's secret variables become keys with fixed ids. With
 /// the embedded default they replace its development key: an operator who
 /// sets a real secret must never keep the public one live beside it.
 fn apply_legacy_secrets(raw: &mut RawConfig, source: &ConfigSource, env: &dyn Env) {
-    let legacy: Vec<KeyEntry> = LEGACY_SECRET_VARS
+    let mut legacy: Vec<KeyEntry> = LEGACY_SECRET_VARS
         .iter()
         .filter(|(var, _)| env.var(var).is_some_and(|v| !v.trim().is_empty()))
         .map(|(var, id)| KeyEntry {
@@ -145,6 +191,21 @@ fn apply_legacy_secrets(raw: &mut RawConfig, source: &ConfigSource, env: &dyn En
             not_after: None,
         })
         .collect();
+    // The original read its secret file only when the variable was unset.
+    if !legacy.iter().any(|k| k.id == "kotormodsync") {
+        let file = env
+            .var(LEGACY_SECRET_FILE_VAR)
+            .filter(|f| !f.trim().is_empty())
+            .unwrap_or_else(|| LEGACY_SECRET_FILE_DEFAULT.to_string());
+        if Path::new(file.trim()).is_file() {
+            legacy.push(KeyEntry {
+                id: "kotormodsync".to_string(),
+                file: Some(file.trim().to_string()),
+                env: None,
+                not_after: None,
+            });
+        }
+    }
     if legacy.is_empty() {
         return;
     }

@@ -80,7 +80,31 @@ pub struct AuthSection {
     pub require_session_id: bool,
     /// How often key files (and the config file) are checked for changes.
     pub reload_poll_secs: u64,
+    /// Every decision is computed, logged and counted, then the request is
+    /// allowed (`REQUIRE_AUTH=false` of the original service sets it).
+    pub monitor_mode: bool,
+    /// Static-header sessions for clients that sign their headers once
+    /// (absent: off, the strict window).
+    pub static_headers: Option<StaticHeadersSection>,
     pub keys: Vec<KeyEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaticHeadersSection {
+    /// A header set is accepted until its timestamp is this old (at most 7 days).
+    pub max_age_secs: u64,
+    /// Only from the address that first used the header set.
+    pub pin_ip: bool,
+}
+
+impl Default for StaticHeadersSection {
+    fn default() -> Self {
+        StaticHeadersSection {
+            max_age_secs: 86400,
+            pin_ip: true,
+        }
+    }
 }
 
 impl Default for AuthSection {
@@ -90,6 +114,8 @@ impl Default for AuthSection {
             header_prefix: "X-KMS".into(),
             require_session_id: true,
             reload_poll_secs: 5,
+            monitor_mode: false,
+            static_headers: None,
             keys: Vec::new(),
         }
     }

@@ -201,3 +201,115 @@ fn issued_session_settings_and_the_session_method() {
     );
     assert_eq!(settings.policies["app"].methods, ["hmac", "session"]);
 }
+
+#[test]
+fn the_original_secret_file_is_key_kotormodsync_unless_the_variable_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kotormodsync_signing_secret");
+    std::fs::write(&file, "s3cret\n").unwrap();
+    let file_text = file.display().to_string();
+    let env = MapEnv::from([("KOTORMODSYNC_SECRET_FILE", file_text.as_str())]);
+    let settings = embedded(&env).unwrap();
+    assert_eq!(settings.keys.len(), 1, "the dev key is replaced");
+    assert_eq!(settings.keys[0].id.as_str(), "kotormodsync");
+    assert_eq!(
+        settings.keys[0].source,
+        crate::keyring::KeySource::File(file.clone())
+    );
+    // The variable wins over the file, as in the original.
+    let mut both = env.clone();
+    both.set("KOTORMODSYNC_SIGNING_SECRET", "from-env");
+    let settings = embedded(&both).unwrap();
+    assert_eq!(settings.keys.len(), 1);
+    assert_eq!(
+        settings.keys[0].source,
+        crate::keyring::KeySource::Env("KOTORMODSYNC_SIGNING_SECRET".into())
+    );
+    // A missing file is no key (the default path on a machine without it).
+    let missing = dir.path().join("absent").display().to_string();
+    let settings = embedded(&MapEnv::from([(
+        "KOTORMODSYNC_SECRET_FILE",
+        missing.as_str(),
+    )]))
+    .unwrap();
+    assert_eq!(settings.keys[0].id.as_str(), "dev");
+}
+
+#[test]
+fn auth_service_port_sets_the_port_and_telegate_listen_wins() {
+    let settings = embedded(&MapEnv::from([("AUTH_SERVICE_PORT", "9000")])).unwrap();
+    assert_eq!(settings.listen.to_string(), "127.0.0.1:9000");
+    let both = MapEnv::from([
+        ("AUTH_SERVICE_PORT", "9000"),
+        ("TELEGATE_LISTEN", "127.0.0.2:7000"),
+    ]);
+    assert_eq!(
+        embedded(&both).unwrap().listen.to_string(),
+        "127.0.0.2:7000"
+    );
+    assert_eq!(
+        invalid_key(embedded(&MapEnv::from([("AUTH_SERVICE_PORT", "http")]))),
+        "AUTH_SERVICE_PORT"
+    );
+}
+
+#[test]
+fn require_auth_false_is_monitor_mode() {
+    assert!(!embedded(&MapEnv::default()).unwrap().monitor_mode);
+    for off in ["false", "FALSE", "0", "no"] {
+        let env = MapEnv::from([("REQUIRE_AUTH", off)]);
+        assert!(embedded(&env).unwrap().monitor_mode, "{off}");
+    }
+    assert!(
+        !embedded(&MapEnv::from([("REQUIRE_AUTH", "true")]))
+            .unwrap()
+            .monitor_mode
+    );
+    assert_eq!(
+        invalid_key(embedded(&MapEnv::from([("REQUIRE_AUTH", "maybe")]))),
+        "REQUIRE_AUTH"
+    );
+    let text = "[auth]\nmonitor_mode = true\n";
+    assert!(from_text(text, &MapEnv::default()).unwrap().monitor_mode);
+}
+
+#[test]
+fn static_headers_are_off_unless_configured_and_bounded_to_a_week() {
+    assert_eq!(
+        from_text("", &MapEnv::default()).unwrap().static_headers,
+        None
+    );
+    let on = from_text("[auth.static_headers]\n", &MapEnv::default()).unwrap();
+    assert_eq!(
+        on.static_headers,
+        Some(StaticHeaders {
+            max_age_secs: 86400,
+            pin_ip: true
+        })
+    );
+    let env = MapEnv::from([("TELEGATE_AUTH__STATIC_HEADERS", "{ pin_ip = false }")]);
+    assert!(!from_text("", &env).unwrap().static_headers.unwrap().pin_ip);
+    for bad in ["0", "604801"] {
+        let text = format!("[auth.static_headers]\nmax_age_secs = {bad}\n");
+        assert_eq!(
+            invalid_key(from_text(&text, &MapEnv::default())),
+            "auth.static_headers.max_age_secs"
+        );
+    }
+}
+
+#[test]
+fn detect_paths_always_hold_the_root_and_refuse_signal_paths() {
+    let settings = from_text("", &MapEnv::default()).unwrap();
+    assert_eq!(settings.ingest.detect_paths, vec!["/".to_string()]);
+    let text = "[ingest]\ndetect_paths = [\"/otlp\"]\n";
+    let settings = from_text(text, &MapEnv::default()).unwrap();
+    assert_eq!(settings.ingest.detect_paths, vec!["/", "/otlp"]);
+    for bad in ["/v1/metrics", "/auth", "otlp"] {
+        let text = format!("[ingest]\ndetect_paths = [\"{bad}\"]\n");
+        assert_eq!(
+            invalid_key(from_text(&text, &MapEnv::default())),
+            "ingest.detect_paths[0]"
+        );
+    }
+}

@@ -26,6 +26,10 @@ pub struct Settings {
     pub header_names: HeaderNames,
     pub v2_names: V2Names,
     pub require_session_id: bool,
+    /// Allow every request after deciding it (logged and counted as decided).
+    pub monitor_mode: bool,
+    /// `Some`: static-header sessions are on.
+    pub static_headers: Option<StaticHeaders>,
     pub reload_poll: Duration,
     pub keys: Vec<KeySpec>,
     pub rate_limit: RateSpec,
@@ -52,6 +56,17 @@ pub struct ServerSettings {
     pub max_connections: usize,
     pub shutdown_grace: Duration,
 }
+
+/// `[auth.static_headers]`: how long and from where a header set signed
+/// once may be used after it leaves the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticHeaders {
+    pub max_age_secs: u64,
+    pub pin_ip: bool,
+}
+
+/// The longest `auth.static_headers.max_age_secs`: a week.
+pub const STATIC_HEADERS_MAX_AGE_LIMIT: u64 = 7 * 86400;
 
 /// The `/` and `/waiting` status pages.
 #[derive(Debug, Clone)]
@@ -139,6 +154,21 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError
     })?;
     positive("auth.reload_poll_secs", auth.reload_poll_secs)?;
     let keys = key_specs(&auth.keys, base_dir)?;
+    let static_headers = match &auth.static_headers {
+        None => None,
+        Some(section) => {
+            if !(1..=STATIC_HEADERS_MAX_AGE_LIMIT).contains(&section.max_age_secs) {
+                return Err(ConfigError::invalid(
+                    "auth.static_headers.max_age_secs",
+                    format!("must be between 1 and {STATIC_HEADERS_MAX_AGE_LIMIT} (7 days)"),
+                ));
+            }
+            Some(StaticHeaders {
+                max_age_secs: section.max_age_secs,
+                pin_ip: section.pin_ip,
+            })
+        }
+    };
 
     let rate_limit = rate_spec(
         "rate_limit",
@@ -277,6 +307,8 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError
         header_names,
         v2_names,
         require_session_id: auth.require_session_id,
+        monitor_mode: auth.monitor_mode,
+        static_headers,
         reload_poll: Duration::from_secs(auth.reload_poll_secs),
         keys,
         rate_limit,

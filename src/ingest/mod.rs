@@ -1,5 +1,8 @@
 //! Direct OTLP/HTTP ingest: `POST /v1/traces|metrics|logs` (paths from
 //! `[ingest]`), verified like `/auth`, then forwarded to the collector.
+//! `POST /` (and `ingest.detect_paths`) takes a v1 export whose signal is
+//! found from the signed path ([`auth::check_signature_detect`]): the shipped
+//! client posts to the bare origin.
 //!
 //! rate limit -> signature (v1 or v2; method and path from the request) ->
 //! media type -> body (capped, within a deadline) -> v2 body hash -> session
@@ -91,6 +94,11 @@ pub fn signal_for(settings: &Settings, path: &str) -> Option<Signal> {
     }
 }
 
+/// Whether `path` is one where the signal is found from the signature.
+pub fn detects(settings: &Settings, path: &str) -> bool {
+    settings.ingest.enabled && settings.ingest.detect_paths.iter().any(|p| p == path)
+}
+
 /// How a request ended well.
 enum Done {
     Delivered(Arc<Accepted>),
@@ -106,15 +114,18 @@ struct Facts {
     key_id: String,
     bytes: usize,
     items: Option<u64>,
+    /// The signal, once known (on `/`: after the signature named it).
+    signal: Option<Signal>,
+    static_headers: bool,
 }
 
-/// Answers one OTLP export.
+/// Answers one OTLP export; `signal` is `None` on a detecting path.
 pub async fn handle<B>(
     state: &AppState,
     parts: Parts,
     body: B,
     peer: IpAddr,
-    signal: Signal,
+    signal: Option<Signal>,
 ) -> Response<Body>
 where
     B: HttpBody,
@@ -127,10 +138,14 @@ where
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(Media::of);
-    let mut facts = Facts::default();
-    let outcome = process(state, &parts, body, client_ip, signal, media, &mut facts).await;
+    let mut facts = Facts {
+        signal,
+        ..Facts::default()
+    };
+    let outcome = process(state, &parts, body, client_ip, media, &mut facts).await;
     let metrics = &state.ingest.metrics;
-    let s = signal.as_str();
+    let s = facts.signal.map_or("unknown", Signal::as_str);
+    let detected = signal.is_none();
     let mode = state.settings.ingest.mode.as_str();
     let latency_us = started.elapsed().as_micros() as u64;
     match outcome {
@@ -144,7 +159,8 @@ where
                 target: "telegate::ingest",
                 %client_ip, signal = s, mode, session = facts.session, key_id = facts.key_id,
                 version = facts.version, nonce = facts.nonce, bytes = facts.bytes,
-                items = facts.items.unwrap_or(0), result, status = 200, latency_us,
+                items = facts.items.unwrap_or(0), detected, static_headers = facts.static_headers,
+                result, status = 200, latency_us,
                 "ingest decision"
             );
             success(&reply)
@@ -166,8 +182,8 @@ where
                 target: "telegate::ingest",
                 %client_ip, signal = s, mode, session = facts.session, key_id = facts.key_id,
                 version = facts.version, nonce = facts.nonce, bytes = facts.bytes,
-                result = "deny", reason = err.reason(), status = err.status().as_u16(),
-                detail, latency_us,
+                detected, result = "deny", reason = err.reason(),
+                status = err.status().as_u16(), detail, latency_us,
                 "ingest decision"
             );
             err.into_response(media)
@@ -180,7 +196,6 @@ async fn process<B>(
     parts: &Parts,
     body: B,
     client_ip: IpAddr,
-    signal: Signal,
     media: Option<Media>,
     facts: &mut Facts,
 ) -> Result<Done, IngestError>
@@ -195,7 +210,18 @@ where
     let policy = ingest_policy(&state.settings);
     state.limits.check(&policy.name, client_ip)?;
     let headers = &parts.headers;
-    let mut verified = auth::check_signature(state, headers, "POST", parts.uri.path(), policy)?;
+    let mut verified = match facts.signal {
+        Some(_) => {
+            auth::check_signature(state, headers, "POST", parts.uri.path(), policy, client_ip)?
+        }
+        None => auth::check_signature_detect(state, headers, "POST", policy, client_ip)?,
+    };
+    let signal = match (facts.signal, verified.signal) {
+        (Some(signal), _) | (None, Some(signal)) => signal,
+        (None, None) => return Err(IngestError::Internal),
+    };
+    facts.signal = Some(signal);
+    facts.static_headers = verified.static_headers;
     facts.session = verified.request.session_id.to_string();
     facts.version = verified.version();
     facts.key_id = verified.key_id.to_string();
@@ -329,10 +355,7 @@ fn count_allowed(state: &AppState, verified: &Verified<'_>) {
     let metrics = &state.metrics;
     metrics.auth_total.inc();
     metrics.auth_success.inc();
-    metrics
-        .key_used_total
-        .with_label_values(&[verified.key_id.as_str()])
-        .inc();
+    auth::count_verified(state, verified);
 }
 
 /// The resource attributes `enrich` sets, from the verified headers.

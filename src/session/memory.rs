@@ -12,6 +12,7 @@
 //! that user's session ids, oldest first ([`issued`]).
 
 mod issued;
+mod statics;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,9 +25,9 @@ use moka::sync::Cache;
 use prometheus::IntCounter;
 
 use super::{
-    petname, BoxFuture, Change, Changed, Issue, ListFilter, Lookup, NewSession, Page, Refusal,
-    SessionKind, SessionRecord, SessionSettings, SessionStore, Sighting, Stats, StoreError,
-    TokenCheck, TokenHash, TokenUse,
+    petname, BoxFuture, Change, Changed, HeaderSet, Issue, ListFilter, Lookup, NewSession, Page,
+    Refusal, SessionKind, SessionRecord, SessionSettings, SessionStore, Sighting, StaticSighting,
+    Stats, StoreError, TokenCheck, TokenHash, TokenUse,
 };
 use crate::client_ip;
 
@@ -54,6 +55,8 @@ pub struct MemoryStore {
     /// False until the first revocation: lets the hot path skip the
     /// revocation lookup on a gateway that never revoked anything.
     any_revoked: AtomicBool,
+    /// Static-header sightings (only filled when that mode is on).
+    statics: statics::Statics,
     settings: SessionSettings,
 }
 
@@ -152,6 +155,7 @@ impl MemoryStore {
             tokens,
             per_user,
             any_revoked: AtomicBool::new(false),
+            statics: statics::Statics::new(settings.max_sessions),
             settings,
         }
     }
@@ -426,7 +430,23 @@ impl SessionStore for MemoryStore {
         self.per_ip.invalidate_all();
         self.tokens.invalidate_all();
         self.per_user.invalidate_all();
+        self.statics.clear();
         Box::pin(std::future::ready(Ok(count)))
+    }
+
+    fn remember_static(&self, set: &HeaderSet<'_>, client_ip: IpAddr, now: i64, max_age: Duration) {
+        self.statics.remember(set, client_ip, now, max_age);
+    }
+
+    fn static_sighting(&self, set: &HeaderSet<'_>, now: i64) -> Option<StaticSighting> {
+        if self.is_revoked(set.session_id, now) {
+            return None;
+        }
+        let record = self.sessions.get(set.session_id)?;
+        if !lock(&record).record.is_active(now) {
+            return None;
+        }
+        self.statics.get(set)
     }
 }
 

@@ -172,6 +172,40 @@ pub struct Sighting<'a> {
     pub now: i64,
 }
 
+/// One v1 header set as a client signed it once (static-header sessions):
+/// what identifies it, never stored in the clear (see [`HeaderSet::digest`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderSet<'a> {
+    pub key_id: &'a str,
+    pub session_id: &'a str,
+    /// The path the signature covers (the detected one on `/`).
+    pub signed_path: &'a str,
+    pub timestamp: i64,
+    pub signature: &'a [u8; 32],
+}
+
+impl HeaderSet<'_> {
+    /// SHA-256 over the fields, length-prefixed: the store's key for the set.
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        for field in [self.key_id, self.session_id, self.signed_path] {
+            hash.update((field.len() as u64).to_be_bytes());
+            hash.update(field.as_bytes());
+        }
+        hash.update(self.timestamp.to_be_bytes());
+        hash.update(self.signature);
+        hash.finalize().into()
+    }
+}
+
+/// The first use of a header set while its timestamp was inside the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticSighting {
+    pub client_ip: IpAddr,
+    pub first_seen: i64,
+}
+
 /// Why a verified request's session is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -361,6 +395,22 @@ pub trait SessionStore: Send + Sync {
     /// Forgets everything: sessions, tokens, revocations, indices. Returns
     /// how many sessions were dropped.
     fn wipe(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Static-header sessions (hot path, local): records the first use of a
+    /// header set verified inside the window, with its session. A later call
+    /// for the same set keeps the first sighting (and its address). Kept at
+    /// most `max_age`. The default keeps nothing: a store without it leaves
+    /// the mode strict.
+    fn remember_static(&self, set: &HeaderSet<'_>, client_ip: IpAddr, now: i64, max_age: Duration) {
+        let _ = (set, client_ip, now, max_age);
+    }
+
+    /// The first sighting of a header set, while its session is still
+    /// tracked (live) and not revoked; `None` otherwise.
+    fn static_sighting(&self, set: &HeaderSet<'_>, now: i64) -> Option<StaticSighting> {
+        let _ = (set, now);
+        None
+    }
 }
 
 #[cfg(test)]

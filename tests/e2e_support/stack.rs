@@ -27,6 +27,12 @@ impl Telegate {
     /// loopback port) to `telegate.toml` and serves it until `/ready` is 200.
     /// Relative key paths in `config` resolve from the workdir.
     pub async fn start(work: &Workdir, config: &str) -> Telegate {
+        Telegate::start_with_env(work, config, &[]).await
+    }
+
+    /// [`Telegate::start`] with extra environment variables (set after the
+    /// developer's own are removed), e.g. the original service's `REQUIRE_AUTH`.
+    pub async fn start_with_env(work: &Workdir, config: &str, env: &[(&str, &str)]) -> Telegate {
         let port = free_port();
         let path = work.write(
             "telegate.toml",
@@ -47,9 +53,14 @@ impl Telegate {
                 || name.starts_with("KOTORMODSYNC_")
                 || name.starts_with("MODSYNC_")
                 || name == "RUST_LOG"
+                || name == "REQUIRE_AUTH"
+                || name == "AUTH_SERVICE_PORT"
             {
                 command.env_remove(&*name);
             }
+        }
+        for (name, value) in env {
+            command.env(name, value);
         }
         let mut proc = Proc::spawn("telegate", command, work.path().join("telegate.log"));
         let ready = format!("http://127.0.0.1:{port}/ready");

@@ -52,13 +52,14 @@ enum Allowed<'a> {
     Session(TokenOwner),
 }
 
-/// Answers one `/auth` request.
-pub fn forward_auth(state: &AppState, parts: &Parts, peer: IpAddr) -> Response<Body> {
+/// Answers one `/auth` request. Async only for a session token, which a
+/// remote store checks with one round trip; the signed path never waits.
+pub async fn forward_auth(state: &AppState, parts: &Parts, peer: IpAddr) -> Response<Body> {
     let started = Instant::now();
     let client_ip = client_address(state, &parts.headers, peer);
     let policy_name = query_param(parts.uri.query(), "policy");
     let outcome = match select_policy(state, policy_name) {
-        Ok(policy) => decide(state, parts, policy, client_ip),
+        Ok(policy) => decide(state, parts, policy, client_ip).await,
         Err(reject) => Err(reject),
     };
     let metrics = &state.metrics;
@@ -143,7 +144,7 @@ fn select_policy<'s>(state: &'s AppState, name: Option<&str>) -> Result<&'s Poli
     }
 }
 
-fn decide<'p>(
+async fn decide<'p>(
     state: &AppState,
     parts: &'p Parts,
     policy: &Policy,
@@ -154,7 +155,9 @@ fn decide<'p>(
     if policy.allows("session") {
         let cookie_name = &state.settings.sessions.cookie_name;
         if let Some(presented) = token::presented(headers, cookie_name) {
-            return check_token(state, presented, headers, client_ip).map(Allowed::Session);
+            return check_token(state, presented, headers, client_ip)
+                .await
+                .map(Allowed::Session);
         }
         if !policy.allows("hmac") {
             return Err(Reject::InvalidSession);
@@ -174,8 +177,9 @@ fn decide<'p>(
 }
 
 /// A session token presented to `/auth`: live opens (and touches) its
-/// session; expired, revoked and unknown tokens are refused.
-fn check_token(
+/// session; expired, revoked and unknown tokens are refused, and a store
+/// that cannot answer is 503 (the client retries).
+async fn check_token(
     state: &AppState,
     presented: &str,
     headers: &HeaderMap,
@@ -186,10 +190,14 @@ fn check_token(
         user_agent: header_str(headers, &http::header::USER_AGENT),
         now: state.now(),
     };
-    match state
+    let check = state
         .sessions
         .authenticate(&TokenHash::of(presented), &seen)
-    {
+        .await;
+    match check.map_err(|err| {
+        tracing::warn!(error = %err, "session token check failed: store unavailable");
+        Reject::StoreUnavailable
+    })? {
         TokenCheck::Live(owner) => Ok(owner),
         TokenCheck::Expired(_) => Err(Reject::SessionExpired),
         TokenCheck::Revoked { .. } => Err(Reject::SessionRevoked),
@@ -241,6 +249,13 @@ fn track_session(
     now: i64,
 ) -> Result<(), Reject> {
     if request.session_id.is_empty() {
+        return Ok(());
+    }
+    if !state.settings.sessions.track {
+        // Tracking off (`sessions.track = false`): revocations still hold.
+        if state.sessions.is_revoked(request.session_id, now) {
+            return Err(Reject::SessionRevoked);
+        }
         return Ok(());
     }
     let sighting = Sighting {

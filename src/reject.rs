@@ -47,6 +47,8 @@ pub enum Reject {
     NoLiveKey,
     #[error("Unknown auth policy")]
     UnknownPolicy,
+    #[error("Session store unavailable")]
+    StoreUnavailable,
 }
 
 impl Reject {
@@ -69,6 +71,7 @@ impl Reject {
         "too_many_sessions",
         "no_live_key",
         "unknown_policy",
+        "store_unavailable",
     ];
 
     pub fn reason(&self) -> &'static str {
@@ -90,6 +93,7 @@ impl Reject {
             Reject::TooManySessions => "too_many_sessions",
             Reject::NoLiveKey => "no_live_key",
             Reject::UnknownPolicy => "unknown_policy",
+            Reject::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -111,6 +115,9 @@ impl Reject {
             // A gateway with no usable key is broken, not the client: 503 makes
             // OTLP exporters retry instead of dropping data.
             Reject::NoLiveKey => StatusCode::SERVICE_UNAVAILABLE,
+            // A token cannot be checked while the session store is down:
+            // 503 so the client retries.
+            Reject::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             // The policy name comes from the operator's Traefik config.
             Reject::UnknownPolicy => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -125,7 +132,7 @@ impl Reject {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
-            Reject::NoLiveKey => {
+            Reject::NoLiveKey | Reject::StoreUnavailable => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -168,6 +175,7 @@ mod tests {
             Reject::TooManySessions,
             Reject::NoLiveKey,
             Reject::UnknownPolicy,
+            Reject::StoreUnavailable,
         ];
         assert_eq!(all.len(), Reject::REASONS.len());
         for reject in all {
@@ -196,5 +204,9 @@ mod tests {
         assert_eq!(Reject::SessionExpired.status(), 401);
         assert_eq!(Reject::SessionExpired.reason(), "session_expired");
         assert_eq!(Reject::SessionRevoked.status(), 403);
+        assert_eq!(Reject::StoreUnavailable.status(), 503);
+        assert_eq!(Reject::StoreUnavailable.reason(), "store_unavailable");
+        let response = Reject::StoreUnavailable.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
     }
 }

@@ -25,7 +25,7 @@ where
         return session::api::route(state, parts, body, peer).await;
     }
     match (parts.uri.path(), &parts.method) {
-        ("/auth", _) => auth::forward_auth(state, &parts, peer),
+        ("/auth", _) => auth::forward_auth(state, &parts, peer).await,
         ("/health", &Method::GET | &Method::HEAD) => {
             respond::json(StatusCode::OK, &json!({"status": "healthy"}))
         }

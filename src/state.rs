@@ -9,7 +9,9 @@ use crate::keyring::SharedKeyring;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
 use crate::secret::Secret;
-use crate::session::{MemoryStore, SessionStore};
+use crate::session::{
+    MemoryStore, RedisStore, SessionStore, StoreBackend, StoreError, StoreMetrics,
+};
 
 /// Unix seconds now. Injected so tests can stand exactly on a window's edge.
 pub type UnixClock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -39,23 +41,37 @@ pub struct Inner {
 }
 
 impl AppState {
+    /// Fails only when the session store cannot be set up (a Redis store
+    /// connects lazily: a server that is down is not an error here). Needs
+    /// a tokio runtime for the Redis store's flush task.
     pub fn new(
         settings: Settings,
         keyring: SharedKeyring,
         metrics: Metrics,
         admin_token: Option<Secret>,
         clock: UnixClock,
-    ) -> AppState {
-        let sessions = Arc::new(MemoryStore::new(
-            settings.sessions.clone(),
-            metrics.sessions_evicted_total.clone(),
-        ));
+    ) -> Result<AppState, StoreError> {
+        let sessions: Arc<dyn SessionStore> = match &settings.sessions.backend {
+            StoreBackend::Memory => Arc::new(MemoryStore::new(
+                settings.sessions.clone(),
+                metrics.sessions_evicted_total.clone(),
+            )),
+            StoreBackend::Redis(redis) => Arc::new(RedisStore::new(
+                settings.sessions.clone(),
+                redis.clone(),
+                StoreMetrics {
+                    errors: metrics.store_errors_total.clone(),
+                    duration: metrics.store_duration_seconds.clone(),
+                },
+                clock.clone(),
+            )?),
+        };
         let limits = RateLimits::new(
             settings.rate_limit,
             settings.policies.values(),
             settings.ipv6_prefix,
         );
-        AppState(Arc::new(Inner {
+        Ok(AppState(Arc::new(Inner {
             settings,
             keyring,
             limits,
@@ -64,7 +80,7 @@ impl AppState {
             admin_token,
             clock,
             started: Instant::now(),
-        }))
+        })))
     }
 
     pub fn now(&self) -> i64 {

@@ -220,6 +220,38 @@ impl MemoryStore {
         }
     }
 
+    /// A revocation learnt elsewhere (another replica, through a shared
+    /// store): refused here from now on, and the local record, if any,
+    /// shows it.
+    pub fn remember_revocation(&self, session_id: &str, revoked_at: i64, until: i64) {
+        if let Some(record) = self.sessions.get(session_id) {
+            lock(&record).record.revoked_at.get_or_insert(revoked_at);
+        }
+        self.any_revoked.store(true, Ordering::Release);
+        self.revoked.insert(Arc::from(session_id), until);
+    }
+
+    /// Live sessions of this process opened from `ip`'s address (IPv6 by
+    /// /64), as `max_per_ip` counts them.
+    pub fn live_for_address(&self, ip: IpAddr, now: i64) -> usize {
+        let key = client_ip::limit_key(ip, 64);
+        self.per_ip.get(&key).map_or(0, |opened| {
+            lock(&opened)
+                .iter()
+                .filter(|id| self.is_live(id, now))
+                .count()
+        })
+    }
+
+    /// Forgets everything at once (a shared store was wiped).
+    pub fn clear(&self) {
+        self.sessions.invalidate_all();
+        self.revoked.invalidate_all();
+        self.per_ip.invalidate_all();
+        self.tokens.invalidate_all();
+        self.per_user.invalidate_all();
+    }
+
     fn snapshot(&self) -> Vec<SessionRecord> {
         self.sessions
             .iter()
@@ -429,11 +461,7 @@ impl SessionStore for MemoryStore {
 
     fn wipe(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         let count = self.sessions.iter().count() as u64;
-        self.sessions.invalidate_all();
-        self.revoked.invalidate_all();
-        self.per_ip.invalidate_all();
-        self.tokens.invalidate_all();
-        self.per_user.invalidate_all();
+        self.clear();
         Box::pin(std::future::ready(Ok(count)))
     }
 }

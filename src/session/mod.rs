@@ -16,13 +16,16 @@
 //! (`idle_secs`), and one user holds at most `max_per_user`.
 //!
 //! [`memory`] is the embedded store (moka, per-entry expiry, LRU so a new
-//! session is never silently refused); [`api`] serves `/sessions`.
+//! session is never silently refused); [`redis`] is shared by replicas (a
+//! local memory cache for the signed hot path, written behind); [`api`]
+//! serves `/sessions`.
 
 pub mod api;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod memory;
 pub mod petname;
+pub mod redis;
 pub mod token;
 
 use std::net::IpAddr;
@@ -31,6 +34,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use memory::MemoryStore;
+pub use redis::{RedisStore, StoreMetrics};
 pub use token::{Token, TokenHash};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,5 +1,5 @@
 //! Launchers for the real components: the telegate binary, rotel (an OTLP
-//! collector that prints what it receives) and Traefik. Each starts on fresh
+//! collector that prints what it receives), Traefik and Redis. Each starts on fresh
 //! 127.0.0.1 ports in the test's [`Workdir`], waits until it really serves,
 //! and is killed when dropped. Flags and quirks: docs/e2e-notes.md.
 
@@ -27,9 +27,15 @@ impl Telegate {
     /// loopback port) to `telegate.toml` and serves it until `/ready` is 200.
     /// Relative key paths in `config` resolve from the workdir.
     pub async fn start(work: &Workdir, config: &str) -> Telegate {
+        Telegate::start_named(work, "telegate", config).await
+    }
+
+    /// [`Telegate::start`] with its own config and log (`NAME.toml`,
+    /// `NAME.log`), for several instances in one workdir.
+    pub async fn start_named(work: &Workdir, name: &str, config: &str) -> Telegate {
         let port = free_port();
         let path = work.write(
-            "telegate.toml",
+            &format!("{name}.toml"),
             &format!("listen = \"127.0.0.1:{port}\"\n{config}"),
         );
         let mut command = Command::new(TELEGATE_BIN);
@@ -51,7 +57,7 @@ impl Telegate {
                 command.env_remove(&*name);
             }
         }
-        let mut proc = Proc::spawn("telegate", command, work.path().join("telegate.log"));
+        let mut proc = Proc::spawn(name, command, work.path().join(format!("{name}.log")));
         let ready = format!("http://127.0.0.1:{port}/ready");
         let client = http_client();
         proc.wait_ready("telegate GET /ready = 200", START_TIMEOUT, || {
@@ -171,6 +177,18 @@ impl Traefik {
     /// waits for `/ping` and for `route` (a path the dynamic config serves) to
     /// stop answering 404: the file routes load 10-40 ms after `/ping` works.
     pub async fn start(tools: &Tools, work: &Workdir, dynamic_yaml: &str, route: &str) -> Traefik {
+        Traefik::start_with(tools, work, dynamic_yaml, route, &[]).await
+    }
+
+    /// [`Traefik::start`] with extra static-config flags (e.g. another
+    /// entrypoint: `--entrypoints.NAME.address=127.0.0.1:PORT`).
+    pub async fn start_with(
+        tools: &Tools,
+        work: &Workdir,
+        dynamic_yaml: &str,
+        route: &str,
+        extra: &[String],
+    ) -> Traefik {
         let port = free_port();
         let dynamic = work.write("traefik-dynamic.yml", dynamic_yaml);
         let mut command = Command::new(tools.path("traefik"));
@@ -185,6 +203,7 @@ impl Traefik {
                 "--global.checknewversion=false",
                 "--global.sendanonymoususage=false",
             ])
+            .args(extra)
             .current_dir(work.path());
         let mut proc = Proc::spawn("traefik", command, work.path().join("traefik.log"));
         let client = http_client();
@@ -214,6 +233,45 @@ impl Traefik {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+// ---------------------------------------------------------------- redis
+
+/// `redis-server` without persistence on a loopback port.
+pub struct Redis {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Redis {
+    pub async fn start(tools: &Tools, work: &Workdir) -> Redis {
+        Redis::start_on(tools, work, free_port()).await
+    }
+
+    /// On a given port: a restart after a kill comes back where the
+    /// gateways expect it. Each start logs to its own `redis-PORT-N.log`.
+    pub async fn start_on(tools: &Tools, work: &Workdir, port: u16) -> Redis {
+        let mut n = 1;
+        while work.path().join(format!("redis-{port}-{n}.log")).exists() {
+            n += 1;
+        }
+        let mut command = Command::new(tools.path("redis-server"));
+        command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(work.path())
+            .current_dir(work.path());
+        let log = work.path().join(format!("redis-{port}-{n}.log"));
+        let mut proc = Proc::spawn("redis-server", command, log);
+        proc.wait_for_log("Ready to accept connections", START_TIMEOUT)
+            .await;
+        Redis { proc, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
     }
 }
 

@@ -301,6 +301,25 @@ async fn redis_ttls_bound_memory() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(store.lookup("s1", now).await.unwrap(), Lookup::Unknown);
+    // The flush task's sweep drops the index entry of the expired record.
+    let ids = store.inner.key("ids");
+    let started = Instant::now();
+    loop {
+        let indexed: Option<f64> = redis::cmd("ZSCORE")
+            .arg(&ids)
+            .arg("s1")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if indexed.is_none() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "s1 still indexed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Redis down: signed sessions go on locally, everything else fails fast

@@ -16,6 +16,7 @@ pub struct Scripts {
     pub change: Script,
     pub delete: Script,
     pub delete_user: Script,
+    pub sweep: Script,
 }
 
 fn with_common(body: &str) -> Script {
@@ -33,6 +34,7 @@ impl Scripts {
             change: with_common(include_str!("lua/change.lua")),
             delete: with_common(include_str!("lua/delete.lua")),
             delete_user: with_common(include_str!("lua/delete_user.lua")),
+            sweep: with_common(include_str!("lua/sweep.lua")),
         }
     }
 }

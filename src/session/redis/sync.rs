@@ -19,6 +19,8 @@ use crate::session::{Sighting, StoreError};
 pub const MAX_PENDING: usize = 100_000;
 /// Sessions per flush script.
 const BATCH: usize = 500;
+/// Index entries checked per tick by the sweep.
+const SWEEP: usize = 500;
 /// Entries the revocation change log keeps; a replica further behind
 /// reloads every revocation.
 pub(super) const REVLOG_CAP: u64 = 100_000;
@@ -154,6 +156,8 @@ pub struct PollState {
     pub seq: i64,
     /// The wipe epoch seen last; a change means another replica wiped.
     pub epoch: Option<String>,
+    /// Where the sweep of the `ids` index goes on ('': from the start).
+    pub swept_to: String,
 }
 
 impl Default for PollState {
@@ -161,6 +165,7 @@ impl Default for PollState {
         PollState {
             seq: -1,
             epoch: None,
+            swept_to: String::new(),
         }
     }
 }
@@ -188,7 +193,30 @@ impl Inner {
         let _flushing = self.flushing.lock().await;
         let flushed = self.flush_locked().await;
         self.poll_locked().await?;
+        self.sweep_locked().await?;
         flushed
+    }
+
+    /// Drops one slice of index entries whose records expired out of Redis
+    /// (reads drop the ones they meet, too), so the indices stay bounded.
+    async fn sweep_locked(&self) -> Result<(), StoreError> {
+        let after = lock(&self.poll).swept_to.clone();
+        let now = self.now();
+        let mut conn = self.conn.clone();
+        let next: String = self
+            .run("sweep", async {
+                self.scripts
+                    .sweep
+                    .arg(&self.redis.prefix)
+                    .arg(&after)
+                    .arg(SWEEP)
+                    .arg(now)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        lock(&self.poll).swept_to = next;
+        Ok(())
     }
 
     /// Writes this replica's pending deltas (API reads call this first).
@@ -292,8 +320,8 @@ impl Inner {
                 self.local.clear();
                 self.issued_live.store(0, Ordering::Relaxed);
                 *state = PollState {
-                    seq: -1,
                     epoch: Some(epoch.clone()),
+                    ..PollState::default()
                 };
                 continue;
             }

@@ -61,8 +61,8 @@ impl Inner {
         self.local.clear();
         self.issued_live.store(0, Ordering::Relaxed);
         *lock(&self.poll) = PollState {
-            seq: -1,
             epoch: Some(epoch),
+            ..PollState::default()
         };
         Ok(deleted)
     }

@@ -50,8 +50,15 @@ local optional = { user = user, ipk = addr, meta = ARGV[15], ip = ARGV[16],
 for field, value in pairs(optional) do
   if value ~= '' then redis.call('HSET', key, field, value) end
 end
-if user ~= '' then redis.call('ZADD', ukey(user), now, id) end
-if addr ~= '' then redis.call('ZADD', ipkey(addr), now, id) end
+-- The indices end when their last session may: never later than a token.
+if user ~= '' then
+  redis.call('ZADD', ukey(user), now, id)
+  redis.call('EXPIRE', ukey(user), ARGV[8])
+end
+if addr ~= '' then
+  redis.call('ZADD', ipkey(addr), now, id)
+  redis.call('EXPIRE', ipkey(addr), ARGV[8])
+end
 redis.call('SET', tkey(tok), id, 'EX', ARGV[8])
 redis.call('ZADD', IDS, 0, id)
 local live_until = issued_until(exp, now, idle)

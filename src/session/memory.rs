@@ -14,6 +14,7 @@
 //! that user's session ids, oldest first ([`issued`]).
 
 mod issued;
+mod key;
 mod signed;
 
 use std::net::IpAddr;
@@ -32,7 +33,8 @@ use super::{
     TokenHash, TokenUse,
 };
 use crate::client_ip;
-use signed::{Key, KeyRef, SignedTable, Touch};
+use key::{Key, KeyRef};
+use signed::{SignedTable, Touch};
 
 /// A record and, for an issued session, the hash of its current token
 /// (kept beside the record, never shown).

@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::signed::KeyRef;
+use super::key::KeyRef;
 use super::{lock, secs, Entry, MemoryStore};
 use crate::session::SessionStore;
 use crate::session::{

@@ -304,22 +304,21 @@ impl SessionStore for MemoryStore {
         session_id: &'a str,
         now: i64,
     ) -> BoxFuture<'a, Result<Option<SessionKind>, StoreError>> {
-        let issued = self.sessions.get(session_id);
         let kind = if self.signed.revoke(session_id, now) {
             Some(SessionKind::Signed)
+        } else if self.sessions.contains_key(session_id) {
+            // Deleted, but its token index entry stays: the token is then
+            // answered `session_revoked`, not `invalid_session`.
+            self.sessions.invalidate(session_id);
+            Some(SessionKind::Issued)
         } else {
-            issued.map(|_| {
-                // Deleted, but its token index entry stays: the token is
-                // then answered `session_revoked`, not `invalid_session`.
-                self.sessions.invalidate(session_id);
-                SessionKind::Issued
-            })
+            None
         };
-        let kind = kind.inspect(|_| {
-            let until = now + self.settings.revocation_ttl.as_secs() as i64;
+        if kind.is_some() {
+            let until = now.saturating_add(secs(self.settings.revocation_ttl));
             self.any_revoked.store(true, Ordering::Release);
             self.revoked.insert(Arc::from(session_id), until);
-        });
+        }
         Box::pin(std::future::ready(Ok(kind)))
     }
 

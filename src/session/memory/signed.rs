@@ -265,16 +265,16 @@ impl SignedTable {
             .is_some_and(|slot| self.live_until(slot) >= now)
     }
 
-    /// Marks `id` revoked (the first time only); false when absent.
+    /// Marks `id` revoked (the first time only); false when absent or dead.
     pub(super) fn revoke(&self, id: &str, now: i64) -> bool {
         let key = KeyRef::new(id);
         let mut shard = lock(self.shard(&key));
         match shard.map.get_mut(&key) {
-            Some(slot) => {
+            Some(slot) if !self.dead(slot, now) => {
                 slot.revoked_at.get_or_insert(now);
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 

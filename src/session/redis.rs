@@ -4,9 +4,10 @@
 //! [`MemoryStore`] answers `observe` and `is_revoked`, and each sighting is
 //! also added to a bounded map of pending deltas that a background task
 //! writes behind about once per `flush_interval` (one Lua script per batch,
-//! [`sync`]). The same task polls the revocation change log, so a session
-//! revoked through any replica is refused here within about one interval,
-//! and a PING-like poll keeps [`SessionStore::healthy`] current for `/ready`.
+//! [`sync`]). The same task polls the revocation change log at least every
+//! second, so a session revoked through any replica is refused here within
+//! about a second, and that poll keeps [`SessionStore::healthy`] current
+//! for `/ready`.
 //!
 //! Issued sessions and tokens live in Redis only (the source of truth): each
 //! token check is one script round trip, so a refresh or logout anywhere

@@ -129,10 +129,20 @@ fn prefix() -> String {
 }
 
 fn open(url: &str, prefix: &str, settings: SessionSettings, clock: UnixClock) -> RedisStore {
+    open_every(url, prefix, settings, clock, Duration::from_millis(50))
+}
+
+fn open_every(
+    url: &str,
+    prefix: &str,
+    settings: SessionSettings,
+    clock: UnixClock,
+    flush_interval: Duration,
+) -> RedisStore {
     let redis = RedisSettings {
         url: url.into(),
         prefix: prefix.into(),
-        flush_interval: Duration::from_millis(50),
+        flush_interval,
     };
     RedisStore::new(settings, redis, metrics(), clock).unwrap()
 }
@@ -255,6 +265,27 @@ async fn two_stores_on_one_redis_agree() {
     })
     .await;
     assert_eq!(b.lookup("s1", T0 + 41).await.unwrap(), Lookup::Unknown);
+}
+
+/// A long write-behind interval does not slow revocations down: replicas
+/// poll at least every second.
+#[tokio::test]
+async fn revocations_travel_within_a_second_whatever_the_flush_interval() {
+    let Some(server) = RedisServer::start("redis revocations_travel") else {
+        return;
+    };
+    let shared = prefix();
+    let minute = Duration::from_secs(60);
+    let a = open_every(&server.url(), &shared, settings(), at_t0(), minute);
+    let b = open_every(&server.url(), &shared, settings(), at_t0(), minute);
+    a.observe(&sighting("s1", "192.0.2.1", T0)).unwrap();
+    a.revoke("s1", T0).await.unwrap();
+    eventually(
+        "b learns the revocation",
+        Duration::from_millis(1500),
+        || b.is_revoked("s1", T0 + 1),
+    )
+    .await;
 }
 
 /// Only here does Redis own the clock: records expire from Redis by real

@@ -19,6 +19,10 @@ use crate::session::{Sighting, StoreError};
 pub const MAX_PENDING: usize = 100_000;
 /// Sessions per flush script.
 const BATCH: usize = 500;
+/// The longest time between two polls, whatever `flush_interval` is: it
+/// bounds how late a revocation from another replica and a change of
+/// reachability (`/ready`) are seen.
+const POLL_AT_LEAST: std::time::Duration = std::time::Duration::from_secs(1);
 /// Index entries checked per tick by the sweep.
 const SWEEP: usize = 500;
 /// Entries the revocation change log keeps; a replica further behind
@@ -170,28 +174,41 @@ impl Default for PollState {
     }
 }
 
-/// The background task: flush and poll every interval, until the store is
-/// dropped.
+/// The background task, until the store is dropped: a poll (revocations,
+/// reachability, the sweep) at least every second, and a flush every
+/// `flush_interval`.
 pub async fn run(store: Weak<Inner>) {
-    let Some(interval) = store.upgrade().map(|s| s.redis.flush_interval) else {
+    let Some(flush_every) = store.upgrade().map(|s| s.redis.flush_interval) else {
         return;
     };
-    let mut tick = tokio::time::interval(interval);
+    let poll_every = flush_every.min(POLL_AT_LEAST);
+    let mut tick = tokio::time::interval(poll_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut since_flush = flush_every;
     loop {
         tick.tick().await;
         let Some(inner) = store.upgrade() else {
             return;
         };
+        let flush = since_flush >= flush_every;
+        since_flush = if flush {
+            poll_every
+        } else {
+            since_flush + poll_every
+        };
         // Failures are counted and logged by `run`; the next tick retries.
-        let _ = inner.tick().await;
+        let _ = inner.tick(flush).await;
     }
 }
 
 impl Inner {
-    async fn tick(&self) -> Result<(), StoreError> {
+    async fn tick(&self, flush: bool) -> Result<(), StoreError> {
         let _flushing = self.flushing.lock().await;
-        let flushed = self.flush_locked().await;
+        let flushed = if flush {
+            self.flush_locked().await
+        } else {
+            Ok(())
+        };
         self.poll_locked().await?;
         self.sweep_locked().await?;
         flushed

@@ -110,8 +110,10 @@ enum Allowed<'a> {
 }
 
 /// Answers one `/auth` request. `body` is what Traefik sent with
-/// `forwardBody: true` (`None`: no body).
-pub fn forward_auth(
+/// `forwardBody: true` (`None`: no body). Async only for a session token,
+/// which a remote store checks with one round trip; the signed path never
+/// waits.
+pub async fn forward_auth(
     state: &AppState,
     parts: &Parts,
     peer: IpAddr,
@@ -121,7 +123,7 @@ pub fn forward_auth(
     let client_ip = client_address(state, &parts.headers, peer);
     let policy_name = query_param(parts.uri.query(), "policy");
     let outcome = match select_policy(state, policy_name) {
-        Ok(policy) => decide(state, parts, policy, client_ip, body),
+        Ok(policy) => decide(state, parts, policy, client_ip, body).await,
         Err(reject) => Err(reject),
     };
     let metrics = &state.metrics;
@@ -218,7 +220,7 @@ pub fn select_policy<'s>(state: &'s AppState, name: Option<&str>) -> Result<&'s 
     }
 }
 
-fn decide<'p>(
+async fn decide<'p>(
     state: &'p AppState,
     parts: &'p Parts,
     policy: &Policy,
@@ -230,7 +232,9 @@ fn decide<'p>(
     if policy.allows("session") {
         let cookie_name = &state.settings.sessions.cookie_name;
         if let Some(presented) = token::presented(headers, cookie_name) {
-            return check_token(state, presented, headers, client_ip).map(Allowed::Session);
+            return check_token(state, presented, headers, client_ip)
+                .await
+                .map(Allowed::Session);
         }
         if !policy.allows("hmac") {
             return Err(Reject::InvalidSession);
@@ -265,8 +269,9 @@ fn decide<'p>(
 }
 
 /// A session token presented to `/auth`: live opens (and touches) its
-/// session; expired, revoked and unknown tokens are refused.
-fn check_token(
+/// session; expired, revoked and unknown tokens are refused, and a store
+/// that cannot answer is 503 (the client retries).
+async fn check_token(
     state: &AppState,
     presented: &str,
     headers: &HeaderMap,
@@ -277,10 +282,12 @@ fn check_token(
         user_agent: header_str(headers, &http::header::USER_AGENT),
         now: state.now(),
     };
-    match state
+    let check = state
         .sessions
         .authenticate(&TokenHash::of(presented), &seen)
-    {
+        .await;
+    // The store logs an outage once and counts each failure.
+    match check.map_err(|_| Reject::StoreUnavailable)? {
         TokenCheck::Live(owner) => Ok(owner),
         TokenCheck::Expired(_) => Err(Reject::SessionExpired),
         TokenCheck::Revoked { .. } => Err(Reject::SessionRevoked),
@@ -514,6 +521,13 @@ pub fn track_session(
 ) -> Result<(), Reject> {
     let request = &verified.request;
     if request.session_id.is_empty() {
+        return Ok(());
+    }
+    if !state.settings.sessions.track {
+        // Tracking off (`sessions.track = false`): revocations still hold.
+        if state.sessions.is_revoked(request.session_id, state.now()) {
+            return Err(Reject::SessionRevoked);
+        }
         return Ok(());
     }
     let sighting = Sighting {

@@ -116,13 +116,19 @@ fn serve(source: config::ConfigSource) -> ExitCode {
                 return ExitCode::from(EXIT_CONFIG);
             }
         };
-        let app = state::AppState::new(
+        let app = match state::AppState::new(
             settings,
             keyring,
             metrics,
             admin_token,
             state::system_clock(),
-        );
+        ) {
+            Ok(app) => app,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot set up the session store");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        };
         let _purge_task = app.spawn_rate_limit_purger();
         server::run(listener, app, server::shutdown_signal()).await;
         ExitCode::SUCCESS

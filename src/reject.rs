@@ -51,6 +51,8 @@ pub enum Reject {
     BodyMismatch,
     #[error("This route requires a v2 (body-bound) signature")]
     SignatureVersionRequired,
+    #[error("Session store unavailable")]
+    StoreUnavailable,
 }
 
 impl Reject {
@@ -75,6 +77,7 @@ impl Reject {
         "unknown_policy",
         "body_mismatch",
         "signature_version_required",
+        "store_unavailable",
     ];
 
     pub fn reason(&self) -> &'static str {
@@ -98,6 +101,7 @@ impl Reject {
             Reject::UnknownPolicy => "unknown_policy",
             Reject::BodyMismatch => "body_mismatch",
             Reject::SignatureVersionRequired => "signature_version_required",
+            Reject::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -122,6 +126,9 @@ impl Reject {
             // A gateway with no usable key is broken, not the client: 503 makes
             // OTLP exporters retry instead of dropping data.
             Reject::NoLiveKey => StatusCode::SERVICE_UNAVAILABLE,
+            // A token cannot be checked while the session store is down:
+            // 503 so the client retries.
+            Reject::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             // The policy name comes from the operator's Traefik config.
             Reject::UnknownPolicy => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -136,7 +143,7 @@ impl Reject {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
-            Reject::NoLiveKey => {
+            Reject::NoLiveKey | Reject::StoreUnavailable => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -181,6 +188,7 @@ mod tests {
             Reject::UnknownPolicy,
             Reject::BodyMismatch,
             Reject::SignatureVersionRequired,
+            Reject::StoreUnavailable,
         ];
         assert_eq!(all.len(), Reject::REASONS.len());
         for reject in all {
@@ -209,5 +217,9 @@ mod tests {
         assert_eq!(Reject::SessionExpired.status(), 401);
         assert_eq!(Reject::SessionExpired.reason(), "session_expired");
         assert_eq!(Reject::SessionRevoked.status(), 403);
+        assert_eq!(Reject::StoreUnavailable.status(), 503);
+        assert_eq!(Reject::StoreUnavailable.reason(), "store_unavailable");
+        let response = Reject::StoreUnavailable.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
     }
 }

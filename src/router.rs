@@ -57,8 +57,9 @@ where
     }
 }
 
-/// 503 until the keyring holds a live key. A development key is ready but
-/// says so, loudly, in the body.
+/// 503 until the keyring holds a live key, and while the session store
+/// cannot answer. A development key is ready but says so, loudly, in the
+/// body.
 fn ready(state: &AppState) -> Response<Body> {
     let ring = state.keyring.current();
     let now = state.now();
@@ -71,6 +72,12 @@ fn ready(state: &AppState) -> Response<Body> {
         return respond::json(
             StatusCode::SERVICE_UNAVAILABLE,
             &json!({"status": "not_ready", "reason": "no_live_key", "live_keys": live, "warnings": warnings}),
+        );
+    }
+    if !state.sessions.healthy() {
+        return respond::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "not_ready", "reason": "store_unavailable", "live_keys": live, "warnings": warnings}),
         );
     }
     respond::json(

@@ -10,7 +10,9 @@ use crate::keyring::SharedKeyring;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimits;
 use crate::secret::Secret;
-use crate::session::{MemoryStore, SessionStore};
+use crate::session::{
+    MemoryStore, RedisStore, SessionStore, StoreBackend, StoreError, StoreMetrics,
+};
 
 /// Unix seconds now. Injected so tests can stand exactly on a window's edge.
 pub type UnixClock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -44,17 +46,31 @@ pub struct Inner {
 }
 
 impl AppState {
+    /// Fails only when the session store cannot be set up (a Redis store
+    /// connects lazily: a server that is down is not an error here). Needs
+    /// a tokio runtime for the Redis store's flush task.
     pub fn new(
         settings: Settings,
         keyring: SharedKeyring,
         metrics: Metrics,
         admin_token: Option<Secret>,
         clock: UnixClock,
-    ) -> AppState {
-        let sessions = Arc::new(MemoryStore::new(
-            settings.sessions.clone(),
-            metrics.sessions_evicted_total.clone(),
-        ));
+    ) -> Result<AppState, StoreError> {
+        let sessions: Arc<dyn SessionStore> = match &settings.sessions.backend {
+            StoreBackend::Memory => Arc::new(MemoryStore::new(
+                settings.sessions.clone(),
+                metrics.sessions_evicted_total.clone(),
+            )),
+            StoreBackend::Redis(redis) => Arc::new(RedisStore::new(
+                settings.sessions.clone(),
+                redis.clone(),
+                StoreMetrics {
+                    errors: metrics.store_errors_total.clone(),
+                    duration: metrics.store_duration_seconds.clone(),
+                },
+                clock.clone(),
+            )?),
+        };
         let limits = RateLimits::new(
             settings.rate_limit,
             settings.policies.values(),
@@ -71,7 +87,7 @@ impl AppState {
         }
         let ingest = Ingest::new(&settings, metrics.registry())
             .unwrap_or_else(|err| panic!("cannot set up OTLP ingest: {err}"));
-        AppState(Arc::new(Inner {
+        Ok(AppState(Arc::new(Inner {
             settings,
             keyring,
             limits,
@@ -82,7 +98,7 @@ impl AppState {
             clock,
             started: Instant::now(),
             status: crate::status::Board::default(),
-        }))
+        })))
     }
 
     pub fn now(&self) -> i64 {

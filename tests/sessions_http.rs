@@ -232,3 +232,36 @@ async fn the_session_api_needs_the_admin_token() {
         .unwrap();
     assert_eq!(reason_of(put).await, (405, "method_not_allowed".into()));
 }
+
+#[tokio::test]
+async fn with_tracking_off_nothing_is_recorded_but_revocations_hold() {
+    let server = server("[sessions]\ntrack = false").await;
+    assert_eq!(auth_as(&server, SESSION).await.status(), 200);
+    let response = admin_get(&server, &format!("/sessions/{SESSION}")).await;
+    assert_eq!(reason_of(response).await, (404, "not_found".into()));
+    let metrics = server.scrape().await;
+    assert_eq!(
+        sample(&metrics, "telegate_sessions_created_total{kind=\"signed\"}"),
+        Some(0.0)
+    );
+    // A revocation learnt while tracking was on still refuses.
+    server
+        .state
+        .sessions
+        .observe(&telegate::session::Sighting {
+            session_id: "s-known",
+            client_ip: "127.0.0.1".parse().unwrap(),
+            user_agent: None,
+            client_version: None,
+            key_id: "a",
+            bytes: 0,
+            now: NOW,
+        })
+        .unwrap();
+    let response = admin_delete(&server, "/sessions/s-known").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        reason_of(auth_as(&server, "s-known").await).await,
+        (403, "session_revoked".into())
+    );
+}

@@ -179,8 +179,17 @@ pub struct PolicyRate {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionsSection {
-    /// `memory` (the embedded store).
+    /// `memory` (this process only) or `redis` (shared by replicas).
     pub store: String,
+    /// With `store = "redis"`: the server.
+    pub redis_url: String,
+    /// With `store = "redis"`: the prefix of every key.
+    pub redis_prefix: String,
+    /// With `store = "redis"`: how often counters are written behind and
+    /// revocations from other replicas are picked up.
+    pub flush_interval_ms: u64,
+    /// Record every verified signed session (off: only revocations are checked).
+    pub track: bool,
     /// A session (signed or issued) ends after this long without a request.
     pub idle_secs: u64,
     /// Live sessions one client address may hold (429 `too_many_sessions` beyond).
@@ -215,6 +224,10 @@ impl Default for SessionsSection {
     fn default() -> Self {
         SessionsSection {
             store: "memory".into(),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_prefix: "telegate:".into(),
+            flush_interval_ms: 1000,
+            track: true,
             idle_secs: 3600,
             max_per_ip: 50,
             max_sessions: 1_000_000,

@@ -111,6 +111,19 @@ fn errors_name_the_key_and_the_variable() {
         ),
         ("[sessions]\nmax_body_bytes = 1", "sessions.max_body_bytes"),
         ("[sessions]\ncookie_name = \"a b\"", "sessions.cookie_name"),
+        ("[sessions]\nstore = \"etcd\"", "sessions.store"),
+        (
+            "[sessions]\nstore = \"redis\"\nredis_url = \"http://x\"",
+            "sessions.redis_url",
+        ),
+        (
+            "[sessions]\nstore = \"redis\"\nredis_prefix = \"\"",
+            "sessions.redis_prefix",
+        ),
+        (
+            "[sessions]\nstore = \"redis\"\nflush_interval_ms = 0",
+            "sessions.flush_interval_ms",
+        ),
     ];
     for (text, expected) in cases {
         assert_eq!(
@@ -312,4 +325,32 @@ fn detect_paths_always_hold_the_root_and_refuse_signal_paths() {
             "ingest.detect_paths[0]"
         );
     }
+}
+
+#[test]
+fn the_redis_store_and_its_defaults() {
+    use crate::session::{RedisSettings, StoreBackend};
+    let defaults = from_text("", &MapEnv::default()).unwrap().sessions;
+    assert_eq!(defaults.backend, StoreBackend::Memory);
+    assert!(defaults.track);
+    let redis = from_text("[sessions]\nstore = \"redis\"", &MapEnv::default())
+        .unwrap()
+        .sessions;
+    assert_eq!(
+        redis.backend,
+        StoreBackend::Redis(RedisSettings {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "telegate:".into(),
+            flush_interval: std::time::Duration::from_millis(1000),
+        })
+    );
+    let text = "[sessions]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:7000/2\"\nredis_prefix = \"gw1:\"\nflush_interval_ms = 250\ntrack = false";
+    let custom = from_text(text, &MapEnv::default()).unwrap().sessions;
+    assert!(!custom.track);
+    let StoreBackend::Redis(settings) = custom.backend else {
+        panic!("not redis");
+    };
+    assert_eq!(settings.url, "redis://127.0.0.1:7000/2");
+    assert_eq!(settings.prefix, "gw1:");
+    assert_eq!(settings.flush_interval.as_millis(), 250);
 }

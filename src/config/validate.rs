@@ -10,11 +10,11 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::ingest::{validate_ingest, IngestSettings};
-use super::raw::{KeyEntry, RawConfig};
+use super::raw::{KeyEntry, RawConfig, SessionsSection};
 use super::ConfigError;
 use crate::client_ip::TrustedProxies;
 use crate::keyring::{KeyId, KeySource, KeySpec};
-use crate::session::{PerUserLimit, SessionSettings, StoreIp};
+use crate::session::{PerUserLimit, RedisSettings, SessionSettings, StoreBackend, StoreIp};
 use crate::signature_v2::V2Names;
 use crate::signed_request::HeaderNames;
 
@@ -343,15 +343,16 @@ fn status_settings(raw: &RawConfig, base_dir: &Path) -> Result<StatusSettings, C
 
 fn session_settings(raw: &RawConfig) -> Result<SessionSettings, ConfigError> {
     let section = &raw.sessions;
-    if section.store != "memory" {
-        return Err(ConfigError::invalid(
-            "sessions.store",
-            format!(
-                "{:?} is not a known store (known: \"memory\")",
-                section.store
-            ),
-        ));
-    }
+    let backend = match section.store.as_str() {
+        "memory" => StoreBackend::Memory,
+        "redis" => StoreBackend::Redis(redis_settings(section)?),
+        other => {
+            return Err(ConfigError::invalid(
+                "sessions.store",
+                format!("{other:?} is not a known store (known: \"memory\", \"redis\")"),
+            ))
+        }
+    };
     positive("sessions.idle_secs", section.idle_secs)?;
     positive("sessions.max_per_ip", section.max_per_ip as u64)?;
     positive("sessions.max_sessions", section.max_sessions)?;
@@ -415,6 +416,8 @@ fn session_settings(raw: &RawConfig) -> Result<SessionSettings, ConfigError> {
         ));
     }
     Ok(SessionSettings {
+        backend,
+        track: section.track,
         idle: Duration::from_secs(section.idle_secs),
         ttl: Duration::from_secs(section.ttl_secs),
         max_lifetime: Duration::from_secs(section.max_lifetime_secs),
@@ -429,6 +432,35 @@ fn session_settings(raw: &RawConfig) -> Result<SessionSettings, ConfigError> {
         revocation_ttl: Duration::from_secs(section.revocation_ttl_secs),
         expired_retention: Duration::from_secs(section.expired_retention_secs),
         store_ip,
+    })
+}
+
+fn redis_settings(section: &SessionsSection) -> Result<RedisSettings, ConfigError> {
+    let url = section.redis_url.trim();
+    let scheme_ok = url.starts_with("redis://") || url.starts_with("redis+unix://");
+    if !scheme_ok || redis::IntoConnectionInfo::into_connection_info(url).is_err() {
+        return Err(ConfigError::invalid(
+            "sessions.redis_url",
+            "must be a redis:// (or redis+unix://) URL",
+        ));
+    }
+    let prefix = &section.redis_prefix;
+    if prefix.is_empty() || prefix.len() > 64 || prefix.chars().any(|c| c.is_whitespace()) {
+        return Err(ConfigError::invalid(
+            "sessions.redis_prefix",
+            "must be 1-64 characters without whitespace",
+        ));
+    }
+    if !(10..=60_000).contains(&section.flush_interval_ms) {
+        return Err(ConfigError::invalid(
+            "sessions.flush_interval_ms",
+            "must be between 10 and 60000",
+        ));
+    }
+    Ok(RedisSettings {
+        url: url.to_string(),
+        prefix: prefix.clone(),
+        flush_interval: Duration::from_millis(section.flush_interval_ms),
     })
 }
 

@@ -457,7 +457,7 @@ where
     B::Error: Into<BoxError>,
 {
     if !body::announced(&parts.headers) {
-        return auth::forward_auth(state, parts, peer, None);
+        return auth::forward_auth(state, parts, peer, None).await;
     }
     let ingest = &state.settings.ingest;
     match body::read(
@@ -468,7 +468,7 @@ where
     )
     .await
     {
-        Ok(bytes) => auth::forward_auth(state, parts, peer, Some(&bytes)),
+        Ok(bytes) => auth::forward_auth(state, parts, peer, Some(&bytes)).await,
         Err(err) => {
             let err = IngestError::Body(err);
             tracing::info!(

@@ -18,6 +18,8 @@ pub const MAX_PER_USER: usize = 3;
 
 pub fn settings() -> SessionSettings {
     SessionSettings {
+        backend: StoreBackend::Memory,
+        track: true,
         idle: Duration::from_secs(IDLE as u64),
         ttl: Duration::from_secs(TTL as u64),
         max_lifetime: Duration::from_secs(MAX_LIFETIME as u64),

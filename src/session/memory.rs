@@ -1,17 +1,21 @@
-//! The embedded session store: moka caches with per-entry expiry and a
-//! capacity bound.
+//! The embedded session store: signed sessions in a compact table
+//! ([`signed`]), issued sessions and the indices in moka caches with
+//! per-entry expiry, each bounded by `max_sessions`.
 //!
 //! moka's default admission (TinyLFU) may refuse a new key when the cache is
 //! full; sessions use LRU instead, so a new session is always admitted and
-//! the least recently used one is evicted (and counted). Correctness (live,
-//! expired, revoked) is decided against the injected Unix clock in the
-//! records; moka's own timers only bound memory, a retention period after the
-//! logical expiry so a read can still answer 410.
+//! the least recently used one is evicted (and counted); the signed table
+//! keeps the same promise. Correctness (live, expired, revoked) is decided
+//! against the injected Unix clock in the records; moka's own timers only
+//! bound memory, a retention period after the logical expiry so a read can
+//! still answer 410.
 //!
 //! Issued sessions add two indices: token hash -> session id, and user ->
 //! that user's session ids, oldest first ([`issued`]).
 
 mod issued;
+mod key;
+mod signed;
 mod statics;
 
 use std::net::IpAddr;
@@ -25,11 +29,13 @@ use moka::sync::Cache;
 use prometheus::IntCounter;
 
 use super::{
-    petname, BoxFuture, Change, Changed, HeaderSet, Issue, ListFilter, Lookup, NewSession, Page,
-    Refusal, SessionKind, SessionRecord, SessionSettings, SessionStore, Sighting, StaticSighting,
-    Stats, StoreError, TokenCheck, TokenHash, TokenUse,
+    BoxFuture, Change, Changed, HeaderSet, Issue, ListFilter, Lookup, NewSession, Page, Refusal,
+    SessionKind, SessionRecord, SessionSettings, SessionStore, Sighting, StaticSighting, Stats,
+    StoreError, TokenCheck, TokenHash, TokenUse,
 };
 use crate::client_ip;
+use key::{Key, KeyRef};
+use signed::{SignedTable, Touch};
 
 /// A record and, for an issued session, the hash of its current token
 /// (kept beside the record, never shown).
@@ -40,13 +46,16 @@ struct Entry {
 
 type Record = Arc<Mutex<Entry>>;
 type IdList = Arc<Mutex<Vec<Arc<str>>>>;
+type KeyList = Arc<Mutex<Vec<Key>>>;
 
 pub struct MemoryStore {
+    signed: SignedTable,
+    /// Issued sessions.
     sessions: Cache<Arc<str>, Record>,
     /// Session id -> revoked until (Unix seconds).
     revoked: Cache<Arc<str>, i64>,
     /// Client address (IPv6 by /64) -> the session ids it opened.
-    per_ip: Cache<IpAddr, IdList>,
+    per_ip: Cache<IpAddr, KeyList>,
     /// Token hash -> the issued session it opens. Kept after an operator
     /// deletes the session, so the token is answered `session_revoked`.
     tokens: Cache<TokenHash, Arc<str>>,
@@ -112,6 +121,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl MemoryStore {
     /// `evicted` counts sessions dropped for capacity (not expiry).
     pub fn new(settings: SessionSettings, evicted: IntCounter) -> MemoryStore {
+        let signed = SignedTable::new(
+            settings.max_sessions,
+            secs(settings.idle),
+            secs(settings.expired_retention),
+            settings.store_ip,
+            evicted.clone(),
+        );
         let sessions = Cache::builder()
             .max_capacity(settings.max_sessions)
             .eviction_policy(EvictionPolicy::lru())
@@ -149,6 +165,7 @@ impl MemoryStore {
             .time_to_idle(settings.max_lifetime)
             .build();
         MemoryStore {
+            signed,
             sessions,
             revoked,
             per_ip,
@@ -164,21 +181,27 @@ impl MemoryStore {
         self.settings.idle.as_secs() as i64
     }
 
+    /// Whether issued session `id` is live.
     fn is_live(&self, id: &str, now: i64) -> bool {
         self.sessions
             .get(id)
             .is_some_and(|record| lock(&record).record.is_live(now))
     }
 
+    /// Whether session `key` (either kind) is live.
+    fn key_is_live(&self, key: &Key, now: i64) -> bool {
+        self.signed.is_live(key, now) || self.is_live(&key.render(), now)
+    }
+
     /// Lets a new session from `ip` in, unless the address already holds
     /// `max_per_ip` live ones. Runs only for new sessions, not per request.
-    fn admit(&self, ip: IpAddr, id: &Arc<str>, now: i64) -> Result<(), Refusal> {
+    fn admit(&self, ip: IpAddr, id: &Key, now: i64) -> Result<(), Refusal> {
         let key = client_ip::limit_key(ip, 64);
         let opened = self
             .per_ip
             .get_with(key, || Arc::new(Mutex::new(Vec::new())));
         let mut opened = lock(&opened);
-        opened.retain(|other| other != id && self.is_live(other, now));
+        opened.retain(|other| other != id && self.key_is_live(other, now));
         if opened.len() >= self.settings.max_per_ip {
             return Err(Refusal::TooManyForIp);
         }
@@ -186,49 +209,46 @@ impl MemoryStore {
         Ok(())
     }
 
-    fn new_record(&self, sighting: &Sighting<'_>) -> SessionRecord {
-        SessionRecord {
-            session_id: sighting.session_id.to_string(),
-            kind: SessionKind::Signed,
-            pet_name: petname::pet_name(sighting.session_id),
-            first_seen: sighting.now,
-            last_seen: sighting.now,
-            expires_at: sighting.now + self.idle_secs(),
-            idle_expires_at: None,
-            user_id: None,
-            metadata: None,
-            requests: 0,
-            bytes: 0,
-            client_ip: None,
-            user_agent: None,
-            client_version: None,
-            key_id: None,
-            revoked_at: None,
-        }
+    /// A revocation learnt elsewhere (another replica, through a shared
+    /// store): refused here from now on, and the local record, if any,
+    /// shows it.
+    pub fn remember_revocation(&self, session_id: &str, revoked_at: i64, until: i64) {
+        self.signed.revoke(session_id, revoked_at);
+        self.any_revoked.store(true, Ordering::Release);
+        self.revoked.insert(Arc::from(session_id), until);
     }
 
-    fn update(&self, record: &mut SessionRecord, sighting: &Sighting<'_>) {
-        record.last_seen = sighting.now;
-        record.expires_at = sighting.now + self.idle_secs();
-        record.requests += 1;
-        record.bytes += sighting.bytes;
-        record.client_ip = self.settings.store_ip.apply(sighting.client_ip);
-        if record.user_agent.as_deref() != sighting.user_agent {
-            record.user_agent = sighting.user_agent.map(str::to_string);
-        }
-        if record.client_version.as_deref() != sighting.client_version {
-            record.client_version = sighting.client_version.map(str::to_string);
-        }
-        if record.key_id.as_deref() != Some(sighting.key_id) {
-            record.key_id = Some(sighting.key_id.to_string());
-        }
+    /// Live sessions of this process opened from `ip`'s address (IPv6 by
+    /// /64), as `max_per_ip` counts them.
+    pub fn live_for_address(&self, ip: IpAddr, now: i64) -> usize {
+        let key = client_ip::limit_key(ip, 64);
+        self.per_ip.get(&key).map_or(0, |opened| {
+            lock(&opened)
+                .iter()
+                .filter(|id| self.key_is_live(id, now))
+                .count()
+        })
     }
 
-    fn snapshot(&self) -> Vec<SessionRecord> {
-        self.sessions
-            .iter()
-            .map(|(_, record)| lock(&record).record.clone())
-            .collect()
+    /// Forgets everything at once (a shared store was wiped).
+    pub fn clear(&self) {
+        self.signed.clear();
+        self.sessions.invalidate_all();
+        self.revoked.invalidate_all();
+        self.per_ip.invalidate_all();
+        self.tokens.invalidate_all();
+        self.per_user.invalidate_all();
+    }
+
+    /// Every record of either kind (a signed one until it is dead at `now`).
+    fn snapshot(&self, now: i64) -> Vec<SessionRecord> {
+        let mut all = self.signed.snapshot(now);
+        all.extend(
+            self.sessions
+                .iter()
+                .map(|(_, record)| lock(&record).record.clone()),
+        );
+        all
     }
 }
 
@@ -237,28 +257,18 @@ impl SessionStore for MemoryStore {
         if self.is_revoked(sighting.session_id, sighting.now) {
             return Err(Refusal::Revoked);
         }
-        if let Some(record) = self.sessions.get(sighting.session_id) {
-            let mut entry = lock(&record);
-            // A signature naming an issued session's id does not make it a
-            // signed one: its lifetimes and token stay as they are.
-            if entry.record.kind == SessionKind::Issued {
-                return Ok(false);
-            }
-            if entry.record.is_live(sighting.now) {
-                self.update(&mut entry.record, sighting);
-                return Ok(false);
-            }
+        if self.signed.touch(sighting) == Touch::Counted {
+            return Ok(false);
+        }
+        // A signature naming an issued session's id does not make it a
+        // signed one: its lifetimes and token stay as they are.
+        if self.sessions.contains_key(sighting.session_id) {
+            return Ok(false);
         }
         // A new session (or one that expired and comes back: it starts over).
-        let id: Arc<str> = Arc::from(sighting.session_id);
-        self.admit(sighting.client_ip, &id, sighting.now)?;
-        let mut record = self.new_record(sighting);
-        self.update(&mut record, sighting);
-        let entry = Entry {
-            record,
-            token: None,
-        };
-        self.sessions.insert(id, Arc::new(Mutex::new(entry)));
+        let key = KeyRef::new(sighting.session_id).to_owned();
+        self.admit(sighting.client_ip, &key, sighting.now)?;
+        self.signed.insert(sighting);
         Ok(true)
     }
 
@@ -275,10 +285,14 @@ impl SessionStore for MemoryStore {
         session_id: &'a str,
         now: i64,
     ) -> BoxFuture<'a, Result<Lookup, StoreError>> {
-        let found = match self.sessions.get(session_id) {
+        let record = self.signed.get(session_id, now).or_else(|| {
+            let entry = self.sessions.get(session_id)?;
+            let record = lock(&entry).record.clone();
+            Some(record)
+        });
+        let found = match record {
             None => Lookup::Unknown,
             Some(record) => {
-                let record = lock(&record).record.clone();
                 if record.is_live(now) {
                     Lookup::Live(record)
                 } else {
@@ -294,22 +308,21 @@ impl SessionStore for MemoryStore {
         session_id: &'a str,
         now: i64,
     ) -> BoxFuture<'a, Result<Option<SessionKind>, StoreError>> {
-        let kind = self.sessions.get(session_id).map(|record| {
-            let kind = {
-                let mut entry = lock(&record);
-                entry.record.revoked_at.get_or_insert(now);
-                entry.record.kind
-            };
-            if kind == SessionKind::Issued {
-                // Deleted, but its token index entry stays: the token is
-                // then answered `session_revoked`, not `invalid_session`.
-                self.sessions.invalidate(session_id);
-            }
-            let until = now + self.settings.revocation_ttl.as_secs() as i64;
+        let kind = if self.signed.revoke(session_id, now) {
+            Some(SessionKind::Signed)
+        } else if self.sessions.contains_key(session_id) {
+            // Deleted, but its token index entry stays: the token is then
+            // answered `session_revoked`, not `invalid_session`.
+            self.sessions.invalidate(session_id);
+            Some(SessionKind::Issued)
+        } else {
+            None
+        };
+        if kind.is_some() {
+            let until = now.saturating_add(secs(self.settings.revocation_ttl));
             self.any_revoked.store(true, Ordering::Release);
             self.revoked.insert(Arc::from(session_id), until);
-            kind
-        });
+        }
         Box::pin(std::future::ready(Ok(kind)))
     }
 
@@ -319,7 +332,7 @@ impl SessionStore for MemoryStore {
         now: i64,
     ) -> BoxFuture<'a, Result<Page, StoreError>> {
         let mut matching: Vec<SessionRecord> = self
-            .snapshot()
+            .snapshot(now)
             .into_iter()
             .filter(|r| filter.kind.is_none_or(|kind| r.kind == kind))
             .filter(|r| {
@@ -357,7 +370,7 @@ impl SessionStore for MemoryStore {
         for kind in [SessionKind::Signed, SessionKind::Issued] {
             stats.active.insert(kind.as_str(), 0);
         }
-        for record in self.snapshot() {
+        for record in self.snapshot(now) {
             if record.revoked_at.is_some() {
                 stats.revoked += 1;
             }
@@ -374,22 +387,27 @@ impl SessionStore for MemoryStore {
     }
 
     fn active(&self, now: i64) -> Vec<(SessionKind, u64)> {
-        let mut signed = 0;
-        let mut issued = 0;
-        for (_, record) in self.sessions.iter() {
-            let record = &lock(&record).record;
-            if record.is_active(now) {
-                match record.kind {
-                    SessionKind::Signed => signed += 1,
-                    SessionKind::Issued => issued += 1,
-                }
-            }
-        }
-        vec![(SessionKind::Signed, signed), (SessionKind::Issued, issued)]
+        let issued = self
+            .sessions
+            .iter()
+            .filter(|(_, record)| lock(record).record.is_active(now))
+            .count() as u64;
+        vec![
+            (SessionKind::Signed, self.signed.active(now)),
+            (SessionKind::Issued, issued),
+        ]
     }
 
-    fn authenticate(&self, token: &TokenHash, seen: &TokenUse<'_>) -> TokenCheck {
-        self.check_token(token, seen.now, Some(seen))
+    fn authenticate<'a>(
+        &'a self,
+        token: &'a TokenHash,
+        seen: &'a TokenUse<'a>,
+    ) -> BoxFuture<'a, Result<TokenCheck, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.check_token(
+            token,
+            seen.now,
+            Some(seen),
+        ))))
     }
 
     fn issue(&self, new: NewSession) -> BoxFuture<'_, Result<Issue, StoreError>> {
@@ -424,12 +442,8 @@ impl SessionStore for MemoryStore {
     }
 
     fn wipe(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        let count = self.sessions.iter().count() as u64;
-        self.sessions.invalidate_all();
-        self.revoked.invalidate_all();
-        self.per_ip.invalidate_all();
-        self.tokens.invalidate_all();
-        self.per_user.invalidate_all();
+        let count = self.sessions.iter().count() as u64 + self.signed.len() as u64;
+        self.clear();
         self.statics.clear();
         Box::pin(std::future::ready(Ok(count)))
     }
@@ -442,12 +456,17 @@ impl SessionStore for MemoryStore {
         if self.is_revoked(set.session_id, now) {
             return None;
         }
-        let record = self.sessions.get(set.session_id)?;
-        if !lock(&record).record.is_active(now) {
+        // Static header sets are v1 signatures: their sessions are signed ones.
+        let record = self.signed.get(set.session_id, now)?;
+        if !record.is_active(now) {
             return None;
         }
         self.statics.get(set)
     }
+}
+
+fn secs(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -16,13 +16,16 @@
 //! (`idle_secs`), and one user holds at most `max_per_user`.
 //!
 //! [`memory`] is the embedded store (moka, per-entry expiry, LRU so a new
-//! session is never silently refused); [`api`] serves `/sessions`.
+//! session is never silently refused); [`redis`] is shared by replicas (a
+//! local memory cache for the signed hot path, written behind); [`api`]
+//! serves `/sessions`.
 
 pub mod api;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod memory;
 pub mod petname;
+pub mod redis;
 pub mod token;
 
 use std::net::IpAddr;
@@ -31,6 +34,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use memory::MemoryStore;
+pub use redis::{RedisStore, StoreMetrics};
 pub use token::{Token, TokenHash};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -84,8 +88,34 @@ pub enum PerUserLimit {
     Refuse,
 }
 
+/// Where sessions live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// This process only ([`MemoryStore`]).
+    Memory,
+    /// Shared by every replica ([`RedisStore`]).
+    Redis(RedisSettings),
+}
+
+/// `sessions.redis_*`: where the shared store is and how often this replica
+/// writes behind and catches up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// Every key starts with this, so replicas of one deployment share it
+    /// and other deployments (or tests) on the same server do not collide.
+    pub prefix: String,
+    /// Write-behind of signed-session counters and polling of revocations.
+    pub flush_interval: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
+    pub backend: StoreBackend,
+    /// Record signed sessions on `/auth` (`sessions.track`); off, only
+    /// revocations are checked.
+    pub track: bool,
     /// A session (either kind) ends after this long without a request.
     pub idle: Duration,
     /// Absolute lifetime of an issued session when created.
@@ -338,11 +368,12 @@ pub struct StoreError(pub String);
 
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
-/// The store behind sessions. The hot-path calls (`observe`, `is_revoked`,
-/// `authenticate`) are synchronous and local, so `/auth` never waits on a
-/// network round trip; a remote store writes them behind in batches. The API
-/// calls are async and may fail with [`StoreError`]. Tokens reach a store
-/// only as [`TokenHash`]es.
+/// The store behind sessions. The signed hot path (`observe`, `is_revoked`)
+/// is synchronous and local, so an HMAC-signed `/auth` never waits on a
+/// network round trip; a remote store writes it behind in batches. Token
+/// checks (`authenticate`) and the API calls are async and may fail with
+/// [`StoreError`]: a remote store is their source of truth. Tokens reach a
+/// store only as [`TokenHash`]es.
 pub trait SessionStore: Send + Sync {
     /// Records a verified request (true: a new session), or refuses its session.
     fn observe(&self, sighting: &Sighting<'_>) -> Result<bool, Refusal>;
@@ -370,9 +401,14 @@ pub trait SessionStore: Send + Sync {
     /// Live sessions by kind, for the `sessions_active` gauge.
     fn active(&self, now: i64) -> Vec<(SessionKind, u64)>;
 
-    /// `/auth` with a token (hot path, local): which session it opens; a live
-    /// one is touched (idle timer, request count, client).
-    fn authenticate(&self, token: &TokenHash, seen: &TokenUse<'_>) -> TokenCheck;
+    /// `/auth` with a token: which session it opens; a live one is touched
+    /// (idle timer, request count, client). The memory store answers at
+    /// once; a remote one asks its server (one round trip).
+    fn authenticate<'a>(
+        &'a self,
+        token: &'a TokenHash,
+        seen: &'a TokenUse<'a>,
+    ) -> BoxFuture<'a, Result<TokenCheck, StoreError>>;
     /// Stores an issued session.
     fn issue(&self, new: NewSession) -> BoxFuture<'_, Result<Issue, StoreError>>;
     /// Which session a token belongs to, without touching it (owner checks).
@@ -410,6 +446,12 @@ pub trait SessionStore: Send + Sync {
     fn static_sighting(&self, set: &HeaderSet<'_>, now: i64) -> Option<StaticSighting> {
         let _ = (set, now);
         None
+    }
+
+    /// Whether the store can answer now (`/ready`); a remote store says
+    /// false while its server is unreachable.
+    fn healthy(&self) -> bool {
+        true
     }
 }
 

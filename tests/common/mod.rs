@@ -123,7 +123,8 @@ pub async fn start_server_with_files(config_text: &str, files: &[(&str, &str)]) 
         metrics,
         admin_token,
         Arc::new(move || clock_handle.load(Ordering::SeqCst)),
-    );
+    )
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel();

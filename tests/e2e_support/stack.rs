@@ -1,5 +1,5 @@
 //! Launchers for the real components: the telegate binary, rotel (an OTLP
-//! collector that prints what it receives), Traefik and Prometheus. Each starts on fresh
+//! collector that prints what it receives), Traefik, Prometheus and Redis. Each starts on fresh
 //! 127.0.0.1 ports in the test's [`Workdir`], waits until it really serves,
 //! and is killed when dropped. Flags and quirks: docs/e2e-notes.md.
 
@@ -27,15 +27,30 @@ impl Telegate {
     /// loopback port) to `telegate.toml` and serves it until `/ready` is 200.
     /// Relative key paths in `config` resolve from the workdir.
     pub async fn start(work: &Workdir, config: &str) -> Telegate {
-        Telegate::start_with_env(work, config, &[]).await
+        Telegate::start_full(work, "telegate", config, &[]).await
     }
 
     /// [`Telegate::start`] with extra environment variables (set after the
     /// developer's own are removed), e.g. the original service's `REQUIRE_AUTH`.
     pub async fn start_with_env(work: &Workdir, config: &str, env: &[(&str, &str)]) -> Telegate {
+        Telegate::start_full(work, "telegate", config, env).await
+    }
+
+    /// [`Telegate::start`] with its own config and log (`NAME.toml`,
+    /// `NAME.log`), for several instances in one workdir.
+    pub async fn start_named(work: &Workdir, name: &str, config: &str) -> Telegate {
+        Telegate::start_full(work, name, config, &[]).await
+    }
+
+    async fn start_full(
+        work: &Workdir,
+        name: &str,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Telegate {
         let port = free_port();
         let path = work.write(
-            "telegate.toml",
+            &format!("{name}.toml"),
             &format!("listen = \"127.0.0.1:{port}\"\n{config}"),
         );
         let mut command = Command::new(TELEGATE_BIN);
@@ -62,7 +77,7 @@ impl Telegate {
         for (name, value) in env {
             command.env(name, value);
         }
-        let mut proc = Proc::spawn("telegate", command, work.path().join("telegate.log"));
+        let mut proc = Proc::spawn(name, command, work.path().join(format!("{name}.log")));
         let ready = format!("http://127.0.0.1:{port}/ready");
         let client = http_client();
         proc.wait_ready("telegate GET /ready = 200", START_TIMEOUT, || {
@@ -327,6 +342,45 @@ impl Prometheus {
             .json()
             .await
             .expect("Prometheus API JSON")
+    }
+}
+
+// ---------------------------------------------------------------- redis
+
+/// `redis-server` without persistence on a loopback port.
+pub struct Redis {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Redis {
+    pub async fn start(tools: &Tools, work: &Workdir) -> Redis {
+        Redis::start_on(tools, work, free_port()).await
+    }
+
+    /// On a given port: a restart after a kill comes back where the
+    /// gateways expect it. Each start logs to its own `redis-PORT-N.log`.
+    pub async fn start_on(tools: &Tools, work: &Workdir, port: u16) -> Redis {
+        let mut n = 1;
+        while work.path().join(format!("redis-{port}-{n}.log")).exists() {
+            n += 1;
+        }
+        let mut command = Command::new(tools.path("redis-server"));
+        command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(work.path())
+            .current_dir(work.path());
+        let log = work.path().join(format!("redis-{port}-{n}.log"));
+        let mut proc = Proc::spawn("redis-server", command, log);
+        proc.wait_for_log("Ready to accept connections", START_TIMEOUT)
+            .await;
+        Redis { proc, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
     }
 }
 

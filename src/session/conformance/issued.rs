@@ -37,6 +37,10 @@ pub async fn issue(store: &dyn SessionStore, id: &str, token: &str, user: Option
     }
 }
 
+async fn auth(store: &dyn SessionStore, token: &TokenHash, seen: &TokenUse<'_>) -> TokenCheck {
+    store.authenticate(token, seen).await.unwrap()
+}
+
 async fn find(store: &dyn SessionStore, token: &str, now: i64) -> TokenCheck {
     store.find_token(&TokenHash::of(token), now).await.unwrap()
 }
@@ -78,7 +82,7 @@ pub async fn issue_and_find_by_token_hash(store: &dyn SessionStore) {
     assert!(!listed.contains("tok-1"), "{listed}");
 
     // /auth touches: the idle timer restarts, the request is counted.
-    let check = store.authenticate(&TokenHash::of("tok-1"), &seen(T0 + 10));
+    let check = auth(store, &TokenHash::of("tok-1"), &seen(T0 + 10)).await;
     assert_eq!(check, TokenCheck::Live(owner("i1", Some("alice"))));
     let record = live(store, "i1", T0 + 10).await;
     assert_eq!((record.last_seen, record.requests), (T0 + 10, 1));
@@ -92,7 +96,7 @@ pub async fn issue_and_find_by_token_hash(store: &dyn SessionStore) {
         Lookup::Expired(_)
     ));
     assert!(matches!(
-        store.authenticate(&TokenHash::of("tok-1"), &seen(idle)),
+        auth(store, &TokenHash::of("tok-1"), &seen(idle)).await,
         TokenCheck::Expired(_)
     ));
 }
@@ -102,12 +106,12 @@ pub async fn the_absolute_ttl_ends_a_busy_session(store: &dyn SessionStore) {
     let mut now = T0;
     while now + IDLE / 2 <= T0 + TTL {
         now += IDLE / 2;
-        let check = store.authenticate(&TokenHash::of("tok-1"), &seen(now));
+        let check = auth(store, &TokenHash::of("tok-1"), &seen(now)).await;
         assert!(matches!(check, TokenCheck::Live(_)), "{now}: {check:?}");
     }
     let after = T0 + TTL + 1;
     assert!(matches!(
-        store.authenticate(&TokenHash::of("tok-1"), &seen(after)),
+        auth(store, &TokenHash::of("tok-1"), &seen(after)).await,
         TokenCheck::Expired(_)
     ));
     assert_eq!(
@@ -128,7 +132,7 @@ pub async fn refresh_kills_the_old_token_at_once(store: &dyn SessionStore) {
     );
     assert_eq!(find(store, "old", T0 + 5).await, TokenCheck::Unknown);
     assert_eq!(
-        store.authenticate(&TokenHash::of("old"), &seen(T0 + 5)),
+        auth(store, &TokenHash::of("old"), &seen(T0 + 5)).await,
         TokenCheck::Unknown
     );
     assert_eq!(
@@ -269,10 +273,7 @@ pub async fn logout_revoke_user_delete_and_wipe(store: &dyn SessionStore) {
         session_id: "b1".into(),
     };
     assert_eq!(find(store, "tb1", T0).await, revoked);
-    assert_eq!(
-        store.authenticate(&TokenHash::of("tb1"), &seen(T0)),
-        revoked
-    );
+    assert_eq!(auth(store, &TokenHash::of("tb1"), &seen(T0)).await, revoked);
 
     assert_eq!(store.delete_user("alice").await.unwrap(), 2);
     assert_eq!(store.delete_user("alice").await.unwrap(), 0);

@@ -8,7 +8,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::{lock, Entry, MemoryStore};
+use super::key::KeyRef;
+use super::{lock, secs, Entry, MemoryStore};
 use crate::session::SessionStore;
 use crate::session::{
     petname, Change, Changed, Issue, NewSession, PerUserLimit, SessionKind, SessionRecord,
@@ -20,7 +21,8 @@ impl MemoryStore {
         let now = new.now;
         let id: Arc<str> = Arc::from(new.session_id.as_str());
         if let Some(ip) = new.client_ip {
-            if self.admit(ip, &id, now).is_err() {
+            let key = KeyRef::new(&new.session_id).to_owned();
+            if self.admit(ip, &key, now).is_err() {
                 return Issue::TooManyForIp;
             }
         }
@@ -126,6 +128,10 @@ impl MemoryStore {
 
     pub(super) fn change_now(&self, id: &str, change: Change, now: i64) -> Changed {
         let Some(record) = self.sessions.get(id) else {
+            // A signed session has no token, idle timer or lifetime to change.
+            if self.signed.get(id, now).is_some() {
+                return Changed::NotIssued;
+            }
             return Changed::Unknown;
         };
         let mut entry = lock(&record);
@@ -160,6 +166,9 @@ impl MemoryStore {
 
     /// Removes a session and its token; false when the id is unknown.
     pub(super) fn delete_now(&self, id: &str) -> bool {
+        if self.signed.remove(id) {
+            return true;
+        }
         let Some(record) = self.sessions.remove(id) else {
             return false;
         };
@@ -187,8 +196,4 @@ impl MemoryStore {
         record.last_seen = now;
         record.idle_expires_at = Some(now.saturating_add(self.idle_secs()));
     }
-}
-
-fn secs(duration: std::time::Duration) -> i64 {
-    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }

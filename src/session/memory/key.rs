@@ -1,0 +1,136 @@
+//! Session ids as the memory store keys its signed table and address
+//! lists: a lowercase GUID (what clients send) as its 16 bytes, anything
+//! else as text. A [`KeyRef`] borrows the id, so a lookup allocates nothing.
+
+use std::hash::{Hash, Hasher};
+
+use indexmap::Equivalent;
+
+/// A session id: 16 bytes for a lowercase GUID (what clients send), text
+/// otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Key {
+    Guid([u8; 16]),
+    Text(Box<str>),
+}
+
+/// A borrowed [`Key`], to look up without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum KeyRef<'a> {
+    Guid([u8; 16]),
+    Text(&'a str),
+}
+
+impl<'a> KeyRef<'a> {
+    pub(super) fn new(id: &'a str) -> KeyRef<'a> {
+        parse_guid(id).map_or(KeyRef::Text(id), KeyRef::Guid)
+    }
+
+    pub(super) fn to_owned(self) -> Key {
+        match self {
+            KeyRef::Guid(bytes) => Key::Guid(bytes),
+            KeyRef::Text(text) => Key::Text(text.into()),
+        }
+    }
+}
+
+impl Key {
+    pub(super) fn as_ref(&self) -> KeyRef<'_> {
+        match self {
+            Key::Guid(bytes) => KeyRef::Guid(*bytes),
+            Key::Text(text) => KeyRef::Text(text),
+        }
+    }
+
+    pub(super) fn render(&self) -> String {
+        match self {
+            Key::Guid(b) => {
+                let h = hex::encode(b);
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    &h[..8],
+                    &h[8..12],
+                    &h[12..16],
+                    &h[16..20],
+                    &h[20..]
+                )
+            }
+            Key::Text(text) => text.to_string(),
+        }
+    }
+}
+
+// One hash for both forms, so a KeyRef finds its Key.
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_ref().hash(state)
+    }
+}
+
+impl Hash for KeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            KeyRef::Guid(bytes) => {
+                state.write_u8(0);
+                state.write(bytes);
+            }
+            KeyRef::Text(text) => {
+                state.write_u8(1);
+                text.hash(state);
+            }
+        }
+    }
+}
+
+impl Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        *self == key.as_ref()
+    }
+}
+
+/// The 16 bytes of a canonical lowercase GUID (`8-4-4-4-12` hex), which
+/// render back to exactly the same text.
+fn parse_guid(id: &str) -> Option<[u8; 16]> {
+    let bytes = id.as_bytes();
+    if bytes.len() != 36 || [8, 13, 18, 23].iter().any(|&i| bytes[i] != b'-') {
+        return None;
+    }
+    let mut hex_digits = [0u8; 32];
+    let mut n = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if [8, 13, 18, 23].contains(&i) {
+            continue;
+        }
+        if !matches!(b, b'0'..=b'9' | b'a'..=b'f') {
+            return None;
+        }
+        hex_digits[n] = b;
+        n += 1;
+    }
+    let mut out = [0u8; 16];
+    hex::decode_to_slice(hex_digits, &mut out).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guid_ids_are_kept_as_bytes_and_render_back() {
+        let id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        let key = KeyRef::new(id).to_owned();
+        assert!(matches!(key, Key::Guid(_)));
+        assert_eq!(key.render(), id);
+        for other in [
+            "0F8FAD5B-D9CB-469F-A165-70867728950E",
+            "0f8fad5bd9cb469fa16570867728950e",
+            "s1",
+            "0f8fad5b-d9cb-469f-a165-70867728950g",
+        ] {
+            let key = KeyRef::new(other).to_owned();
+            assert!(matches!(key, Key::Text(_)), "{other}");
+            assert_eq!(key.render(), other);
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! The conformance suite against a real `redis-server` (started here on a
+//! free 127.0.0.1 port, without persistence), plus what only a shared store
+//! has: two stores on one Redis, a wipe seen by the other, TTLs that Redis
+//! owns, and an outage. Each check gets a fresh key prefix. Without
+//! `redis-server` the tests skip loudly, or fail with `E2E_REQUIRE_TOOLS=1`.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::metrics::Metrics;
+use crate::session::conformance::{self, issued, settings, sighting, T0};
+
+/// A `redis-server` child, killed on drop.
+struct RedisServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts one on a free port, or `None` (after a loud note) when the
+    /// binary is missing and `E2E_REQUIRE_TOOLS` is not set.
+    fn start(test: &str) -> Option<RedisServer> {
+        let bin = tools_dir().join("redis-server");
+        if !bin.is_file() {
+            let message = format!(
+                "{test}: {} not found (run scripts/install-tools, or set E2E_TOOLS_BIN)",
+                bin.display()
+            );
+            let required = std::env::var("E2E_REQUIRE_TOOLS")
+                .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+            assert!(!required, "{message}; E2E_REQUIRE_TOOLS=1, so this fails");
+            let bar = "!".repeat(72);
+            let _ = writeln!(std::io::stderr(), "\n{bar}\nSKIPPED: {message}\n{bar}\n");
+            return None;
+        }
+        Some(RedisServer::on_port(&bin, free_port()))
+    }
+
+    fn on_port(bin: &std::path::Path, port: u16) -> RedisServer {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("redis.log")).unwrap();
+        let child = Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let server = RedisServer {
+            child,
+            port,
+            _dir: dir,
+        };
+        let started = Instant::now();
+        while !server.pongs() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "redis-server on {port} not up within 5 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn pongs(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut answer = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut answer).is_ok()
+            && &answer == b"+PONG\r\n"
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tools_dir() -> PathBuf {
+    match std::env::var_os("E2E_TOOLS_BIN") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin"),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn metrics() -> StoreMetrics {
+    let metrics = Metrics::new("test").unwrap();
+    StoreMetrics {
+        errors: metrics.store_errors_total.clone(),
+        duration: metrics.store_duration_seconds.clone(),
+    }
+}
+
+/// A fresh prefix per store, so checks on one server never collide.
+fn prefix() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "t{}-{}:",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn open(url: &str, prefix: &str, settings: SessionSettings, clock: UnixClock) -> RedisStore {
+    open_every(url, prefix, settings, clock, Duration::from_millis(50))
+}
+
+fn open_every(
+    url: &str,
+    prefix: &str,
+    settings: SessionSettings,
+    clock: UnixClock,
+    flush_interval: Duration,
+) -> RedisStore {
+    let redis = RedisSettings {
+        url: url.into(),
+        prefix: prefix.into(),
+        flush_interval,
+    };
+    RedisStore::new(settings, redis, metrics(), clock).unwrap()
+}
+
+fn at_t0() -> UnixClock {
+    Arc::new(|| T0)
+}
+
+fn store(server: &RedisServer) -> RedisStore {
+    open(&server.url(), &prefix(), settings(), at_t0())
+}
+
+/// Waits (bounded) until `check` holds.
+async fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < timeout,
+            "not within {timeout:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn conformance() {
+    let Some(server) = RedisServer::start("redis conformance") else {
+        return;
+    };
+    conformance::records_and_counts(&store(&server)).await;
+    conformance::idle_sessions_expire_and_start_over(&store(&server)).await;
+    conformance::revocation_refuses_until_it_expires(&store(&server)).await;
+    conformance::one_address_holds_at_most_max_per_ip(&store(&server)).await;
+    conformance::list_pages_and_filters(&store(&server)).await;
+    conformance::stats_count_by_kind_and_version(&store(&server)).await;
+}
+
+#[tokio::test]
+async fn conformance_issued() {
+    let Some(server) = RedisServer::start("redis conformance_issued") else {
+        return;
+    };
+    let refusing = open(&server.url(), &prefix(), issued::refusing(), at_t0());
+    issued::issue_and_find_by_token_hash(&store(&server)).await;
+    issued::the_absolute_ttl_ends_a_busy_session(&store(&server)).await;
+    issued::refresh_kills_the_old_token_at_once(&store(&server)).await;
+    issued::extend_is_bounded_by_the_max_lifetime(&store(&server)).await;
+    issued::a_user_over_the_limit_loses_the_oldest(&store(&server)).await;
+    issued::a_user_over_the_limit_is_refused(&refusing).await;
+    issued::a_signed_client_issues_within_its_address_cap(&store(&server)).await;
+    issued::logout_revoke_user_delete_and_wipe(&store(&server)).await;
+}
+
+#[tokio::test]
+async fn two_stores_on_one_redis_agree() {
+    let Some(server) = RedisServer::start("redis two_stores_on_one_redis_agree") else {
+        return;
+    };
+    let shared = prefix();
+    let a = open(&server.url(), &shared, settings(), at_t0());
+    let b = open(&server.url(), &shared, settings(), at_t0());
+    // Counters from both add up once each has flushed.
+    for n in 0..3 {
+        a.observe(&sighting("s1", "192.0.2.1", T0 + n)).unwrap();
+        b.observe(&sighting("s1", "192.0.2.2", T0 + 10 + n))
+            .unwrap();
+    }
+    a.inner.flush().await.unwrap();
+    let record = conformance::live(&b, "s1", T0 + 20).await;
+    assert_eq!((record.requests, record.bytes), (6, 600));
+    assert_eq!((record.first_seen, record.last_seen), (T0, T0 + 12));
+    assert_eq!(
+        record.client_ip.as_deref(),
+        Some("192.0.2.2"),
+        "latest wins"
+    );
+
+    // A token issued through one opens the session through the other; a
+    // refresh through one kills the old token for the other at once.
+    issued::issue(&a, "i1", "tok-a", Some("alice"), T0).await;
+    let hash = TokenHash::of("tok-a");
+    assert!(matches!(
+        b.find_token(&hash, T0).await.unwrap(),
+        TokenCheck::Live(_)
+    ));
+    let refresh = Change::Refresh(TokenHash::of("tok-b"));
+    assert!(matches!(
+        a.change("i1", refresh, T0 + 1).await.unwrap(),
+        Changed::Done(_)
+    ));
+    assert_eq!(
+        b.find_token(&hash, T0 + 1).await.unwrap(),
+        TokenCheck::Unknown
+    );
+
+    // A revocation through one is refused by the other within its interval.
+    assert!(!b.is_revoked("s1", T0 + 30));
+    a.revoke("s1", T0 + 30).await.unwrap();
+    eventually("b learns the revocation", Duration::from_secs(2), || {
+        b.is_revoked("s1", T0 + 31)
+    })
+    .await;
+    assert_eq!(
+        b.observe(&sighting("s1", "192.0.2.2", T0 + 31)),
+        Err(Refusal::Revoked)
+    );
+    // The other's live issued count follows its polls.
+    eventually(
+        "b counts a's issued session",
+        Duration::from_secs(2),
+        || b.active(T0)[1] == (SessionKind::Issued, 1),
+    )
+    .await;
+
+    // A wipe through one clears the other's local state too.
+    b.observe(&sighting("s2", "192.0.2.2", T0 + 40)).unwrap();
+    a.wipe().await.unwrap();
+    eventually("b forgets after a's wipe", Duration::from_secs(2), || {
+        !b.is_revoked("s1", T0 + 41) && b.active(T0 + 41)[0] == (SessionKind::Signed, 0)
+    })
+    .await;
+    assert_eq!(b.lookup("s1", T0 + 41).await.unwrap(), Lookup::Unknown);
+}
+
+/// A long write-behind interval does not slow revocations down: replicas
+/// poll at least every second.
+#[tokio::test]
+async fn revocations_travel_within_a_second_whatever_the_flush_interval() {
+    let Some(server) = RedisServer::start("redis revocations_travel") else {
+        return;
+    };
+    let shared = prefix();
+    let minute = Duration::from_secs(60);
+    let a = open_every(&server.url(), &shared, settings(), at_t0(), minute);
+    let b = open_every(&server.url(), &shared, settings(), at_t0(), minute);
+    a.observe(&sighting("s1", "192.0.2.1", T0)).unwrap();
+    a.revoke("s1", T0).await.unwrap();
+    eventually(
+        "b learns the revocation",
+        Duration::from_millis(1500),
+        || b.is_revoked("s1", T0 + 1),
+    )
+    .await;
+}
+
+/// Only here does Redis own the clock: records expire from Redis by real
+/// TTLs (idle + retention after the last sighting), bounding memory.
+#[tokio::test]
+async fn redis_ttls_bound_memory() {
+    let Some(server) = RedisServer::start("redis redis_ttls_bound_memory") else {
+        return;
+    };
+    let mut short = settings();
+    short.idle = Duration::from_secs(1);
+    short.expired_retention = Duration::from_secs(1);
+    let store = open(
+        &server.url(),
+        &prefix(),
+        short,
+        crate::state::system_clock(),
+    );
+    let now = (store.inner.clock)();
+    store.observe(&sighting("s1", "192.0.2.1", now)).unwrap();
+    conformance::live(&store, "s1", now).await;
+    let key = store.inner.key("s:s1");
+    let mut conn = store.inner.conn.clone();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((1..=2).contains(&ttl), "ttl {ttl}");
+    let started = Instant::now();
+    loop {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if exists == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{key} still there"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(store.lookup("s1", now).await.unwrap(), Lookup::Unknown);
+    // The flush task's sweep drops the index entry of the expired record.
+    let ids = store.inner.key("ids");
+    let started = Instant::now();
+    loop {
+        let indexed: Option<f64> = redis::cmd("ZSCORE")
+            .arg(&ids)
+            .arg("s1")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if indexed.is_none() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "s1 still indexed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Redis down: signed sessions go on locally, everything else fails fast
+/// with a StoreError; when it comes back the waiting deltas are written.
+#[tokio::test]
+async fn an_outage_degrades_to_the_local_cache() {
+    let Some(server) = RedisServer::start("redis an_outage_degrades_to_the_local_cache") else {
+        return;
+    };
+    let bin = tools_dir().join("redis-server");
+    let port = server.port;
+    drop(server);
+    let store = open(
+        &format!("redis://127.0.0.1:{port}"),
+        &prefix(),
+        settings(),
+        at_t0(),
+    );
+    eventually("the first poll fails", Duration::from_secs(5), || {
+        store.inner.health.0.load(Ordering::Acquire) == super::DOWN
+    })
+    .await;
+    assert!(!store.healthy());
+    for n in 0..3 {
+        assert_eq!(
+            store.observe(&sighting("s1", "192.0.2.1", T0 + n)),
+            Ok(n == 0)
+        );
+    }
+    let started = Instant::now();
+    assert!(store.lookup("s1", T0).await.is_err());
+    assert!(store.find_token(&TokenHash::of("t"), T0).await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let _back = RedisServer::on_port(&bin, port);
+    eventually("healthy again", Duration::from_secs(10), || store.healthy()).await;
+    let record = conformance::live(&store, "s1", T0 + 2).await;
+    assert_eq!(record.requests, 3, "the deltas waited for Redis");
+}

@@ -36,9 +36,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::RedisResult;
 
 use super::{
-    BoxFuture, Change, Changed, Issue, ListFilter, Lookup, MemoryStore, NewSession, Page,
-    RedisSettings, Refusal, SessionKind, SessionSettings, SessionStore, Sighting, Stats,
-    StoreError, TokenCheck, TokenHash, TokenUse,
+    BoxFuture, Change, Changed, HeaderSet, Issue, ListFilter, Lookup, MemoryStore, NewSession,
+    Page, RedisSettings, Refusal, SessionKind, SessionSettings, SessionStore, Sighting,
+    StaticSighting, Stats, StoreError, TokenCheck, TokenHash, TokenUse,
 };
 use crate::state::UnixClock;
 use scripts::Scripts;
@@ -322,6 +322,26 @@ impl SessionStore for RedisStore {
 
     fn healthy(&self) -> bool {
         self.inner.health.is_up()
+    }
+
+    /// Static-header sightings live in this replica's local cache only: a
+    /// header set first seen through another replica (or before a restart)
+    /// is refused here as stale, the strict behaviour. Sharing them through
+    /// Redis is not built yet.
+    fn remember_static(
+        &self,
+        set: &HeaderSet<'_>,
+        client_ip: std::net::IpAddr,
+        now: i64,
+        max_age: Duration,
+    ) {
+        self.inner
+            .local
+            .remember_static(set, client_ip, now, max_age);
+    }
+
+    fn static_sighting(&self, set: &HeaderSet<'_>, now: i64) -> Option<StaticSighting> {
+        self.inner.local.static_sighting(set, now)
     }
 }
 

@@ -366,22 +366,9 @@ impl SessionStore for MemoryStore {
     }
 
     fn stats(&self, now: i64) -> BoxFuture<'_, Result<Stats, StoreError>> {
-        let mut stats = Stats::default();
-        for kind in [SessionKind::Signed, SessionKind::Issued] {
-            stats.active.insert(kind.as_str(), 0);
-        }
+        let mut stats = Stats::zero();
         for record in self.snapshot(now) {
-            if record.revoked_at.is_some() {
-                stats.revoked += 1;
-            }
-            if record.first_seen >= now - 3600 {
-                stats.created_last_hour += 1;
-            }
-            if record.is_active(now) {
-                *stats.active.entry(record.kind.as_str()).or_default() += 1;
-                let version = record.client_version.unwrap_or_else(|| "unknown".into());
-                *stats.by_client_version.entry(version).or_default() += 1;
-            }
+            stats.count(record, now);
         }
         Box::pin(std::future::ready(Ok(stats)))
     }

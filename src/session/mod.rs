@@ -260,6 +260,32 @@ pub struct Stats {
     pub revoked: u64,
 }
 
+impl Stats {
+    /// Every kind present, at zero.
+    pub fn zero() -> Stats {
+        let mut stats = Stats::default();
+        for kind in [SessionKind::Signed, SessionKind::Issued] {
+            stats.active.insert(kind.as_str(), 0);
+        }
+        stats
+    }
+
+    /// Counts one record, as every store does.
+    pub fn count(&mut self, record: SessionRecord, now: i64) {
+        if record.revoked_at.is_some() {
+            self.revoked += 1;
+        }
+        if record.first_seen >= now - 3600 {
+            self.created_last_hour += 1;
+        }
+        if record.is_active(now) {
+            *self.active.entry(record.kind.as_str()).or_default() += 1;
+            let version = record.client_version.unwrap_or_else(|| "unknown".into());
+            *self.by_client_version.entry(version).or_default() += 1;
+        }
+    }
+}
+
 /// A page of `GET /sessions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Page {

@@ -114,25 +114,12 @@ impl Inner {
 
     pub(super) async fn stats(&self, now: i64) -> Result<Stats, StoreError> {
         self.flush().await?;
-        let mut stats = Stats::default();
-        for kind in [SessionKind::Signed, SessionKind::Issued] {
-            stats.active.insert(kind.as_str(), 0);
-        }
+        let mut stats = Stats::zero();
         let mut after: Option<String> = None;
         loop {
             let ids = self.ids_after(after.as_deref(), CHUNK).await?;
             for record in self.records(&ids).await?.into_iter().flatten() {
-                if record.revoked_at.is_some() {
-                    stats.revoked += 1;
-                }
-                if record.first_seen >= now - 3600 {
-                    stats.created_last_hour += 1;
-                }
-                if record.is_active(now) {
-                    *stats.active.entry(record.kind.as_str()).or_default() += 1;
-                    let version = record.client_version.unwrap_or_else(|| "unknown".into());
-                    *stats.by_client_version.entry(version).or_default() += 1;
-                }
+                stats.count(record, now);
             }
             if ids.len() < CHUNK {
                 return Ok(stats);

@@ -215,6 +215,15 @@ fn the_compose_file_hangs_together() {
     assert!(prometheus_args.contains(&"--web.enable-remote-write-receiver".to_string()));
 }
 
+/// A value as Compose interpolates it with nothing set in the shell:
+/// `${VAR:-default}` becomes `default`.
+fn compose_default(value: &str) -> String {
+    match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+        Some(inner) => inner.split_once(":-").map_or("", |(_, d)| d).to_string(),
+        None => value.to_string(),
+    }
+}
+
 /// The telegate config the compose stack runs, with the stack's TELEGATE_*
 /// variables, validates (key files are only read at start, not here).
 #[test]
@@ -228,7 +237,7 @@ fn the_compose_telegate_config_validates_with_its_environment() {
                 panic!("{service}: environment {name:?} = {value:?} is not text");
             };
             if name != "TELEGATE_CONFIG" {
-                env.set(name, value);
+                env.set(name, &compose_default(value));
             }
         }
         let file = str_at(environment, &["TELEGATE_CONFIG"]);
@@ -237,6 +246,13 @@ fn the_compose_telegate_config_validates_with_its_environment() {
         let settings = config::load(&source, &env)
             .unwrap_or_else(|e| panic!("{service}: deploy/telegate/telegate.toml: {e}"));
         assert_eq!(settings.listen.to_string(), "0.0.0.0:8080");
+        let store = &settings.raw.sessions.store;
+        let expected = if service == "telegate" {
+            "memory"
+        } else {
+            "redis"
+        };
+        assert_eq!(store, expected, "{service}: sessions.store");
         assert_eq!(settings.keys.len(), 1);
         assert_eq!(
             settings.admin_token_file.as_deref(),

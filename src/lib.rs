@@ -16,14 +16,14 @@
 //! - [`ingest`]: direct OTLP/HTTP routes: the same stages, then the body is checked, decoded and forwarded.
 //! - [`reject`]: every rejection reason, and the one place that maps it to HTTP.
 //! - [`respond`]: JSON bodies and response builders.
-//!
 //! - [`status`]: the `/` and `/waiting` HTML status pages (live figures, templates).
 //!
 //! Around the pipeline: [`config`] (TOML + env overrides, validated once),
 //! [`keyring`] (rotating secrets, atomic reload), [`secret`] (a secret that cannot
 //! be printed), [`metrics`] (Prometheus registry), [`state`] (the shared handle),
-//! [`logging`] (tracing setup), [`cli`] (the `telegate` command) and
-//! [`healthcheck`] (its container health probe).
+//! [`logging`] (tracing setup), [`startup`] (what `serve` does before the
+//! accept loop), [`cli`] (the `telegate` command) and [`healthcheck`] (its
+//! container health probe).
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -45,6 +45,7 @@ pub mod server;
 pub mod session;
 pub mod signature_v2;
 pub mod signed_request;
+pub mod startup;
 pub mod state;
 pub mod status;
 #[cfg(test)]

@@ -1,13 +1,12 @@
 //! `telegate`: parse the CLI, load config, set up tracing, bind, serve.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
 use telegate::cli::{self, Cli, Command, EXIT_CONFIG};
 use telegate::config::{self, ProcessEnv};
-use telegate::keyring::{reload::Reloader, Keyring, SharedKeyring};
-use telegate::{logging, metrics::Metrics, server, state};
+use telegate::logging;
+use telegate::startup::{self, StartError};
 
 fn main() -> ExitCode {
     match Cli::parse().command {
@@ -81,56 +80,15 @@ fn serve(source: config::ConfigSource) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        let metrics = match Metrics::new(&settings.metrics_namespace) {
-            Ok(metrics) => metrics,
-            Err(err) => {
-                tracing::error!(error = %err, "cannot register metrics");
-                return ExitCode::FAILURE;
-            }
-        };
-        let keyring = SharedKeyring::new(Keyring::default());
-        let mut reloader = Reloader::new(
-            source,
-            Arc::new(ProcessEnv),
-            keyring.clone(),
-            metrics.clone(),
-        );
-        reloader.reload(true);
-        let _reload_task = reloader.spawn(settings.reload_poll);
-        let listener = match tokio::net::TcpListener::bind(settings.listen).await {
-            Ok(listener) => listener,
-            Err(err) => {
-                tracing::error!(listen = %settings.listen, error = %err, "cannot bind");
-                return ExitCode::FAILURE;
-            }
-        };
-        let bound = listener
-            .local_addr()
-            .map_or_else(|_| settings.listen.to_string(), |a| a.to_string());
-        tracing::info!(listen = %bound, version = env!("CARGO_PKG_VERSION"), "telegate serving");
-        let admin_token = match cli::read_admin_token(&settings) {
-            Ok(token) => token,
-            Err(message) => {
-                tracing::error!(error = %message, "cannot read the admin token");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        };
-        let app = match state::AppState::new(
-            settings,
-            keyring,
-            metrics,
-            admin_token,
-            state::system_clock(),
-        ) {
-            Ok(app) => app,
-            Err(err) => {
-                tracing::error!(error = %err, "cannot set up the session store");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        };
-        let _purge_task = app.spawn_rate_limit_purger();
-        server::run(listener, app, server::shutdown_signal()).await;
-        ExitCode::SUCCESS
-    })
+    match runtime.block_on(startup::serve(settings, source)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(StartError::Config(message)) => {
+            tracing::error!(error = %message, "invalid configuration");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(StartError::Other(err)) => {
+            tracing::error!(error = format!("{err:#}"), "cannot start");
+            ExitCode::FAILURE
+        }
+    }
 }

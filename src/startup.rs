@@ -1,0 +1,59 @@
+//! What `telegate serve` does between a valid config and the accept loop:
+//! metrics, the keyring and its reloader, the admin token, the session
+//! store, the listener. Errors say which step failed and whether it is the
+//! operator's configuration (exit 64) or the machine (exit 1).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::cli;
+use crate::config::{ConfigSource, ProcessEnv, Settings};
+use crate::keyring::{reload::Reloader, Keyring, SharedKeyring};
+use crate::metrics::Metrics;
+use crate::server;
+use crate::state::{self, AppState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Exit 64: the configuration cannot work (unreadable admin token,
+    /// unusable session store settings).
+    #[error("{0}")]
+    Config(String),
+    /// Exit 1: the machine said no (cannot bind, cannot register metrics).
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Serves until SIGTERM/SIGINT, then drains within the grace period.
+pub async fn serve(settings: Settings, source: ConfigSource) -> Result<(), StartError> {
+    let metrics = Metrics::new(&settings.metrics_namespace).context("registering metrics")?;
+    let admin_token = cli::read_admin_token(&settings).map_err(StartError::Config)?;
+    let keyring = SharedKeyring::new(Keyring::default());
+    let mut reloader = Reloader::new(
+        source,
+        Arc::new(ProcessEnv),
+        keyring.clone(),
+        metrics.clone(),
+    );
+    reloader.reload(true);
+    let _reload_task = reloader.spawn(settings.reload_poll);
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| settings.listen.to_string(), |a| a.to_string());
+    let app = AppState::new(
+        settings,
+        keyring,
+        metrics,
+        admin_token,
+        state::system_clock(),
+    )
+    .map_err(|err| StartError::Config(format!("session store: {err}")))?;
+    tracing::info!(listen = %bound, version = env!("CARGO_PKG_VERSION"), "telegate serving");
+    let _purge_task = app.spawn_rate_limit_purger();
+    server::run(listener, app, server::shutdown_signal()).await;
+    Ok(())
+}

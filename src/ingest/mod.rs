@@ -212,9 +212,10 @@ where
     let headers = &parts.headers;
     let mut verified = match facts.signal {
         Some(_) => {
-            auth::check_signature(state, headers, "POST", parts.uri.path(), policy, client_ip)?
+            auth::check_signature(state, headers, "POST", parts.uri.path(), policy, client_ip)
+                .await?
         }
-        None => auth::check_signature_detect(state, headers, "POST", policy, client_ip)?,
+        None => auth::check_signature_detect(state, headers, "POST", policy, client_ip).await?,
     };
     let signal = match (facts.signal, verified.signal) {
         (Some(signal), _) | (None, Some(signal)) => signal,

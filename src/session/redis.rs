@@ -23,6 +23,7 @@ mod issued;
 mod read;
 mod record;
 mod scripts;
+mod statics;
 mod sync;
 mod wipe;
 
@@ -66,6 +67,8 @@ struct Inner {
     /// Signed sessions as this replica sees them, and every revocation.
     local: MemoryStore,
     pending: Pending,
+    /// Static-header sightings waiting for the next flush.
+    statics: statics::StaticQueue,
     /// Held while a batch is in flight (and by a wipe), so a read that
     /// flushes first never overtakes the background flush.
     flushing: tokio::sync::Mutex<()>,
@@ -108,6 +111,7 @@ impl RedisStore {
             conn,
             local,
             pending: Pending::new(sync::MAX_PENDING),
+            statics: statics::StaticQueue::default(),
             flushing: tokio::sync::Mutex::new(()),
             poll: Mutex::new(PollState::default()),
             issued_live: AtomicU64::new(0),
@@ -324,10 +328,9 @@ impl SessionStore for RedisStore {
         self.inner.health.is_up()
     }
 
-    /// Static-header sightings live in this replica's local cache only: a
-    /// header set first seen through another replica (or before a restart)
-    /// is refused here as stale, the strict behaviour. Sharing them through
-    /// Redis is not built yet.
+    /// Static-header sightings: recorded locally and written behind with
+    /// the session deltas, read from Redis on a local miss ([`statics`]),
+    /// so they hold across replicas and restarts.
     fn remember_static(
         &self,
         set: &HeaderSet<'_>,
@@ -335,13 +338,15 @@ impl SessionStore for RedisStore {
         now: i64,
         max_age: Duration,
     ) {
-        self.inner
-            .local
-            .remember_static(set, client_ip, now, max_age);
+        self.inner.remember_static(set, client_ip, now, max_age);
     }
 
-    fn static_sighting(&self, set: &HeaderSet<'_>, now: i64) -> Option<StaticSighting> {
-        self.inner.local.static_sighting(set, now)
+    fn static_sighting<'a>(
+        &'a self,
+        set: &'a HeaderSet<'a>,
+        now: i64,
+    ) -> BoxFuture<'a, Option<StaticSighting>> {
+        Box::pin(self.inner.static_sighting(set, now))
     }
 }
 

@@ -394,3 +394,58 @@ async fn an_outage_degrades_to_the_local_cache() {
     let record = conformance::live(&store, "s1", T0 + 2).await;
     assert_eq!(record.requests, 3, "the deltas waited for Redis");
 }
+
+/// Static-header sightings are shared: one remembered through store A is
+/// found by store B and by a new store after a "restart", with the first
+/// address; a revoked session's sighting is refused.
+#[tokio::test]
+async fn static_sightings_are_shared_and_survive_a_restart() {
+    let Some(server) = RedisServer::start("redis static_sightings_are_shared") else {
+        return;
+    };
+    let shared = prefix();
+    // A long flush interval: the test flushes by hand.
+    let every = Duration::from_secs(3600);
+    let a = open_every(&server.url(), &shared, settings(), at_t0(), every);
+    let b = open_every(&server.url(), &shared, settings(), at_t0(), every);
+    let signature = [7u8; 32];
+    let set = HeaderSet {
+        key_id: "k1",
+        session_id: "st1",
+        signed_path: "/v1/metrics",
+        timestamp: T0,
+        signature: &signature,
+    };
+    let first: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let max_age = Duration::from_secs(86400);
+    a.observe(&sighting("st1", "192.0.2.1", T0)).unwrap();
+    a.remember_static(&set, first, T0, max_age);
+    // A later use from elsewhere keeps the first address.
+    a.remember_static(&set, "198.51.100.9".parse().unwrap(), T0 + 1, max_age);
+    assert_eq!(b.static_sighting(&set, T0 + 10).await, None, "not flushed");
+    a.inner.flush().await.unwrap();
+    let expected = StaticSighting {
+        client_ip: first,
+        first_seen: T0,
+    };
+    assert_eq!(b.static_sighting(&set, T0 + 10).await, Some(expected));
+    drop(a);
+    let restarted = open_every(&server.url(), &shared, settings(), at_t0(), every);
+    assert_eq!(
+        restarted.static_sighting(&set, T0 + 20).await,
+        Some(expected)
+    );
+    let other = HeaderSet {
+        timestamp: T0 + 1,
+        ..set
+    };
+    assert_eq!(restarted.static_sighting(&other, T0 + 20).await, None);
+    // Revoked anywhere: refused (a fresh store learns it from its poll).
+    restarted.revoke("st1", T0 + 30).await.unwrap();
+    let fresh = open_every(&server.url(), &shared, settings(), at_t0(), every);
+    eventually("the fresh store polls", Duration::from_secs(3), || {
+        fresh.is_revoked("st1", T0 + 31)
+    })
+    .await;
+    assert_eq!(fresh.static_sighting(&set, T0 + 31).await, None);
+}

@@ -20,6 +20,7 @@
 //! answer 503 `store_unavailable`; the outage is logged once per transition.
 
 mod issued;
+mod nonces;
 mod read;
 mod record;
 mod scripts;
@@ -42,6 +43,7 @@ use super::{
     StaticSighting, Stats, StoreError, TokenCheck, TokenHash, TokenUse,
 };
 use crate::state::UnixClock;
+pub use nonces::{Claim, SharedNonces};
 use scripts::Scripts;
 use sync::{Pending, PollState};
 
@@ -124,6 +126,13 @@ impl RedisStore {
         });
         let task = tokio::spawn(sync::run(Arc::downgrade(&inner)));
         Ok(RedisStore { inner, task })
+    }
+}
+
+impl RedisStore {
+    /// The v2 replay cache's shared half, on this store's connection.
+    pub fn nonces(&self) -> SharedNonces {
+        SharedNonces::new(self.inner.clone())
     }
 }
 

@@ -251,9 +251,9 @@ async fn decide<'p>(
         .map_err(|_| Reject::MalformedHeader)?;
     let path = signed_request::signed_path(uri);
     let mut verified = if state.settings.ingest.detect_paths.iter().any(|p| p == path) {
-        check_signature_detect(state, headers, method, policy, client_ip)?
+        check_signature_detect(state, headers, method, policy, client_ip).await?
     } else {
-        check_signature(state, headers, method, path, policy, client_ip)?
+        check_signature(state, headers, method, path, policy, client_ip).await?
     };
     check_body(&mut verified, body)?;
     if verified.body == BodyCheck::HeaderOnly {
@@ -299,7 +299,7 @@ async fn check_token(
 /// rate limit: parse, build policy, window, verify, session (a v2 body is
 /// not checked: header-only). `/auth` takes method and path from Traefik's
 /// `X-Forwarded-*`; `POST /sessions` from the request itself.
-pub fn verify_signed<'h>(
+pub async fn verify_signed<'h>(
     state: &AppState,
     headers: &'h HeaderMap,
     method: &'h str,
@@ -307,7 +307,7 @@ pub fn verify_signed<'h>(
     policy: &Policy,
     client_ip: IpAddr,
 ) -> Result<Verified<'h>, Reject> {
-    let verified = check_signature(state, headers, method, path, policy, client_ip)?;
+    let verified = check_signature(state, headers, method, path, policy, client_ip).await?;
     track_session(state, &verified, headers, client_ip, 0)?;
     Ok(verified)
 }
@@ -316,7 +316,7 @@ pub fn verify_signed<'h>(
 /// signature under every live key or the v2 signature under the key its id
 /// names. Pure apart from reading the clock, the keyring and (static-header
 /// sessions only) the session store.
-pub fn check_signature<'h>(
+pub async fn check_signature<'h>(
     state: &AppState,
     headers: &'h HeaderMap,
     method: &'h str,
@@ -324,14 +324,15 @@ pub fn check_signature<'h>(
     policy: &Policy,
     client_ip: IpAddr,
 ) -> Result<Verified<'h>, Reject> {
-    check_paths(state, headers, method, &[path], policy, client_ip).map(|(verified, _)| verified)
+    let (verified, _) = check_paths(state, headers, method, &[path], policy, client_ip).await?;
+    Ok(verified)
 }
 
 /// [`check_signature`] for a request on `/` (or an `ingest.detect_paths`
 /// entry): the signature is tried over the metrics, traces and logs paths in
 /// turn, and the one that verifies names the signal. A miss costs three
 /// HMACs per live key, then 403 `bad_signature`.
-pub fn check_signature_detect<'h>(
+pub async fn check_signature_detect<'h>(
     state: &'h AppState,
     headers: &'h HeaderMap,
     method: &'h str,
@@ -345,19 +346,45 @@ pub fn check_signature_detect<'h>(
         (Signal::Logs, ingest.logs_path.as_str()),
     ];
     let paths = candidates.map(|(_, path)| path);
-    let (mut verified, index) = check_paths(state, headers, method, &paths, policy, client_ip)?;
+    let (mut verified, index) =
+        check_paths(state, headers, method, &paths, policy, client_ip).await?;
     verified.signal = Some(candidates[index].0);
     Ok(verified)
 }
 
-/// The shared stages; returns which of `paths` the signature covers.
-fn check_paths<'h>(
+/// The shared stages; returns which of `paths` the signature covers. A
+/// header set outside the window goes on to the static-header check (the
+/// only await: the store may ask its server).
+async fn check_paths<'h>(
     state: &AppState,
     headers: &'h HeaderMap,
     method: &'h str,
     paths: &[&'h str],
     policy: &Policy,
     client_ip: IpAddr,
+) -> Result<(Verified<'h>, usize), Reject> {
+    let (verified, index) = check_paths_now(state, headers, method, paths, policy)?;
+    if verified.static_headers {
+        check_static(
+            state,
+            &verified.request,
+            &verified.key_id,
+            state.now(),
+            client_ip,
+        )
+        .await
+        .ok_or(Reject::StaleTimestamp)?;
+    }
+    Ok((verified, index))
+}
+
+/// [`check_paths`] up to the static-header check (synchronous).
+fn check_paths_now<'h>(
+    state: &AppState,
+    headers: &'h HeaderMap,
+    method: &'h str,
+    paths: &[&'h str],
+    policy: &Policy,
 ) -> Result<(Verified<'h>, usize), Reject> {
     let first = *paths.first().ok_or(Reject::BadSignature)?;
     let options = ParseOptions {
@@ -410,9 +437,6 @@ fn check_paths<'h>(
     let Some((key_id, index)) = found else {
         return Err(outside.unwrap_or(Reject::BadSignature));
     };
-    if let Some(stale) = outside {
-        check_static(state, &request, &key_id, now, client_ip).ok_or(stale)?;
-    }
     let body = if v2.is_some() {
         BodyCheck::HeaderOnly
     } else {
@@ -433,7 +457,7 @@ fn check_paths<'h>(
 /// passes only when it was first seen inside it, its session is tracked and
 /// not revoked, its timestamp is younger than `max_age_secs`, and (with
 /// `pin_ip`) it comes from the address that first used it.
-pub fn check_static(
+pub async fn check_static(
     state: &AppState,
     request: &SignedRequest<'_>,
     key_id: &KeyId,
@@ -458,7 +482,7 @@ pub fn check_static(
         return refuse("no session id");
     }
     let set = header_set(request, key_id);
-    let Some(first) = state.sessions.static_sighting(&set, now) else {
+    let Some(first) = state.sessions.static_sighting(&set, now).await else {
         return refuse("not first seen inside the window, or its session is gone or revoked");
     };
     if rules.pin_ip && first.client_ip != client_ip {

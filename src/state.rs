@@ -56,20 +56,26 @@ impl AppState {
         admin_token: Option<Secret>,
         clock: UnixClock,
     ) -> Result<AppState, StoreError> {
+        let mut nonces = None;
         let sessions: Arc<dyn SessionStore> = match &settings.sessions.backend {
             StoreBackend::Memory => Arc::new(MemoryStore::new(
                 settings.sessions.clone(),
                 metrics.sessions_evicted_total.clone(),
             )),
-            StoreBackend::Redis(redis) => Arc::new(RedisStore::new(
-                settings.sessions.clone(),
-                redis.clone(),
-                StoreMetrics {
-                    errors: metrics.store_errors_total.clone(),
-                    duration: metrics.store_duration_seconds.clone(),
-                },
-                clock.clone(),
-            )?),
+            StoreBackend::Redis(redis) => {
+                let store = RedisStore::new(
+                    settings.sessions.clone(),
+                    redis.clone(),
+                    StoreMetrics {
+                        errors: metrics.store_errors_total.clone(),
+                        duration: metrics.store_duration_seconds.clone(),
+                    },
+                    clock.clone(),
+                )?;
+                // The v2 replay cache is shared when sessions are.
+                nonces = Some(store.nonces());
+                Arc::new(store)
+            }
         };
         let limits = RateLimits::new(
             settings.rate_limit,
@@ -85,7 +91,7 @@ impl AppState {
                  (REQUIRE_AUTH=false or auth.monitor_mode = true); nothing is refused"
             );
         }
-        let ingest = Ingest::new(&settings, metrics.registry())
+        let ingest = Ingest::new(&settings, metrics.registry(), nonces)
             .unwrap_or_else(|err| panic!("cannot set up OTLP ingest: {err}"));
         Ok(AppState(Arc::new(Inner {
             settings,

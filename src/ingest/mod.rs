@@ -57,7 +57,12 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    pub fn new(settings: &Settings, registry: &prometheus::Registry) -> Result<Ingest, String> {
+    /// `nonces`: the Redis session store's, to share the replay cache.
+    pub fn new(
+        settings: &Settings,
+        registry: &prometheus::Registry,
+        nonces: Option<crate::session::redis::SharedNonces>,
+    ) -> Result<Ingest, String> {
         let ingest = &settings.ingest;
         let max_skew = settings
             .policies
@@ -70,7 +75,10 @@ impl Ingest {
         let ttl = Duration::from_secs(max_skew.saturating_mul(2).saturating_add(1));
         Ok(Ingest {
             collector: Collector::new(&ingest.collector).map_err(|e| e.to_string())?,
-            replay: ReplayCache::new(ingest.replay_capacity, ttl),
+            replay: match nonces {
+                Some(nonces) => ReplayCache::new(ingest.replay_capacity, ttl).with_shared(nonces),
+                None => ReplayCache::new(ingest.replay_capacity, ttl),
+            },
             metrics: IngestMetrics::register(&settings.metrics_namespace, registry)
                 .map_err(|e| e.to_string())?,
         })
@@ -212,9 +220,10 @@ where
     let headers = &parts.headers;
     let mut verified = match facts.signal {
         Some(_) => {
-            auth::check_signature(state, headers, "POST", parts.uri.path(), policy, client_ip)?
+            auth::check_signature(state, headers, "POST", parts.uri.path(), policy, client_ip)
+                .await?
         }
-        None => auth::check_signature_detect(state, headers, "POST", policy, client_ip)?,
+        None => auth::check_signature_detect(state, headers, "POST", policy, client_ip).await?,
     };
     let signal = match (facts.signal, verified.signal) {
         (Some(signal), _) | (None, Some(signal)) => signal,

@@ -1,8 +1,8 @@
 //! The v2 replay cache: idempotent retries, never a second delivery.
 //!
-//! Each (key id, nonce) gets a slot (a tokio `watch` channel) remembered for
-//! twice the window (a timestamp is accepted up to `max_skew` either side of
-//! now, so a nonce can be valid that long). The first request owns the slot:
+//! Each (key id, nonce) gets a slot remembered for twice the window (a
+//! timestamp is accepted up to `max_skew` either side of now, so a nonce
+//! can be valid that long). The first request owns the slot:
 //! - delivered: later requests with the nonce get the same 200 and body,
 //!   without forwarding again (an SDK retry after a lost response);
 //! - failed (refused, collector down, dropped connection): the next request
@@ -10,19 +10,31 @@
 //! - still running: a concurrent duplicate waits for its outcome (bounded),
 //!   and answers 503 `replay_in_flight` + `Retry-After` if it does not come.
 //!
-//! v1 has no nonce and never comes here. The cache is per replica and
-//! bounded (`ingest.replay_capacity`, least recently used evicted first).
+//! With the memory session store the slots are per replica (a tokio `watch`
+//! channel each, bounded by `ingest.replay_capacity`, least recently used
+//! evicted first). With the Redis store they are shared by every replica
+//! ([`SharedNonces`]: `SET p NX EX`, then the answer, or `DEL` on failure;
+//! a duplicate polls about every 50 ms). When Redis cannot answer, the
+//! local cache takes over (counted as `store_errors_total{op="replay"}`):
+//! an export never fails because the shared cache is down.
+//!
+//! v1 has no nonce and never comes here.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::HeaderValue;
 use moka::sync::Cache;
 use tokio::sync::watch;
 
 use super::forward::Accepted;
+use crate::session::redis::{Claim, SharedNonces};
 
 /// Rounds of waiting for a concurrent duplicate (each ends on a state change).
 const MAX_WAIT_ROUNDS: usize = 16;
+/// How often a duplicate asks Redis whether the first request finished.
+const SHARED_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone)]
 enum State {
@@ -44,43 +56,129 @@ pub enum Begin {
     StillInFlight,
 }
 
+/// Where a ticket's outcome goes.
+enum Settle {
+    Local(Slot),
+    Shared { nonces: SharedNonces, key: String },
+}
+
 /// The right (and duty) to settle a nonce's outcome. Dropped unsettled (the
 /// request was cancelled), the nonce counts as failed, so a retry proceeds.
-#[derive(Debug)]
 pub struct Ticket {
-    slot: Slot,
+    settle: Settle,
     settled: bool,
 }
 
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let place = match &self.settle {
+            Settle::Local(_) => "local",
+            Settle::Shared { .. } => "shared",
+        };
+        f.debug_struct("Ticket")
+            .field("settle", &place)
+            .field("settled", &self.settled)
+            .finish()
+    }
+}
+
+/// Runs a shared settlement in the background (its failure is counted by
+/// the store; a pending key then lapses with the window).
+fn spawn_settle(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(work);
+    }
+}
+
 impl Ticket {
-    fn new(slot: Slot) -> Ticket {
+    fn local(slot: Slot) -> Ticket {
         Ticket {
-            slot,
+            settle: Settle::Local(slot),
+            settled: false,
+        }
+    }
+
+    fn shared(nonces: SharedNonces, key: String) -> Ticket {
+        Ticket {
+            settle: Settle::Shared { nonces, key },
             settled: false,
         }
     }
 
     pub fn delivered(mut self, reply: Arc<Accepted>) {
         self.settled = true;
-        self.slot.send_replace(State::Delivered(reply));
+        match &self.settle {
+            Settle::Local(slot) => {
+                slot.send_replace(State::Delivered(reply));
+            }
+            Settle::Shared { nonces, key } => {
+                let (nonces, key) = (nonces.clone(), key.clone());
+                spawn_settle(async move {
+                    let _ = nonces.deliver(&key, &encode(&reply)).await;
+                });
+            }
+        }
     }
 
     pub fn failed(mut self) {
+        self.fail();
+    }
+
+    fn fail(&mut self) {
         self.settled = true;
-        self.slot.send_replace(State::Failed);
+        match &self.settle {
+            Settle::Local(slot) => {
+                slot.send_replace(State::Failed);
+            }
+            Settle::Shared { nonces, key } => {
+                let (nonces, key) = (nonces.clone(), key.clone());
+                spawn_settle(async move {
+                    let _ = nonces.release(&key).await;
+                });
+            }
+        }
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.settled {
-            self.slot.send_replace(State::Failed);
+            self.fail();
         }
     }
 }
 
+/// The collector's answer as Redis keeps it: content type, newline, body
+/// (a header value holds no newline).
+fn encode(reply: &Accepted) -> Vec<u8> {
+    let content_type = reply
+        .content_type
+        .as_ref()
+        .map_or(&b""[..], |v| v.as_bytes());
+    let mut out = Vec::with_capacity(content_type.len() + 1 + reply.body.len());
+    out.extend_from_slice(content_type);
+    out.push(b'\n');
+    out.extend_from_slice(&reply.body);
+    out
+}
+
+fn decode(stored: &[u8]) -> Option<Accepted> {
+    let split = stored.iter().position(|&b| b == b'\n')?;
+    let (content_type, body) = (&stored[..split], &stored[split + 1..]);
+    let content_type = match content_type {
+        [] => None,
+        bytes => Some(HeaderValue::from_bytes(bytes).ok()?),
+    };
+    Some(Accepted {
+        content_type,
+        body: Bytes::copy_from_slice(body),
+    })
+}
+
 pub struct ReplayCache {
     slots: Cache<String, Slot>,
+    shared: Option<SharedNonces>,
+    ttl: Duration,
 }
 
 impl ReplayCache {
@@ -91,10 +189,19 @@ impl ReplayCache {
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build(),
+            shared: None,
+            ttl,
         }
     }
 
-    /// Nonces remembered right now (approximate, for the gauge).
+    /// Shares the nonces through Redis (the session store's connection);
+    /// the local cache stays as the fallback.
+    pub fn with_shared(mut self, nonces: SharedNonces) -> ReplayCache {
+        self.shared = Some(nonces);
+        self
+    }
+
+    /// Nonces remembered right now in this replica (approximate, for the gauge).
     pub fn len(&self) -> u64 {
         self.slots.entry_count()
     }
@@ -108,6 +215,51 @@ impl ReplayCache {
     pub async fn begin(&self, key_id: &str, nonce: &str, wait: Duration) -> Begin {
         // Neither a key id nor a hex nonce contains '|'.
         let key = format!("{key_id}|{}", nonce.to_ascii_lowercase());
+        if let Some(nonces) = &self.shared {
+            if let Some(begun) = self.begin_shared(nonces, &key, wait).await {
+                return begun;
+            }
+        }
+        self.begin_local(key, wait).await
+    }
+
+    /// `None`: Redis did not answer (counted by the store); go local.
+    async fn begin_shared(
+        &self,
+        nonces: &SharedNonces,
+        key: &str,
+        wait: Duration,
+    ) -> Option<Begin> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let ttl = self.ttl.as_secs().max(1);
+        loop {
+            match nonces.claim(key, ttl).await.ok()? {
+                Claim::Claimed => {
+                    return Some(Begin::Owner(Ticket::shared(
+                        nonces.clone(),
+                        key.to_string(),
+                    )))
+                }
+                Claim::Delivered(stored) => {
+                    return match decode(&stored) {
+                        Some(reply) => Some(Begin::Delivered(Arc::new(reply))),
+                        None => {
+                            tracing::warn!("replay cache (redis): unreadable delivered answer");
+                            None
+                        }
+                    };
+                }
+                Claim::Pending => {
+                    if tokio::time::Instant::now() + SHARED_POLL > deadline {
+                        return Some(Begin::StillInFlight);
+                    }
+                    tokio::time::sleep(SHARED_POLL).await;
+                }
+            }
+        }
+    }
+
+    async fn begin_local(&self, key: String, wait: Duration) -> Begin {
         let entry = self
             .slots
             .entry(key)
@@ -115,7 +267,7 @@ impl ReplayCache {
         let fresh = entry.is_fresh();
         let slot = entry.into_value();
         if fresh {
-            return Begin::Owner(Ticket::new(slot));
+            return Begin::Owner(Ticket::local(slot));
         }
         let deadline = tokio::time::Instant::now() + wait;
         let mut seen = slot.subscribe();
@@ -129,7 +281,7 @@ impl ReplayCache {
                 took_over
             });
             if took_over {
-                return Begin::Owner(Ticket::new(slot));
+                return Begin::Owner(Ticket::local(slot));
             }
             if let State::Delivered(reply) = &*seen.borrow_and_update() {
                 return Begin::Delivered(reply.clone());

@@ -238,6 +238,7 @@ impl MemoryStore {
         self.per_ip.invalidate_all();
         self.tokens.invalidate_all();
         self.per_user.invalidate_all();
+        self.statics.clear();
     }
 
     /// Every record of either kind (a signed one until it is dead at `now`).
@@ -439,7 +440,29 @@ impl SessionStore for MemoryStore {
         self.statics.remember(set, client_ip, now, max_age);
     }
 
-    fn static_sighting(&self, set: &HeaderSet<'_>, now: i64) -> Option<StaticSighting> {
+    fn static_sighting<'a>(
+        &'a self,
+        set: &'a HeaderSet<'a>,
+        now: i64,
+    ) -> BoxFuture<'a, Option<StaticSighting>> {
+        Box::pin(std::future::ready(self.static_sighting_now(set, now)))
+    }
+}
+
+impl MemoryStore {
+    /// [`SessionStore::remember_static`], saying whether the set was new
+    /// here (the Redis store then queues it for the shared store).
+    pub(crate) fn remember_static_new(
+        &self,
+        set: &HeaderSet<'_>,
+        client_ip: IpAddr,
+        now: i64,
+        max_age: Duration,
+    ) -> bool {
+        self.statics.remember(set, client_ip, now, max_age)
+    }
+
+    fn static_sighting_now(&self, set: &HeaderSet<'_>, now: i64) -> Option<StaticSighting> {
         if self.is_revoked(set.session_id, now) {
             return None;
         }

@@ -468,10 +468,16 @@ pub trait SessionStore: Send + Sync {
     }
 
     /// The first sighting of a header set, while its session is still
-    /// tracked (live) and not revoked; `None` otherwise.
-    fn static_sighting(&self, set: &HeaderSet<'_>, now: i64) -> Option<StaticSighting> {
+    /// tracked (live) and not revoked; `None` otherwise. Async because a
+    /// shared store may have to ask its server (only on the rare
+    /// stale-timestamp path); the memory store answers at once.
+    fn static_sighting<'a>(
+        &'a self,
+        set: &'a HeaderSet<'a>,
+        now: i64,
+    ) -> BoxFuture<'a, Option<StaticSighting>> {
         let _ = (set, now);
-        None
+        Box::pin(std::future::ready(None))
     }
 
     /// Whether the store can answer now (`/ready`); a remote store says

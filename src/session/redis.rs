@@ -20,9 +20,11 @@
 //! answer 503 `store_unavailable`; the outage is logged once per transition.
 
 mod issued;
+mod nonces;
 mod read;
 mod record;
 mod scripts;
+mod statics;
 mod sync;
 mod wipe;
 
@@ -41,6 +43,7 @@ use super::{
     StaticSighting, Stats, StoreError, TokenCheck, TokenHash, TokenUse,
 };
 use crate::state::UnixClock;
+pub use nonces::{Claim, SharedNonces};
 use scripts::Scripts;
 use sync::{Pending, PollState};
 
@@ -66,6 +69,8 @@ struct Inner {
     /// Signed sessions as this replica sees them, and every revocation.
     local: MemoryStore,
     pending: Pending,
+    /// Static-header sightings waiting for the next flush.
+    statics: statics::StaticQueue,
     /// Held while a batch is in flight (and by a wipe), so a read that
     /// flushes first never overtakes the background flush.
     flushing: tokio::sync::Mutex<()>,
@@ -108,6 +113,7 @@ impl RedisStore {
             conn,
             local,
             pending: Pending::new(sync::MAX_PENDING),
+            statics: statics::StaticQueue::default(),
             flushing: tokio::sync::Mutex::new(()),
             poll: Mutex::new(PollState::default()),
             issued_live: AtomicU64::new(0),
@@ -120,6 +126,13 @@ impl RedisStore {
         });
         let task = tokio::spawn(sync::run(Arc::downgrade(&inner)));
         Ok(RedisStore { inner, task })
+    }
+}
+
+impl RedisStore {
+    /// The v2 replay cache's shared half, on this store's connection.
+    pub fn nonces(&self) -> SharedNonces {
+        SharedNonces::new(self.inner.clone())
     }
 }
 
@@ -324,10 +337,9 @@ impl SessionStore for RedisStore {
         self.inner.health.is_up()
     }
 
-    /// Static-header sightings live in this replica's local cache only: a
-    /// header set first seen through another replica (or before a restart)
-    /// is refused here as stale, the strict behaviour. Sharing them through
-    /// Redis is not built yet.
+    /// Static-header sightings: recorded locally and written behind with
+    /// the session deltas, read from Redis on a local miss ([`statics`]),
+    /// so they hold across replicas and restarts.
     fn remember_static(
         &self,
         set: &HeaderSet<'_>,
@@ -335,13 +347,15 @@ impl SessionStore for RedisStore {
         now: i64,
         max_age: Duration,
     ) {
-        self.inner
-            .local
-            .remember_static(set, client_ip, now, max_age);
+        self.inner.remember_static(set, client_ip, now, max_age);
     }
 
-    fn static_sighting(&self, set: &HeaderSet<'_>, now: i64) -> Option<StaticSighting> {
-        self.inner.local.static_sighting(set, now)
+    fn static_sighting<'a>(
+        &'a self,
+        set: &'a HeaderSet<'a>,
+        now: i64,
+    ) -> BoxFuture<'a, Option<StaticSighting>> {
+        Box::pin(self.inner.static_sighting(set, now))
     }
 }
 

@@ -394,3 +394,157 @@ async fn an_outage_degrades_to_the_local_cache() {
     let record = conformance::live(&store, "s1", T0 + 2).await;
     assert_eq!(record.requests, 3, "the deltas waited for Redis");
 }
+
+/// Static-header sightings are shared: one remembered through store A is
+/// found by store B and by a new store after a "restart", with the first
+/// address; a revoked session's sighting is refused.
+#[tokio::test]
+async fn static_sightings_are_shared_and_survive_a_restart() {
+    let Some(server) = RedisServer::start("redis static_sightings_are_shared") else {
+        return;
+    };
+    let shared = prefix();
+    // A long flush interval: the test flushes by hand.
+    let every = Duration::from_secs(3600);
+    let a = open_every(&server.url(), &shared, settings(), at_t0(), every);
+    let b = open_every(&server.url(), &shared, settings(), at_t0(), every);
+    let signature = [7u8; 32];
+    let set = HeaderSet {
+        key_id: "k1",
+        session_id: "st1",
+        signed_path: "/v1/metrics",
+        timestamp: T0,
+        signature: &signature,
+    };
+    let first: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+    let max_age = Duration::from_secs(86400);
+    a.observe(&sighting("st1", "192.0.2.1", T0)).unwrap();
+    a.remember_static(&set, first, T0, max_age);
+    // A later use from elsewhere keeps the first address.
+    a.remember_static(&set, "198.51.100.9".parse().unwrap(), T0 + 1, max_age);
+    assert_eq!(b.static_sighting(&set, T0 + 10).await, None, "not flushed");
+    a.inner.flush().await.unwrap();
+    let expected = StaticSighting {
+        client_ip: first,
+        first_seen: T0,
+    };
+    assert_eq!(b.static_sighting(&set, T0 + 10).await, Some(expected));
+    drop(a);
+    let restarted = open_every(&server.url(), &shared, settings(), at_t0(), every);
+    assert_eq!(
+        restarted.static_sighting(&set, T0 + 20).await,
+        Some(expected)
+    );
+    let other = HeaderSet {
+        timestamp: T0 + 1,
+        ..set
+    };
+    assert_eq!(restarted.static_sighting(&other, T0 + 20).await, None);
+    // Revoked anywhere: refused (a fresh store learns it from its poll).
+    restarted.revoke("st1", T0 + 30).await.unwrap();
+    let fresh = open_every(&server.url(), &shared, settings(), at_t0(), every);
+    eventually("the fresh store polls", Duration::from_secs(3), || {
+        fresh.is_revoked("st1", T0 + 31)
+    })
+    .await;
+    assert_eq!(fresh.static_sighting(&set, T0 + 31).await, None);
+}
+
+/// The v2 replay cache shared through Redis: two replicas (two caches on
+/// one server) agree on delivered, failed and in-flight nonces; with Redis
+/// gone each falls back to its local cache and counts `op="replay"`.
+#[tokio::test]
+async fn the_replay_cache_is_shared_by_replicas() {
+    use crate::ingest::forward::Accepted;
+    use crate::ingest::replay::{Begin, ReplayCache};
+
+    let Some(server) = RedisServer::start("redis the_replay_cache_is_shared") else {
+        return;
+    };
+    let shared = prefix();
+    let store_a = open(&server.url(), &shared, settings(), at_t0());
+    let store_b = open(&server.url(), &shared, settings(), at_t0());
+    let ttl = Duration::from_secs(601);
+    let a = ReplayCache::new(100, ttl).with_shared(store_a.nonces());
+    let b = Arc::new(ReplayCache::new(100, ttl).with_shared(store_b.nonces()));
+    let wait = Duration::from_secs(5);
+    let reply = |text: &'static str| {
+        Arc::new(Accepted {
+            content_type: Some(http::HeaderValue::from_static("application/json")),
+            body: bytes::Bytes::from_static(text.as_bytes()),
+        })
+    };
+
+    // Delivered through A: B answers from it, without a ticket to forward.
+    let Begin::Owner(ticket) = a.begin("k", "AA01", wait).await else {
+        panic!("A owns a new nonce")
+    };
+    ticket.delivered(reply("{\"first\":1}"));
+    match b.begin("k", "aa01", wait).await {
+        Begin::Delivered(r) => {
+            assert_eq!(&r.body[..], b"{\"first\":1}");
+            assert_eq!(r.content_type.as_ref().unwrap(), "application/json");
+        }
+        other => panic!("B should answer as delivered: {other:?}"),
+    }
+
+    // Failed through A: B processes it again.
+    let Begin::Owner(ticket) = a.begin("k", "bb02", wait).await else {
+        panic!()
+    };
+    ticket.failed();
+    let mut took_over = false;
+    for _ in 0..50 {
+        match b.begin("k", "bb02", Duration::from_millis(200)).await {
+            Begin::Owner(ticket) => {
+                took_over = true;
+                ticket.delivered(reply("again"));
+                break;
+            }
+            Begin::StillInFlight => continue,
+            Begin::Delivered(_) => panic!("a failed nonce is not delivered"),
+        }
+    }
+    assert!(took_over, "B processes a failed nonce again");
+
+    // A concurrent duplicate on B waits for A's outcome.
+    let Begin::Owner(ticket) = a.begin("k", "cc03", wait).await else {
+        panic!()
+    };
+    let waiter = {
+        let b = b.clone();
+        tokio::spawn(async move { b.begin("k", "cc03", wait).await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(!waiter.is_finished(), "the duplicate waits");
+    ticket.delivered(reply("once"));
+    match waiter.await.unwrap() {
+        Begin::Delivered(r) => assert_eq!(&r.body[..], b"once"),
+        other => panic!("{other:?}"),
+    }
+    // A waiter that sees no outcome within its bound: still in flight.
+    let Begin::Owner(_held) = a.begin("k", "dd04", wait).await else {
+        panic!()
+    };
+    assert!(matches!(
+        b.begin("k", "dd04", Duration::from_millis(120)).await,
+        Begin::StillInFlight
+    ));
+
+    // Redis gone: the local cache answers, and the failure is counted.
+    drop(server);
+    let errors = store_a.inner.metrics.errors.with_label_values(&["replay"]);
+    let before = errors.get();
+    let Begin::Owner(ticket) = a.begin("k", "ee05", wait).await else {
+        panic!("falls back to the local cache")
+    };
+    ticket.delivered(reply("local"));
+    assert!(matches!(
+        a.begin("k", "ee05", wait).await,
+        Begin::Delivered(_)
+    ));
+    assert!(
+        errors.get() > before,
+        "counted as store_errors_total{{op=\"replay\"}}"
+    );
+}

@@ -61,7 +61,7 @@ where
     B::Error: Into<BoxError>,
 {
     let headers = &parts.headers;
-    let issuer = issuer(state, parts, peer)?;
+    let issuer = issuer(state, parts, peer).await?;
     let bytes = body::read_limited(body, headers, state.settings.sessions.max_body_bytes).await?;
     let request: CreateBody = body::json(&bytes)?.unwrap_or_default();
     let user_id = request.user_id.map(valid_user_id).transpose()?;
@@ -115,7 +115,7 @@ where
 
 /// An admin, or a client whose `X-KMS-*` signature over this request checks
 /// out; anyone else is refused before the body is read.
-fn issuer(state: &AppState, parts: &Parts, peer: IpAddr) -> Result<Issuer, ApiError> {
+async fn issuer(state: &AppState, parts: &Parts, peer: IpAddr) -> Result<Issuer, ApiError> {
     let headers = &parts.headers;
     let bearer = token::bearer(headers);
     if bearer.is_some_and(|b| is_admin(state, b)) {
@@ -137,7 +137,8 @@ fn issuer(state: &AppState, parts: &Parts, peer: IpAddr) -> Result<Issuer, ApiEr
             path,
             policy,
             client_ip,
-        )?;
+        )
+        .await?;
         return Ok(Issuer {
             client_ip: Some(client_ip),
             client_version: verified.request.client_version.map(str::to_string),

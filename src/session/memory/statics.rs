@@ -37,25 +37,29 @@ impl Statics {
         )
     }
 
-    /// Keeps the first sighting: a later one (another address) changes nothing.
+    /// Keeps the first sighting: a later one (another address) changes
+    /// nothing. True when this call stored it.
     pub(super) fn remember(
         &self,
         set: &HeaderSet<'_>,
         client_ip: IpAddr,
         now: i64,
         max_age: Duration,
-    ) {
+    ) -> bool {
         let key = set.digest();
         if self.0.contains_key(&key) {
-            return;
+            return false;
         }
-        self.0.entry(key).or_insert_with(|| Stored {
-            sighting: StaticSighting {
-                client_ip,
-                first_seen: now,
-            },
-            max_age,
-        });
+        self.0
+            .entry(key)
+            .or_insert_with(|| Stored {
+                sighting: StaticSighting {
+                    client_ip,
+                    first_seen: now,
+                },
+                max_age,
+            })
+            .is_fresh()
     }
 
     pub(super) fn get(&self, set: &HeaderSet<'_>) -> Option<StaticSighting> {

@@ -253,6 +253,11 @@ impl Inner {
     }
 
     async fn flush_locked(&self) -> Result<(), StoreError> {
+        self.flush_deltas_locked().await?;
+        self.flush_statics_locked().await
+    }
+
+    async fn flush_deltas_locked(&self) -> Result<(), StoreError> {
         let taken = self.pending.take();
         if taken.is_empty() {
             return Ok(());
@@ -334,6 +339,7 @@ impl Inner {
             if state.epoch.as_ref().is_some_and(|known| known != epoch) {
                 tracing::warn!("session store wiped through another replica: local state cleared");
                 self.pending.clear();
+                self.statics.clear();
                 self.local.clear();
                 self.issued_live.store(0, Ordering::Relaxed);
                 *state = PollState {

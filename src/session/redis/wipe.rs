@@ -15,6 +15,7 @@ impl Inner {
     pub(super) async fn wipe(&self) -> Result<u64, StoreError> {
         let _flushing = self.flushing.lock().await;
         self.pending.clear();
+        self.statics.clear();
         let pattern = format!("{}*", glob_escape(&self.redis.prefix));
         let sessions = self.key("s:");
         let mut cursor: u64 = 0;

@@ -175,13 +175,7 @@ impl Inner {
             .run("flush", async { pipe.query_async::<()>(&mut conn).await })
             .await;
         if outcome.is_err() {
-            let dropped = self.statics.restore(queued);
-            if dropped > 0 {
-                self.metrics
-                    .errors
-                    .with_label_values(&["flush_dropped"])
-                    .inc_by(dropped);
-            }
+            self.count_flush_dropped(self.statics.restore(queued));
         }
         outcome
     }

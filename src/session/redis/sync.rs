@@ -273,15 +273,19 @@ impl Inner {
             sent += batch.len();
         }
         if outcome.is_err() {
-            let dropped = self.pending.restore(deltas.drain(sent..), self.idle_secs());
-            if dropped > 0 {
-                self.metrics
-                    .errors
-                    .with_label_values(&["flush_dropped"])
-                    .inc_by(dropped);
-            }
+            self.count_flush_dropped(self.pending.restore(deltas.drain(sent..), self.idle_secs()));
         }
         outcome
+    }
+
+    /// Writes that a failed flush could not put back in a full queue.
+    pub(super) fn count_flush_dropped(&self, dropped: u64) {
+        if dropped > 0 {
+            self.metrics
+                .errors
+                .with_label_values(&["flush_dropped"])
+                .inc_by(dropped);
+        }
     }
 
     async fn flush_batch(&self, batch: &[(Box<str>, Delta)]) -> Result<(), StoreError> {

@@ -14,11 +14,11 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use telegate::canonical::{self, MessageV1};
-use telegate::keyring::{Key, KeyId, Keyring};
+use telegate::protocol::canonical::{self, MessageV1};
+use telegate::protocol::keyring::{Key, KeyId, Keyring};
+use telegate::protocol::signed_request::{self, HeaderNames, ParseOptions};
+use telegate::protocol::{verify, window};
 use telegate::secret::Secret;
-use telegate::signed_request::{self, HeaderNames, ParseOptions};
-use telegate::{verify, window};
 
 const NOW: i64 = 1_800_000_000;
 const SESSION: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use prometheus::IntCounter;
 use telegate::config::{self, ConfigSource, MapEnv};
-use telegate::session::{MemoryStore, SessionKind, SessionStore, Sighting};
+use telegate::session::{MemoryStore, SessionAdmin, SessionGate, SessionKind, Sighting};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count: u32 = match std::env::args().nth(1) {

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::canonical::{self, MessageV1};
 use crate::config::{self, ConfigError, ConfigSource, Env};
-use crate::keyring::Keyring;
+use crate::protocol::canonical::{self, MessageV1};
+use crate::protocol::keyring::Keyring;
+use crate::protocol::signature_v2::{self, MessageV2};
 use crate::secret::Secret;
-use crate::signature_v2::{self, MessageV2};
 
 /// Exit status for a configuration error (EX_USAGE from sysexits.h).
 pub const EXIT_CONFIG: u8 = 64;
@@ -133,8 +133,8 @@ pub fn sign(
         Some(session) => session,
         None => random_session_id()?,
     };
-    let timestamp = timestamp.unwrap_or_else(|| (crate::state::system_clock())());
-    let path = crate::signed_request::signed_path(path);
+    let timestamp = timestamp.unwrap_or_else(|| (crate::clock::system_clock())());
+    let path = crate::protocol::signed_request::signed_path(path);
     let Some(v2) = v2 else {
         let message = MessageV1 {
             method,

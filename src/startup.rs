@@ -8,11 +8,13 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::cli;
+use crate::clock;
 use crate::config::{ConfigSource, ProcessEnv, Settings};
-use crate::keyring::{reload::Reloader, Keyring, SharedKeyring};
-use crate::metrics::Metrics;
-use crate::server;
-use crate::state::{self, AppState};
+use crate::http::server;
+use crate::http::state::AppState;
+use crate::pipeline::metrics::Metrics;
+use crate::protocol::keyring::{Keyring, SharedKeyring};
+use crate::reload::Reloader;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -49,7 +51,7 @@ pub async fn serve(settings: Settings, source: ConfigSource) -> Result<(), Start
         keyring,
         metrics,
         admin_token,
-        state::system_clock(),
+        clock::system_clock(),
     )
     .map_err(|err| StartError::Config(format!("session store: {err}")))?;
     tracing::info!(listen = %bound, version = env!("CARGO_PKG_VERSION"), "telegate serving");

@@ -8,7 +8,7 @@ mod common;
 use common::collector::FakeCollector;
 use common::*;
 use prost::Message;
-use telegate::ingest::error::{ErrorInfo, Status};
+use telegate::http::error::{ErrorInfo, Status};
 
 const OTHER_SESSION: &str = "9b2c1d3e-0000-4000-8000-00000000abcd";
 
@@ -304,7 +304,7 @@ async fn static_headers_end_at_max_age_and_with_revocation() {
     assert_eq!(post_root(&server, &other, Some(client)).await.status(), 200);
     server
         .state
-        .sessions
+        .sessions()
         .revoke(OTHER_SESSION, NOW + 2_400)
         .await
         .unwrap();

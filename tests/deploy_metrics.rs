@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use common::{signed, with, NOW, SECRET_A};
 use telegate::config::{self, ConfigSource, MapEnv};
-use telegate::keyring::reload::Reloader;
-use telegate::keyring::{Keyring, SharedKeyring};
-use telegate::metrics::Metrics;
-use telegate::state::AppState;
+use telegate::http::state::AppState;
+use telegate::pipeline::metrics::Metrics;
+use telegate::protocol::keyring::{Keyring, SharedKeyring};
+use telegate::reload::Reloader;
 
 /// Metrics of the stack's other scrape jobs, by name prefix: Prometheus's
 /// own `up`, the collector (`otelcol_*`), Traefik (`traefik_*`).
@@ -215,7 +215,7 @@ not_after = "2099-01-01T00:00:00Z"
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(telegate::server::run(listener, state, async {
+    let server = tokio::spawn(telegate::http::server::run(listener, state, async {
         let _ = stopped.await;
     }));
     let client = reqwest::Client::builder().no_proxy().build().unwrap();

@@ -35,9 +35,9 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use telegate::canonical::{sign_v1, MessageV1};
+use telegate::protocol::canonical::{sign_v1, MessageV1};
+use telegate::protocol::signature_v2::{self, MessageV2};
 use telegate::secret::Secret;
-use telegate::signature_v2::{self, MessageV2};
 
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 const KEY_ID: &str = "e2e";
@@ -696,9 +696,9 @@ impl Reply {
     /// The `reason`, from JSON or from a protobuf `google.rpc.Status`.
     fn reason(&self) -> Option<String> {
         if self.content_type.as_deref() == Some(PROTOBUF) {
-            let status = telegate::ingest::error::Status::decode(&self.body[..]).ok()?;
+            let status = telegate::http::error::Status::decode(&self.body[..]).ok()?;
             let detail = status.details.first()?;
-            let info = telegate::ingest::error::ErrorInfo::decode(&detail.value[..]).ok()?;
+            let info = telegate::http::error::ErrorInfo::decode(&detail.value[..]).ok()?;
             return Some(info.reason);
         }
         let json: serde_json::Value = serde_json::from_slice(&self.body).ok()?;

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use e2e_support::stack::{keygen, metric_value, Redis, Rotel, Telegate, Traefik};
 use e2e_support::{free_port, http_client, poll_until, require_tools, Workdir};
 use serde_json::{json, Value};
-use telegate::canonical::{sign_v1, MessageV1};
+use telegate::protocol::canonical::{sign_v1, MessageV1};
 use telegate::secret::Secret;
 
 /// How long a revocation may take to reach another replica.

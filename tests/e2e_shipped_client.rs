@@ -33,7 +33,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use telegate::canonical::{sign_v1, MessageV1};
+use telegate::protocol::canonical::{sign_v1, MessageV1};
 use telegate::secret::Secret;
 
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);

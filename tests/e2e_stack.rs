@@ -27,7 +27,7 @@ use e2e_support::otlp::{export_request, unix_now};
 use e2e_support::stack::{keygen, Prometheus, Rotel, Telegate, Traefik};
 use e2e_support::{free_port, http_client, poll_until, require_tools, Workdir};
 use prost::Message;
-use telegate::canonical::{sign_v1, MessageV1};
+use telegate::protocol::canonical::{sign_v1, MessageV1};
 use telegate::secret::Secret;
 
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);

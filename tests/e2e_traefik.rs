@@ -27,7 +27,7 @@ use e2e_support::otlp::{export_request, unix_now};
 use e2e_support::stack::{keygen, metric_value, Rotel, Telegate, Traefik};
 use e2e_support::{http_client, require_tools, Workdir};
 use prost::Message;
-use telegate::canonical::{sign_v1, MessageV1};
+use telegate::protocol::canonical::{sign_v1, MessageV1};
 use telegate::secret::Secret;
 
 /// How long an allowed export may take to show up in rotel's output

@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
-use telegate::ingest::error::{ErrorInfo, Status};
+use telegate::http::error::{ErrorInfo, Status};
 
 const NONCE: &str = "00112233445566778899aabbccddeeff";
 
@@ -187,7 +187,7 @@ async fn a_signed_protobuf_export_is_forwarded_untouched_and_counted() {
         Some(1.0)
     );
     assert_eq!(sample(&text, "telegate_auth_success"), Some(1.0));
-    let session = server.state.sessions.lookup(SESSION, NOW).await.unwrap();
+    let session = server.state.sessions().lookup(SESSION, NOW).await.unwrap();
     assert!(
         format!("{session:?}").contains(&format!("bytes: {}", body.len())),
         "{session:?}"

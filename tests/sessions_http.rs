@@ -247,7 +247,7 @@ async fn with_tracking_off_nothing_is_recorded_but_revocations_hold() {
     // A revocation learnt while tracking was on still refuses.
     server
         .state
-        .sessions
+        .sessions()
         .observe(&telegate::session::Sighting {
             session_id: "s-known",
             client_ip: "127.0.0.1".parse().unwrap(),

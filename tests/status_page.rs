@@ -224,7 +224,7 @@ async fn templates_dir_replaces_the_built_in_pages() {
 fn server_dir(server: &common::TestServer) -> PathBuf {
     server
         .state
-        .settings
+        .settings()
         .status
         .templates_dir
         .as_ref()

@@ -31,7 +31,7 @@ fn the_embedded_default_is_valid_and_uses_the_dev_key() {
     assert_eq!(settings.keys[0].id.as_str(), "dev");
     assert_eq!(
         settings.keys[0].source,
-        crate::keyring::KeySource::File("config/dev-signing.key".into())
+        crate::protocol::keyring::KeySource::File("config/dev-signing.key".into())
     );
 }
 
@@ -146,7 +146,7 @@ fn keys_resolve_relative_to_the_config_file_and_parse_not_after() {
     let key = &settings.keys[0];
     assert_eq!(
         key.source,
-        crate::keyring::KeySource::File("/etc/telegate/keys/k1".into())
+        crate::protocol::keyring::KeySource::File("/etc/telegate/keys/k1".into())
     );
     // date -u -d 2026-12-31T00:00:00Z +%s
     assert_eq!(key.not_after, Some(1_798_675_200));
@@ -227,7 +227,7 @@ fn the_original_secret_file_is_key_kotormodsync_unless_the_variable_is_set() {
     assert_eq!(settings.keys[0].id.as_str(), "kotormodsync");
     assert_eq!(
         settings.keys[0].source,
-        crate::keyring::KeySource::File(file.clone())
+        crate::protocol::keyring::KeySource::File(file.clone())
     );
     // The variable wins over the file, as in the original.
     let mut both = env.clone();
@@ -236,7 +236,7 @@ fn the_original_secret_file_is_key_kotormodsync_unless_the_variable_is_set() {
     assert_eq!(settings.keys.len(), 1);
     assert_eq!(
         settings.keys[0].source,
-        crate::keyring::KeySource::Env("KOTORMODSYNC_SIGNING_SECRET".into())
+        crate::protocol::keyring::KeySource::Env("KOTORMODSYNC_SIGNING_SECRET".into())
     );
     // A missing file is no key (the default path on a machine without it).
     let missing = dir.path().join("absent").display().to_string();

@@ -12,11 +12,11 @@ use ipnet::IpNet;
 use super::ingest::{validate_ingest, IngestSettings};
 use super::raw::{KeyEntry, RawConfig, SessionsSection};
 use super::ConfigError;
-use crate::client_ip::TrustedProxies;
-use crate::keyring::{KeyId, KeySource, KeySpec};
+use crate::pipeline::client_ip::TrustedProxies;
+use crate::protocol::keyring::{KeyId, KeySource, KeySpec};
+use crate::protocol::signature_v2::V2Names;
+use crate::protocol::signed_request::HeaderNames;
 use crate::session::{PerUserLimit, RedisSettings, SessionSettings, StoreBackend, StoreIp};
-use crate::signature_v2::V2Names;
-use crate::signed_request::HeaderNames;
 
 #[derive(Debug, Clone)]
 pub struct Settings {

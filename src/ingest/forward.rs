@@ -16,8 +16,8 @@ use tokio::sync::Semaphore;
 
 use super::error::IngestError;
 use super::otlp::Signal;
-use crate::auth::{X_AUTH_CLIENT_VERSION, X_AUTH_SESSION_ID};
 use crate::config::CollectorSettings;
+use crate::protocol::headers::{X_AUTH_CLIENT_VERSION, X_AUTH_SESSION_ID};
 
 /// Most bytes of a collector answer passed back to the client.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;

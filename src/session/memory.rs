@@ -29,11 +29,11 @@ use moka::sync::Cache;
 use prometheus::IntCounter;
 
 use super::{
-    BoxFuture, Change, Changed, HeaderSet, Issue, ListFilter, Lookup, NewSession, Page, Refusal,
-    SessionKind, SessionRecord, SessionSettings, SessionStore, Sighting, StaticSighting, Stats,
-    StoreError, TokenCheck, TokenHash, TokenUse,
+    BoxFuture, Change, Changed, HeaderSet, Issue, IssuedSessions, ListFilter, Lookup, NewSession,
+    Page, Refusal, SessionAdmin, SessionGate, SessionKind, SessionRecord, SessionSettings,
+    Sighting, StaticSighting, Stats, StoreError, TokenCheck, TokenHash, TokenUse,
 };
-use crate::client_ip;
+use crate::pipeline::client_ip;
 use key::{Key, KeyRef};
 use signed::{SignedTable, Touch};
 
@@ -253,7 +253,7 @@ impl MemoryStore {
     }
 }
 
-impl SessionStore for MemoryStore {
+impl SessionGate for MemoryStore {
     fn observe(&self, sighting: &Sighting<'_>) -> Result<bool, Refusal> {
         if self.is_revoked(sighting.session_id, sighting.now) {
             return Err(Refusal::Revoked);
@@ -281,6 +281,61 @@ impl SessionStore for MemoryStore {
                 .is_some_and(|until| until >= now)
     }
 
+    fn authenticate<'a>(
+        &'a self,
+        token: &'a TokenHash,
+        seen: &'a TokenUse<'a>,
+    ) -> BoxFuture<'a, Result<TokenCheck, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.check_token(
+            token,
+            seen.now,
+            Some(seen),
+        ))))
+    }
+
+    fn remember_static(&self, set: &HeaderSet<'_>, client_ip: IpAddr, now: i64, max_age: Duration) {
+        self.statics.remember(set, client_ip, now, max_age);
+    }
+
+    fn static_sighting<'a>(
+        &'a self,
+        set: &'a HeaderSet<'a>,
+        now: i64,
+    ) -> BoxFuture<'a, Option<StaticSighting>> {
+        Box::pin(std::future::ready(self.static_sighting_now(set, now)))
+    }
+}
+
+impl IssuedSessions for MemoryStore {
+    fn issue(&self, new: NewSession) -> BoxFuture<'_, Result<Issue, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.issue_now(new))))
+    }
+
+    fn find_token<'a>(
+        &'a self,
+        token: &'a TokenHash,
+        now: i64,
+    ) -> BoxFuture<'a, Result<TokenCheck, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.check_token(token, now, None))))
+    }
+
+    fn change<'a>(
+        &'a self,
+        session_id: &'a str,
+        change: Change,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Changed, StoreError>> {
+        Box::pin(std::future::ready(Ok(
+            self.change_now(session_id, change, now)
+        )))
+    }
+
+    fn delete<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.delete_now(session_id))))
+    }
+}
+
+impl SessionAdmin for MemoryStore {
     fn lookup<'a>(
         &'a self,
         session_id: &'a str,
@@ -386,45 +441,6 @@ impl SessionStore for MemoryStore {
         ]
     }
 
-    fn authenticate<'a>(
-        &'a self,
-        token: &'a TokenHash,
-        seen: &'a TokenUse<'a>,
-    ) -> BoxFuture<'a, Result<TokenCheck, StoreError>> {
-        Box::pin(std::future::ready(Ok(self.check_token(
-            token,
-            seen.now,
-            Some(seen),
-        ))))
-    }
-
-    fn issue(&self, new: NewSession) -> BoxFuture<'_, Result<Issue, StoreError>> {
-        Box::pin(std::future::ready(Ok(self.issue_now(new))))
-    }
-
-    fn find_token<'a>(
-        &'a self,
-        token: &'a TokenHash,
-        now: i64,
-    ) -> BoxFuture<'a, Result<TokenCheck, StoreError>> {
-        Box::pin(std::future::ready(Ok(self.check_token(token, now, None))))
-    }
-
-    fn change<'a>(
-        &'a self,
-        session_id: &'a str,
-        change: Change,
-        now: i64,
-    ) -> BoxFuture<'a, Result<Changed, StoreError>> {
-        Box::pin(std::future::ready(Ok(
-            self.change_now(session_id, change, now)
-        )))
-    }
-
-    fn delete<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(std::future::ready(Ok(self.delete_now(session_id))))
-    }
-
     fn delete_user<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(std::future::ready(Ok(self.delete_user_now(user))))
     }
@@ -435,22 +451,10 @@ impl SessionStore for MemoryStore {
         self.statics.clear();
         Box::pin(std::future::ready(Ok(count)))
     }
-
-    fn remember_static(&self, set: &HeaderSet<'_>, client_ip: IpAddr, now: i64, max_age: Duration) {
-        self.statics.remember(set, client_ip, now, max_age);
-    }
-
-    fn static_sighting<'a>(
-        &'a self,
-        set: &'a HeaderSet<'a>,
-        now: i64,
-    ) -> BoxFuture<'a, Option<StaticSighting>> {
-        Box::pin(std::future::ready(self.static_sighting_now(set, now)))
-    }
 }
 
 impl MemoryStore {
-    /// [`SessionStore::remember_static`], saying whether the set was new
+    /// [`SessionGate::remember_static`], saying whether the set was new
     /// here (the Redis store then queues it for the shared store).
     pub(crate) fn remember_static_new(
         &self,

@@ -20,22 +20,24 @@
 //! local memory cache for the signed hot path, written behind); [`api`]
 //! serves `/sessions`.
 
-pub mod api;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod memory;
 pub mod petname;
 pub mod redis;
-pub mod token;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::pipeline::session_gate::{
+    BoxFuture, HeaderSet, Refusal, SessionGate, Sighting, StaticSighting, StoreError, TokenCheck,
+    TokenOwner, TokenUse,
+};
+pub use crate::protocol::token::{self, Token, TokenHash};
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, StoreMetrics};
-pub use token::{Token, TokenHash};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -190,59 +192,6 @@ impl SessionRecord {
     }
 }
 
-/// What one verified request tells about its session.
-#[derive(Debug, Clone, Copy)]
-pub struct Sighting<'a> {
-    pub session_id: &'a str,
-    pub client_ip: IpAddr,
-    pub user_agent: Option<&'a str>,
-    pub client_version: Option<&'a str>,
-    pub key_id: &'a str,
-    pub bytes: u64,
-    pub now: i64,
-}
-
-/// One v1 header set as a client signed it once (static-header sessions):
-/// what identifies it, never stored in the clear (see [`HeaderSet::digest`]).
-#[derive(Debug, Clone, Copy)]
-pub struct HeaderSet<'a> {
-    pub key_id: &'a str,
-    pub session_id: &'a str,
-    /// The path the signature covers (the detected one on `/`).
-    pub signed_path: &'a str,
-    pub timestamp: i64,
-    pub signature: &'a [u8; 32],
-}
-
-impl HeaderSet<'_> {
-    /// SHA-256 over the fields, length-prefixed: the store's key for the set.
-    pub fn digest(&self) -> [u8; 32] {
-        use sha2::{Digest, Sha256};
-        let mut hash = Sha256::new();
-        for field in [self.key_id, self.session_id, self.signed_path] {
-            hash.update((field.len() as u64).to_be_bytes());
-            hash.update(field.as_bytes());
-        }
-        hash.update(self.timestamp.to_be_bytes());
-        hash.update(self.signature);
-        hash.finalize().into()
-    }
-}
-
-/// The first use of a header set while its timestamp was inside the window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StaticSighting {
-    pub client_ip: IpAddr,
-    pub first_seen: i64,
-}
-
-/// Why a verified request's session is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    Revoked,
-    TooManyForIp,
-}
-
 /// A read of one session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
@@ -338,33 +287,6 @@ pub enum Issue {
     TooManyForIp,
 }
 
-/// The session a token opens: what `/auth` hands upstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenOwner {
-    pub session_id: String,
-    pub user_id: Option<String>,
-}
-
-/// Which session a token belongs to, and in what state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenCheck {
-    Live(TokenOwner),
-    Expired(TokenOwner),
-    /// Deleted by an operator, its id revoked.
-    Revoked {
-        session_id: String,
-    },
-    Unknown,
-}
-
-/// A request that presented a token to `/auth`.
-#[derive(Debug, Clone, Copy)]
-pub struct TokenUse<'a> {
-    pub client_ip: IpAddr,
-    pub user_agent: Option<&'a str>,
-    pub now: i64,
-}
-
 /// A change to one issued session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -387,23 +309,32 @@ pub enum Changed {
     NotIssued,
 }
 
-/// The store could not answer (a remote store is down): 503 `store_unavailable`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("session store unavailable: {0}")]
-pub struct StoreError(pub String);
+/// Issued sessions, for the session API: hand one out, find a token's
+/// session without touching it, change or delete one. Async: a remote
+/// store is their source of truth.
+pub trait IssuedSessions: Send + Sync {
+    /// Stores an issued session.
+    fn issue(&self, new: NewSession) -> BoxFuture<'_, Result<Issue, StoreError>>;
+    /// Which session a token belongs to, without touching it (owner checks).
+    fn find_token<'a>(
+        &'a self,
+        token: &'a TokenHash,
+        now: i64,
+    ) -> BoxFuture<'a, Result<TokenCheck, StoreError>>;
+    /// Touches, extends or refreshes a live issued session.
+    fn change<'a>(
+        &'a self,
+        session_id: &'a str,
+        change: Change,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Changed, StoreError>>;
+    /// Deletes a session and its token (logout); `Ok(false)` when unknown.
+    fn delete<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
 
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-
-/// The store behind sessions. The signed hot path (`observe`, `is_revoked`)
-/// is synchronous and local, so an HMAC-signed `/auth` never waits on a
-/// network round trip; a remote store writes it behind in batches. Token
-/// checks (`authenticate`) and the API calls are async and may fail with
-/// [`StoreError`]: a remote store is their source of truth. Tokens reach a
-/// store only as [`TokenHash`]es.
-pub trait SessionStore: Send + Sync {
-    /// Records a verified request (true: a new session), or refuses its session.
-    fn observe(&self, sighting: &Sighting<'_>) -> Result<bool, Refusal>;
-    fn is_revoked(&self, session_id: &str, now: i64) -> bool;
+/// Administration, for the admin API, `/metrics` and `/ready`: read, list,
+/// count, revoke and wipe.
+pub trait SessionAdmin: Send + Sync {
     fn lookup<'a>(
         &'a self,
         session_id: &'a str,
@@ -426,66 +357,22 @@ pub trait SessionStore: Send + Sync {
     fn stats(&self, now: i64) -> BoxFuture<'_, Result<Stats, StoreError>>;
     /// Live sessions by kind, for the `sessions_active` gauge.
     fn active(&self, now: i64) -> Vec<(SessionKind, u64)>;
-
-    /// `/auth` with a token: which session it opens; a live one is touched
-    /// (idle timer, request count, client). The memory store answers at
-    /// once; a remote one asks its server (one round trip).
-    fn authenticate<'a>(
-        &'a self,
-        token: &'a TokenHash,
-        seen: &'a TokenUse<'a>,
-    ) -> BoxFuture<'a, Result<TokenCheck, StoreError>>;
-    /// Stores an issued session.
-    fn issue(&self, new: NewSession) -> BoxFuture<'_, Result<Issue, StoreError>>;
-    /// Which session a token belongs to, without touching it (owner checks).
-    fn find_token<'a>(
-        &'a self,
-        token: &'a TokenHash,
-        now: i64,
-    ) -> BoxFuture<'a, Result<TokenCheck, StoreError>>;
-    /// Touches, extends or refreshes a live issued session.
-    fn change<'a>(
-        &'a self,
-        session_id: &'a str,
-        change: Change,
-        now: i64,
-    ) -> BoxFuture<'a, Result<Changed, StoreError>>;
-    /// Deletes a session and its token (logout); `Ok(false)` when unknown.
-    fn delete<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
     /// Deletes every session issued for `user`; returns how many.
     fn delete_user<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
     /// Forgets everything: sessions, tokens, revocations, indices. Returns
     /// how many sessions were dropped.
     fn wipe(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
-
-    /// Static-header sessions (hot path, local): records the first use of a
-    /// header set verified inside the window, with its session. A later call
-    /// for the same set keeps the first sighting (and its address). Kept at
-    /// most `max_age`. The default keeps nothing: a store without it leaves
-    /// the mode strict.
-    fn remember_static(&self, set: &HeaderSet<'_>, client_ip: IpAddr, now: i64, max_age: Duration) {
-        let _ = (set, client_ip, now, max_age);
-    }
-
-    /// The first sighting of a header set, while its session is still
-    /// tracked (live) and not revoked; `None` otherwise. Async because a
-    /// shared store may have to ask its server (only on the rare
-    /// stale-timestamp path); the memory store answers at once.
-    fn static_sighting<'a>(
-        &'a self,
-        set: &'a HeaderSet<'a>,
-        now: i64,
-    ) -> BoxFuture<'a, Option<StaticSighting>> {
-        let _ = (set, now);
-        Box::pin(std::future::ready(None))
-    }
-
     /// Whether the store can answer now (`/ready`); a remote store says
     /// false while its server is unreachable.
     fn healthy(&self) -> bool {
         true
     }
 }
+
+/// One store serving all three callers: what the shared state holds.
+pub trait SessionStore: SessionGate + IssuedSessions + SessionAdmin {}
+
+impl<T: SessionGate + IssuedSessions + SessionAdmin> SessionStore for T {}
 
 #[cfg(test)]
 mod tests {

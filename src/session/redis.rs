@@ -6,7 +6,7 @@
 //! writes behind about once per `flush_interval` (one Lua script per batch,
 //! [`sync`]). The same task polls the revocation change log at least every
 //! second, so a session revoked through any replica is refused here within
-//! about a second, and that poll keeps [`SessionStore::healthy`] current
+//! about a second, and that poll keeps [`SessionAdmin::healthy`] current
 //! for `/ready`.
 //!
 //! Issued sessions and tokens live in Redis only (the source of truth): each
@@ -38,11 +38,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::RedisResult;
 
 use super::{
-    BoxFuture, Change, Changed, HeaderSet, Issue, ListFilter, Lookup, MemoryStore, NewSession,
-    Page, RedisSettings, Refusal, SessionKind, SessionSettings, SessionStore, Sighting,
-    StaticSighting, Stats, StoreError, TokenCheck, TokenHash, TokenUse,
+    BoxFuture, Change, Changed, HeaderSet, Issue, IssuedSessions, ListFilter, Lookup, MemoryStore,
+    NewSession, Page, RedisSettings, Refusal, SessionAdmin, SessionGate, SessionKind,
+    SessionSettings, Sighting, StaticSighting, Stats, StoreError, TokenCheck, TokenHash, TokenUse,
 };
-use crate::state::UnixClock;
+use crate::clock::UnixClock;
 pub use nonces::{Claim, SharedNonces};
 use scripts::Scripts;
 use sync::{Pending, PollState};
@@ -232,7 +232,7 @@ fn secs(duration: Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
-impl SessionStore for RedisStore {
+impl SessionGate for RedisStore {
     fn observe(&self, sighting: &Sighting<'_>) -> Result<bool, Refusal> {
         let inner = &self.inner;
         let new = inner.local.observe(sighting)?;
@@ -250,6 +250,64 @@ impl SessionStore for RedisStore {
         self.inner.local.is_revoked(session_id, now)
     }
 
+    fn authenticate<'a>(
+        &'a self,
+        token: &'a TokenHash,
+        seen: &'a TokenUse<'a>,
+    ) -> BoxFuture<'a, Result<TokenCheck, StoreError>> {
+        Box::pin(self.inner.check_token(token, seen.now, Some(seen)))
+    }
+
+    /// Static-header sightings: recorded locally and written behind with
+    /// the session deltas, read from Redis on a local miss ([`statics`]),
+    /// so they hold across replicas and restarts.
+    fn remember_static(
+        &self,
+        set: &HeaderSet<'_>,
+        client_ip: std::net::IpAddr,
+        now: i64,
+        max_age: Duration,
+    ) {
+        self.inner.remember_static(set, client_ip, now, max_age);
+    }
+
+    fn static_sighting<'a>(
+        &'a self,
+        set: &'a HeaderSet<'a>,
+        now: i64,
+    ) -> BoxFuture<'a, Option<StaticSighting>> {
+        Box::pin(self.inner.static_sighting(set, now))
+    }
+}
+
+impl IssuedSessions for RedisStore {
+    fn issue(&self, new: NewSession) -> BoxFuture<'_, Result<Issue, StoreError>> {
+        Box::pin(self.inner.issue(new))
+    }
+
+    fn find_token<'a>(
+        &'a self,
+        token: &'a TokenHash,
+        now: i64,
+    ) -> BoxFuture<'a, Result<TokenCheck, StoreError>> {
+        Box::pin(self.inner.check_token(token, now, None))
+    }
+
+    fn change<'a>(
+        &'a self,
+        session_id: &'a str,
+        change: Change,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Changed, StoreError>> {
+        Box::pin(self.inner.change(session_id, change, now))
+    }
+
+    fn delete<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.inner.delete(session_id))
+    }
+}
+
+impl SessionAdmin for RedisStore {
     fn lookup<'a>(
         &'a self,
         session_id: &'a str,
@@ -292,39 +350,6 @@ impl SessionStore for RedisStore {
         vec![(SessionKind::Signed, signed), (SessionKind::Issued, issued)]
     }
 
-    fn authenticate<'a>(
-        &'a self,
-        token: &'a TokenHash,
-        seen: &'a TokenUse<'a>,
-    ) -> BoxFuture<'a, Result<TokenCheck, StoreError>> {
-        Box::pin(self.inner.check_token(token, seen.now, Some(seen)))
-    }
-
-    fn issue(&self, new: NewSession) -> BoxFuture<'_, Result<Issue, StoreError>> {
-        Box::pin(self.inner.issue(new))
-    }
-
-    fn find_token<'a>(
-        &'a self,
-        token: &'a TokenHash,
-        now: i64,
-    ) -> BoxFuture<'a, Result<TokenCheck, StoreError>> {
-        Box::pin(self.inner.check_token(token, now, None))
-    }
-
-    fn change<'a>(
-        &'a self,
-        session_id: &'a str,
-        change: Change,
-        now: i64,
-    ) -> BoxFuture<'a, Result<Changed, StoreError>> {
-        Box::pin(self.inner.change(session_id, change, now))
-    }
-
-    fn delete<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(self.inner.delete(session_id))
-    }
-
     fn delete_user<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(self.inner.delete_user(user))
     }
@@ -335,27 +360,6 @@ impl SessionStore for RedisStore {
 
     fn healthy(&self) -> bool {
         self.inner.health.is_up()
-    }
-
-    /// Static-header sightings: recorded locally and written behind with
-    /// the session deltas, read from Redis on a local miss ([`statics`]),
-    /// so they hold across replicas and restarts.
-    fn remember_static(
-        &self,
-        set: &HeaderSet<'_>,
-        client_ip: std::net::IpAddr,
-        now: i64,
-        max_age: Duration,
-    ) {
-        self.inner.remember_static(set, client_ip, now, max_age);
-    }
-
-    fn static_sighting<'a>(
-        &'a self,
-        set: &'a HeaderSet<'a>,
-        now: i64,
-    ) -> BoxFuture<'a, Option<StaticSighting>> {
-        Box::pin(self.inner.static_sighting(set, now))
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::metrics::Metrics;
+use crate::pipeline::metrics::Metrics;
 use crate::session::conformance::{self, issued, settings, sighting, T0};
 
 /// A `redis-server` child, killed on drop.
@@ -302,7 +302,7 @@ async fn redis_ttls_bound_memory() {
         &server.url(),
         &prefix(),
         short,
-        crate::state::system_clock(),
+        crate::clock::system_clock(),
     );
     let now = (store.inner.clock)();
     store.observe(&sighting("s1", "192.0.2.1", now)).unwrap();

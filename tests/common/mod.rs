@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use telegate::canonical::{sign_v1, MessageV1};
 use telegate::config::{self, ConfigSource, MapEnv};
-use telegate::keyring::{Keyring, SharedKeyring};
-use telegate::metrics::Metrics;
+use telegate::http::state::AppState;
+use telegate::pipeline::metrics::Metrics;
+use telegate::protocol::canonical::{sign_v1, MessageV1};
+use telegate::protocol::keyring::{Keyring, SharedKeyring};
 use telegate::secret::Secret;
-use telegate::state::AppState;
 use tokio::sync::oneshot;
 
 pub const SECRET_A: &str = "7d1f0c3e9b2a4d5f8e6c1b0a9f8e7d6c5b4a39281706f5e4d3c2b1a098f7e6d5";
@@ -61,7 +61,7 @@ impl TestServer {
     }
 
     pub fn metrics(&self) -> &Metrics {
-        &self.state.metrics
+        self.state.metrics()
     }
 
     /// `GET /auth` as Traefik sends it: signed headers for `method path`.
@@ -128,9 +128,13 @@ pub async fn start_server_with_files(config_text: &str, files: &[(&str, &str)]) 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(telegate::server::run(listener, state.clone(), async {
-        let _ = rx.await;
-    }));
+    let task = tokio::spawn(telegate::http::server::run(
+        listener,
+        state.clone(),
+        async {
+            let _ = rx.await;
+        },
+    ));
     TestServer {
         addr,
         state,
@@ -178,8 +182,8 @@ pub fn signed_v2(
     nonce: &str,
     body: &[u8],
 ) -> Vec<(&'static str, String)> {
-    let content_sha256 = telegate::signature_v2::content_sha256(body);
-    let message = telegate::signature_v2::MessageV2 {
+    let content_sha256 = telegate::protocol::signature_v2::content_sha256(body);
+    let message = telegate::protocol::signature_v2::MessageV2 {
         method: "POST",
         path,
         timestamp,
@@ -188,7 +192,8 @@ pub fn signed_v2(
         key_id,
         content_sha256_hex: &content_sha256,
     };
-    let signature = telegate::signature_v2::sign(&Secret::from_text(secret).unwrap(), &message);
+    let signature =
+        telegate::protocol::signature_v2::sign(&Secret::from_text(secret).unwrap(), &message);
     vec![
         ("X-KMS-Signature-Version", "2".to_string()),
         ("X-KMS-Key-Id", key_id.to_string()),

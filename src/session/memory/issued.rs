@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use super::key::KeyRef;
 use super::{lock, secs, Entry, MemoryStore};
-use crate::session::SessionStore;
+use crate::session::SessionGate;
 use crate::session::{
     petname, Change, Changed, Issue, NewSession, PerUserLimit, SessionKind, SessionRecord,
     TokenCheck, TokenHash, TokenOwner, TokenUse,

@@ -6,7 +6,7 @@
 
 use super::record;
 use super::{secs, Inner};
-use crate::client_ip;
+use crate::pipeline::client_ip;
 use crate::session::{
     Change, Changed, Issue, NewSession, PerUserLimit, StoreError, TokenCheck, TokenHash,
     TokenOwner, TokenUse,

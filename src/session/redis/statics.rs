@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::sync::lock;
 use super::Inner;
-use crate::session::{HeaderSet, Lookup, SessionStore, StaticSighting, StoreError};
+use crate::session::{HeaderSet, Lookup, SessionGate, StaticSighting, StoreError};
 
 /// Most static sightings waiting for the next flush.
 const MAX_QUEUED: usize = 10_000;

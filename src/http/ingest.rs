@@ -1,0 +1,262 @@
+//! The OTLP/HTTP ingest routes: `POST /v1/traces|metrics|logs` (paths from
+//! `[ingest]`) and `POST /` (`ingest.detect_paths`), where the shipped
+//! client posts to the bare origin and the signature names the signal.
+//!
+//! admit (route `Ingest`: this request's method and path, the OTLP body
+//! stage) -> v2 replay cache -> prepare per `ingest.mode` -> forward -> the
+//! collector's answer, or an honest refusal in the request's media type.
+//! Observed once, with the delivery facts.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::request::Parts;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Body as HttpBody;
+
+use super::error::{render, Format};
+use super::respond::Body;
+use super::state::AppState;
+use crate::ingest::error::IngestError;
+use crate::ingest::forward::{Accepted, Outgoing};
+use crate::ingest::prepare::Job;
+use crate::ingest::replay::Begin;
+use crate::pipeline::admission::{admit, Admitted, Attempt, BodyLimits, BodyStage, Route};
+use crate::pipeline::body::BoxError;
+use crate::pipeline::observe::{Decision, Delivered, Delivery};
+use crate::pipeline::signature::Verified;
+use crate::protocol::signal::{Media, Signal};
+
+/// How an admitted export ended well.
+enum Done {
+    Delivered(Arc<Accepted>),
+    Replayed(Arc<Accepted>),
+}
+
+/// What became of an admitted export, with its item count when decoded.
+struct Outcome {
+    result: Result<Done, IngestError>,
+    items: Option<u64>,
+}
+
+/// Answers one OTLP export; `signal` is `None` on a detecting path.
+pub async fn handle<B>(
+    state: &AppState,
+    parts: Parts,
+    body: B,
+    peer: IpAddr,
+    signal: Option<Signal>,
+) -> Response<Body>
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    let started = Instant::now();
+    let now = state.now();
+    let route = Route::Ingest { signal };
+    let settings = &state.settings.ingest;
+    let limits = BodyLimits {
+        max_bytes: settings.max_body_bytes,
+        deadline: settings.body_timeout,
+    };
+    let attempt = Attempt {
+        route,
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
+        peer,
+        body: BodyStage::Otlp(body, limits),
+        now,
+    };
+    let stages = state.stages();
+    let admission = admit(&stages, attempt).await;
+    let media = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Media::of);
+    let format = Format::of(media);
+    let outcome = match &admission.outcome {
+        Ok(admitted) => Ok(deliver(state, admitted, &parts, signal).await),
+        Err(reject) => Err(reject),
+    };
+    let verified_signal = admission
+        .outcome
+        .as_ref()
+        .ok()
+        .and_then(Admitted::verified)
+        .and_then(|v| v.signal);
+    let result = match &outcome {
+        Err(reject) => Delivered::No {
+            reason: reject.reason(),
+            status: reject.status().as_u16(),
+            detail: "",
+        },
+        Ok(Outcome {
+            result: Ok(Done::Delivered(_)),
+            ..
+        }) => Delivered::Yes,
+        Ok(Outcome {
+            result: Ok(Done::Replayed(_)),
+            ..
+        }) => Delivered::Replayed,
+        Ok(Outcome {
+            result: Err(err), ..
+        }) => Delivered::No {
+            reason: err.reason(),
+            status: err.status().as_u16(),
+            detail: err.detail(),
+        },
+    };
+    state.observer().observe(&Decision {
+        route,
+        admission: &admission,
+        headers: &parts.headers,
+        monitor: false,
+        started,
+        now,
+        delivery: Some(Delivery {
+            signal: signal.or(verified_signal),
+            detected: signal.is_none(),
+            mode: settings.mode.as_str(),
+            items: outcome.as_ref().ok().and_then(|o| o.items),
+            result,
+        }),
+    });
+    match outcome {
+        Err(reject) => render(reject, format),
+        Ok(Outcome {
+            result: Ok(done), ..
+        }) => match done {
+            Done::Delivered(reply) | Done::Replayed(reply) => success(&reply),
+        },
+        Ok(Outcome {
+            result: Err(err), ..
+        }) => render(&err, format),
+    }
+}
+
+/// Replay cache, prepare, forward.
+async fn deliver(
+    state: &AppState,
+    admitted: &Admitted<'_>,
+    parts: &Parts,
+    signal: Option<Signal>,
+) -> Outcome {
+    let mut items = None;
+    let result = deliver_inner(state, admitted, parts, signal, &mut items).await;
+    Outcome { result, items }
+}
+
+async fn deliver_inner(
+    state: &AppState,
+    admitted: &Admitted<'_>,
+    parts: &Parts,
+    signal: Option<Signal>,
+    items: &mut Option<u64>,
+) -> Result<Done, IngestError> {
+    let settings = &state.settings.ingest;
+    let (Some(verified), Some(raw), Some(otlp)) =
+        (admitted.verified(), admitted.body.clone(), admitted.otlp)
+    else {
+        return Err(IngestError::Internal);
+    };
+    let signal = match (signal, verified.signal) {
+        (Some(signal), _) | (None, Some(signal)) => signal,
+        (None, None) => return Err(IngestError::Internal),
+    };
+    let ticket = match &verified.v2 {
+        None => None,
+        Some(v2) => {
+            let wait = settings.collector.request_timeout + Duration::from_secs(1);
+            match state
+                .ingest
+                .replay
+                .begin(verified.key_id.as_str(), v2.nonce, wait)
+                .await
+            {
+                Begin::Owner(ticket) => Some(ticket),
+                Begin::Delivered(reply) => return Ok(Done::Replayed(reply)),
+                Begin::StillInFlight => return Err(IngestError::ReplayInFlight),
+            }
+        }
+    };
+    // A refusal from here on settles the ticket as failed (on drop).
+    let job = Job {
+        mode: settings.mode,
+        signal,
+        media: otlp.media,
+        gzipped: otlp.gzipped,
+        raw,
+        max_inflated: settings.max_decompressed_bytes,
+        add: enrichment(verified),
+        drop: settings.drop_attributes.clone(),
+    };
+    let prepared = job.run_off_thread().await?;
+    *items = prepared.items;
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("application/x-protobuf"));
+    let ingest = &state.ingest;
+    ingest.metrics.in_flight.inc();
+    let forward_started = Instant::now();
+    let delivery = ingest
+        .collector
+        .send(Outgoing {
+            signal,
+            body: prepared.body,
+            content_type,
+            gzipped: otlp.gzipped,
+            session_id: verified.request.session_id,
+            client_version: verified.request.client_version,
+        })
+        .await;
+    ingest.metrics.in_flight.dec();
+    ingest
+        .metrics
+        .forward_duration_seconds
+        .observe(forward_started.elapsed().as_secs_f64());
+    match delivery {
+        Ok(accepted) => {
+            let reply = Arc::new(accepted);
+            if let Some(ticket) = ticket {
+                ticket.delivered(reply.clone());
+            }
+            Ok(Done::Delivered(reply))
+        }
+        Err(err) => {
+            if let Some(ticket) = ticket {
+                ticket.failed();
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The resource attributes `enrich` sets, from the verified headers.
+fn enrichment(verified: &Verified<'_>) -> Vec<(&'static str, String)> {
+    let mut add = Vec::with_capacity(2);
+    if !verified.request.session_id.is_empty() {
+        add.push(("session.id", verified.request.session_id.to_string()));
+    }
+    if let Some(version) = verified.request.client_version {
+        add.push(("client.version", version.to_string()));
+    }
+    add
+}
+
+/// 200 with the collector's body and content type (partial success untouched).
+fn success(reply: &Accepted) -> Response<Body> {
+    let mut response = Response::new(Full::new(reply.body.clone()));
+    *response.status_mut() = StatusCode::OK;
+    if let Some(content_type) = &reply.content_type {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type.clone());
+    }
+    response
+}

@@ -1,0 +1,25 @@
+//! The http layer: hyper in, responses out. Domain modules hold no
+//! handlers; every handler here admits through the one pipeline and renders
+//! refusals through the one renderer.
+//!
+//! - [`server`]: accept loop, per-connection hyper service, graceful shutdown.
+//! - [`router`]: maps method and path to a handler.
+//! - [`auth`]: `/auth` (and `/` with `X-Forwarded-Uri`): Traefik's forwardAuth.
+//! - [`ingest`]: `POST /v1/traces|metrics|logs` and `POST /`: OTLP ingest.
+//! - [`sessions`]: `/sessions` and `/users/{user}/sessions`: the session API.
+//! - [`status`]: the `/` and `/waiting` HTML status pages.
+//! - [`ops`]: `/health`, `/ready`, `/metrics`.
+//! - [`error`]: the one error renderer (JSON or `google.rpc.Status`).
+//! - [`respond`]: JSON bodies and response builders.
+//! - [`state`]: the shared handle every request gets.
+
+pub mod auth;
+pub mod error;
+pub mod ingest;
+pub mod ops;
+pub mod respond;
+pub mod router;
+pub mod server;
+pub mod sessions;
+pub mod state;
+pub mod status;

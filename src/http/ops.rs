@@ -1,0 +1,69 @@
+//! `/health`, `/ready` and `/metrics`: what an orchestrator and Prometheus
+//! ask. `/health` says the process answers; `/ready` that it can decide
+//! (a live key, a store that answers); `/metrics` renders the registry
+//! after refreshing the gauges that are read, not counted.
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use serde_json::json;
+
+use super::respond::{self, Body};
+use super::state::AppState;
+
+pub fn health() -> Response<Body> {
+    respond::json(StatusCode::OK, &json!({"status": "healthy"}))
+}
+
+/// 503 until the keyring holds a live key, and while the session store
+/// cannot answer. A development key is ready but says so, loudly, in the
+/// body.
+pub fn ready(state: &AppState) -> Response<Body> {
+    let ring = state.keyring.current();
+    let now = state.now();
+    let live: Vec<&str> = ring.live(now).map(|k| k.id.as_str()).collect();
+    let mut warnings = Vec::new();
+    if ring.uses_development_key() {
+        warnings.push("DEVELOPMENT KEY IN USE: the shipped public key verifies requests; configure your own keys");
+    }
+    if live.is_empty() {
+        return respond::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "not_ready", "reason": "no_live_key", "live_keys": live, "warnings": warnings}),
+        );
+    }
+    if !state.sessions.healthy() {
+        return respond::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"status": "not_ready", "reason": "store_unavailable", "live_keys": live, "warnings": warnings}),
+        );
+    }
+    respond::json(
+        StatusCode::OK,
+        &json!({"status": "ready", "live_keys": live, "warnings": warnings}),
+    )
+}
+
+pub fn metrics(state: &AppState) -> Response<Body> {
+    for (kind, count) in state.sessions.active(state.now()) {
+        state
+            .metrics
+            .sessions_active
+            .with_label_values(&[kind.as_str()])
+            .set(count as i64);
+    }
+    state
+        .metrics
+        .ratelimit_keys
+        .set(state.limits.key_count() as i64);
+    match state.metrics.render() {
+        Ok(text) => respond::with_body(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            Bytes::from(text),
+        ),
+        Err(err) => {
+            tracing::error!(error = %err, "could not render metrics");
+            respond::internal_error()
+        }
+    }
+}

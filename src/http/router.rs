@@ -1,0 +1,52 @@
+//! Maps method and path to a handler. Small on purpose: a `match`, no
+//! framework. The session API, the OTLP ingest routes and `/auth` with a
+//! body (Traefik's `forwardBody`) read bodies, always capped, and only after
+//! the credential checks.
+
+use std::net::IpAddr;
+
+use http::{Method, Request, Response, StatusCode};
+
+use super::respond::{self, Body};
+use super::state::AppState;
+use super::{auth, ingest, ops, sessions, status};
+use crate::pipeline::body::BoxError;
+use crate::protocol::headers::X_FORWARDED_URI;
+
+/// Handles one request.
+pub async fn route<B>(state: AppState, request: Request<B>, peer: IpAddr) -> Response<Body>
+where
+    B: hyper::body::Body,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = request.into_parts();
+    let state = &state;
+    let path = parts.uri.path();
+    if sessions::handles(path) {
+        return sessions::route(state, parts, body, peer).await;
+    }
+    if let Some(signal) = crate::ingest::signal_for(&state.settings, path) {
+        return ingest::handle(state, parts, body, peer, Some(signal)).await;
+    }
+    let forwarded = parts.headers.contains_key(&X_FORWARDED_URI);
+    if !forwarded && parts.method == Method::POST && crate::ingest::detects(&state.settings, path) {
+        return ingest::handle(state, parts, body, peer, None).await;
+    }
+    match (path, &parts.method) {
+        ("/auth", _) => auth::forward_auth(state, &parts, body, peer).await,
+        // The original deployment's Traefik address has no path: it calls
+        // `/` with X-Forwarded-Uri. A browser's `GET /` gets the status page.
+        ("/", _) if forwarded => auth::forward_auth(state, &parts, body, peer).await,
+        ("/", &Method::GET | &Method::HEAD) => status::index(state).await,
+        ("/waiting", &Method::GET | &Method::HEAD) => status::waiting(state).await,
+        ("/health", &Method::GET | &Method::HEAD) => ops::health(),
+        ("/ready", &Method::GET | &Method::HEAD) => ops::ready(state),
+        ("/metrics", &Method::GET) => ops::metrics(state),
+        ("/health" | "/ready" | "/metrics" | "/" | "/waiting", _) => respond::json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "method_not_allowed",
+        ),
+        _ => respond::json_error(StatusCode::NOT_FOUND, "Not found", "not_found"),
+    }
+}

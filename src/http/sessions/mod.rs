@@ -1,0 +1,334 @@
+//! `/sessions` and `/users/{user}/sessions`: the session API.
+//!
+//! Who may call what: an admin (`Authorization: Bearer <admin token>`, read
+//! from `admin.token_file`, compared in constant time) may call every route;
+//! without a configured token the admin side is off (403 `admin_disabled`).
+//! The owner of an issued session (its own token as `Authorization: Bearer`
+//! or `X-Session-ID`; never a cookie, so a browser cannot be made to call
+//! these) may read, touch, extend, refresh and delete it. `POST /sessions`
+//! is open to an admin and to a signed client ([`tokens`]). A token for
+//! another session is 403 `not_owner`, whether or not the asked-for id
+//! exists, so tokens cannot probe for ids.
+
+mod body;
+mod error;
+mod tokens;
+
+use std::net::IpAddr;
+
+use http::request::Parts;
+use http::{HeaderMap, Method, Response, StatusCode};
+use hyper::body::Body as HttpBody;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+pub use error::ApiError;
+
+use crate::http::respond::{self, Body};
+use crate::http::state::AppState;
+use crate::pipeline::body::BoxError;
+use crate::protocol::headers::query_param;
+use crate::session::{token, ListFilter, Lookup, SessionKind, TokenCheck, TokenHash};
+use body::percent_decode;
+
+/// Most records one page may hold.
+pub const MAX_PAGE: usize = 1000;
+const DEFAULT_PAGE: usize = 100;
+
+/// Whether `path` belongs to this API.
+pub fn handles(path: &str) -> bool {
+    path == "/sessions" || path.starts_with("/sessions/") || path.starts_with("/users/")
+}
+
+/// The API's routes.
+enum Route<'a> {
+    Sessions,
+    Stats,
+    One(&'a str),
+    /// `activity`, `extend` or `refresh` of one session.
+    Action(&'a str, &'a str),
+    User(&'a str),
+    NotFound,
+}
+
+fn parse_route(path: &str) -> Route<'_> {
+    if let Some(rest) = path.strip_prefix("/users/") {
+        return match rest.strip_suffix("/sessions") {
+            Some(user) if !user.is_empty() && !user.contains('/') => Route::User(user),
+            _ => Route::NotFound,
+        };
+    }
+    let Some(rest) = path.strip_prefix("/sessions") else {
+        return Route::NotFound;
+    };
+    match rest.trim_start_matches('/').split('/').collect::<Vec<_>>()[..] {
+        [""] => Route::Sessions,
+        ["stats"] => Route::Stats,
+        [id] => Route::One(id),
+        [id, action @ ("activity" | "extend" | "refresh")] if !id.is_empty() => {
+            Route::Action(id, action)
+        }
+        _ => Route::NotFound,
+    }
+}
+
+/// Answers a request whose path [`handles`] accepted. Only `POST /sessions`
+/// and `extend` read the body, and no more than `sessions.max_body_bytes`.
+pub async fn route<B>(state: &AppState, parts: Parts, body: B, peer: IpAddr) -> Response<Body>
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    match dispatch(state, &parts, body, peer).await {
+        Ok(response) => response,
+        Err(err) => {
+            if matches!(err, ApiError::Store(_)) {
+                state
+                    .metrics
+                    .store_errors_total
+                    .with_label_values(&["api"])
+                    .inc();
+            }
+            err.into_response()
+        }
+    }
+}
+
+async fn dispatch<B>(
+    state: &AppState,
+    parts: &Parts,
+    body: B,
+    peer: IpAddr,
+) -> Result<Response<Body>, ApiError>
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    let headers = &parts.headers;
+    let method = &parts.method;
+    match parse_route(parts.uri.path()) {
+        Route::Sessions => match *method {
+            Method::GET => {
+                require_admin(state, headers)?;
+                list(state, parts).await
+            }
+            Method::POST => tokens::create(state, parts, body, peer).await,
+            Method::DELETE => {
+                require_admin(state, headers)?;
+                wipe(state).await
+            }
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        Route::Stats => match *method {
+            Method::GET => {
+                require_admin(state, headers)?;
+                let stats = state.sessions.stats(state.now()).await?;
+                Ok(respond::json(StatusCode::OK, &stats))
+            }
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        Route::One(id) => match *method {
+            Method::GET => {
+                owner_or_admin(state, headers, id).await?;
+                read(state, id).await
+            }
+            Method::DELETE => {
+                let access = owner_or_admin(state, headers, id).await?;
+                delete(state, access, id).await
+            }
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        Route::Action(id, action) => {
+            if *method != Method::POST {
+                return Err(ApiError::MethodNotAllowed);
+            }
+            owner_or_admin(state, headers, id).await?;
+            match action {
+                "activity" => tokens::activity(state, id).await,
+                "extend" => tokens::extend(state, headers, body, id).await,
+                _ => tokens::refresh(state, id).await,
+            }
+        }
+        Route::User(user) => match *method {
+            Method::DELETE => {
+                require_admin(state, headers)?;
+                delete_user(state, user).await
+            }
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        Route::NotFound => Err(ApiError::NotFound),
+    }
+}
+
+/// Who is calling a per-session route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Admin,
+    Owner,
+}
+
+fn is_admin(state: &AppState, presented: &str) -> bool {
+    state
+        .admin_token
+        .as_ref()
+        .is_some_and(|expected| bool::from(presented.as_bytes().ct_eq(expected.expose())))
+}
+
+fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.admin_token.is_none() {
+        return Err(ApiError::AdminDisabled);
+    }
+    let presented = token::bearer(headers).ok_or(ApiError::AdminTokenRequired)?;
+    if !is_admin(state, presented) {
+        return Err(ApiError::BadAdminToken);
+    }
+    Ok(())
+}
+
+/// An admin, or the owner of session `id` by its token. An owner whose
+/// session expired still passes: the route then answers 410 (and logout
+/// still works).
+async fn owner_or_admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Access, ApiError> {
+    let presented = match token::bearer(headers) {
+        Some(bearer) if is_admin(state, bearer) => return Ok(Access::Admin),
+        Some(bearer) => bearer,
+        None => token::session_header(headers).ok_or(ApiError::CredentialRequired)?,
+    };
+    let check = state
+        .sessions
+        .find_token(&TokenHash::of(presented), state.now())
+        .await?;
+    match check {
+        TokenCheck::Live(owner) | TokenCheck::Expired(owner) if owner.session_id == id => {
+            Ok(Access::Owner)
+        }
+        TokenCheck::Revoked { session_id } if session_id == id => Err(ApiError::SessionRevoked),
+        TokenCheck::Unknown => Err(ApiError::InvalidSession),
+        _ => Err(ApiError::NotOwner),
+    }
+}
+
+async fn read(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
+    match state.sessions.lookup(id, state.now()).await? {
+        Lookup::Live(record) => Ok(respond::json(StatusCode::OK, &record)),
+        Lookup::Expired(_) => Err(ApiError::Expired),
+        Lookup::Unknown => Err(ApiError::NotFound),
+    }
+}
+
+/// The owner logs out (the session is deleted); an admin revokes (a signed
+/// session stays readable as revoked, an issued one is deleted and its
+/// token refused as revoked).
+async fn delete(state: &AppState, access: Access, id: &str) -> Result<Response<Body>, ApiError> {
+    let pet_name = crate::session::petname::pet_name(id);
+    if access == Access::Owner {
+        if !state.sessions.delete(id).await? {
+            return Err(ApiError::NotFound);
+        }
+        tracing::info!(session = id, %pet_name, "session logged out");
+        return Ok(respond::json(
+            StatusCode::OK,
+            &json!({"session_id": id, "deleted": true}),
+        ));
+    }
+    let kind = state
+        .sessions
+        .revoke(id, state.now())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    state.metrics.sessions_revoked_total.inc();
+    tracing::info!(session = id, %pet_name, kind = kind.as_str(), "session revoked");
+    let deleted = kind == SessionKind::Issued;
+    Ok(respond::json(
+        StatusCode::OK,
+        &json!({"session_id": id, "revoked": true, "deleted": deleted}),
+    ))
+}
+
+async fn list(state: &AppState, parts: &Parts) -> Result<Response<Body>, ApiError> {
+    let query = parts.uri.query();
+    let kind = match query_param(query, "kind") {
+        None | Some("") => None,
+        Some("signed") => Some(SessionKind::Signed),
+        Some("issued") => Some(SessionKind::Issued),
+        Some(_) => return Err(ApiError::BadQuery("kind must be signed or issued")),
+    };
+    let active = match query_param(query, "active") {
+        None | Some("") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(ApiError::BadQuery("active must be true or false")),
+    };
+    let limit = match query_param(query, "limit").map(str::parse::<usize>) {
+        None => DEFAULT_PAGE,
+        Some(Ok(n)) if (1..=MAX_PAGE).contains(&n) => n,
+        Some(_) => return Err(ApiError::BadQuery("limit must be 1..1000")),
+    };
+    let user = match query_param(query, "user").filter(|u| !u.is_empty()) {
+        None => None,
+        Some(text) => Some(percent_decode(text, true).ok_or(ApiError::BadQuery(
+            "user is not valid percent-encoded UTF-8",
+        ))?),
+    };
+    let filter = ListFilter {
+        kind,
+        user,
+        active,
+        limit,
+        cursor: query_param(query, "cursor")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
+    };
+    let page = state.sessions.list(&filter, state.now()).await?;
+    Ok(respond::json(StatusCode::OK, &page))
+}
+
+async fn delete_user(state: &AppState, user: &str) -> Result<Response<Body>, ApiError> {
+    let user = percent_decode(user, false).ok_or(ApiError::BadQuery(
+        "user is not valid percent-encoded UTF-8",
+    ))?;
+    let deleted = state.sessions.delete_user(&user).await?;
+    tracing::info!(deleted, "a user's sessions deleted");
+    Ok(respond::json(
+        StatusCode::OK,
+        &json!({"user_id": user, "deleted": deleted}),
+    ))
+}
+
+async fn wipe(state: &AppState) -> Result<Response<Body>, ApiError> {
+    let deleted = state.sessions.wipe().await?;
+    tracing::warn!(deleted, "all sessions, tokens and revocations wiped");
+    Ok(respond::json(StatusCode::OK, &json!({"deleted": deleted})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert!(matches!(parse_route("/sessions"), Route::Sessions));
+        assert!(matches!(parse_route("/sessions/"), Route::Sessions));
+        assert!(matches!(parse_route("/sessions/stats"), Route::Stats));
+        assert!(matches!(parse_route("/sessions/abc"), Route::One("abc")));
+        assert!(matches!(
+            parse_route("/sessions/abc/extend"),
+            Route::Action("abc", "extend")
+        ));
+        assert!(matches!(
+            parse_route("/sessions/abc/other"),
+            Route::NotFound
+        ));
+        assert!(matches!(
+            parse_route("/users/u%201/sessions"),
+            Route::User("u%201")
+        ));
+        assert!(matches!(parse_route("/users//sessions"), Route::NotFound));
+        assert!(handles("/users/x/sessions") && handles("/sessions"));
+        assert!(!handles("/sessionsx") && !handles("/auth"));
+    }
+}

@@ -1,0 +1,168 @@
+//! The shared handle every request gets: settings, the keyring, the rate
+//! limiters, the session store, metrics and the clock. Cloning it is one
+//! `Arc` increment. Its fields are the http layer's own; the pipeline gets
+//! only what its stages read ([`AppState::stages`]) and what the
+//! observation step writes ([`AppState::observer`]).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::clock::UnixClock;
+use crate::config::Settings;
+use crate::ingest::Ingest;
+use crate::pipeline::board::Board;
+use crate::pipeline::metrics::Metrics;
+use crate::pipeline::observe::Observer;
+use crate::pipeline::rate_limit::RateLimits;
+use crate::pipeline::Stages;
+use crate::protocol::keyring::SharedKeyring;
+use crate::secret::Secret;
+use crate::session::{
+    MemoryStore, RedisStore, SessionStore, StoreBackend, StoreError, StoreMetrics,
+};
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub(crate) settings: Settings,
+    pub(crate) keyring: SharedKeyring,
+    pub(crate) limits: RateLimits,
+    pub(crate) metrics: Metrics,
+    pub(crate) sessions: Arc<dyn SessionStore>,
+    /// The OTLP ingest routes: collector client, replay cache, metrics.
+    pub(crate) ingest: Ingest,
+    /// The admin bearer token; `None` turns the session API off.
+    pub(crate) admin_token: Option<Secret>,
+    pub(crate) clock: UnixClock,
+    pub(crate) started: Instant,
+    /// Recent decisions and key use, for the status page.
+    pub(crate) board: Board,
+}
+
+impl AppState {
+    /// Fails only when the session store cannot be set up (a Redis store
+    /// connects lazily: a server that is down is not an error here). Needs
+    /// a tokio runtime for the Redis store's flush task.
+    pub fn new(
+        settings: Settings,
+        keyring: SharedKeyring,
+        metrics: Metrics,
+        admin_token: Option<Secret>,
+        clock: UnixClock,
+    ) -> Result<AppState, StoreError> {
+        let mut nonces = None;
+        let sessions: Arc<dyn SessionStore> = match &settings.sessions.backend {
+            StoreBackend::Memory => Arc::new(MemoryStore::new(
+                settings.sessions.clone(),
+                metrics.sessions_evicted_total.clone(),
+            )),
+            StoreBackend::Redis(redis) => {
+                let store = RedisStore::new(
+                    settings.sessions.clone(),
+                    redis.clone(),
+                    StoreMetrics {
+                        errors: metrics.store_errors_total.clone(),
+                        duration: metrics.store_duration_seconds.clone(),
+                    },
+                    clock.clone(),
+                )?;
+                // The v2 replay cache is shared when sessions are.
+                nonces = Some(store.nonces());
+                Arc::new(store)
+            }
+        };
+        let limits = RateLimits::new(
+            settings.rate_limit,
+            settings.policies.values(),
+            settings.ipv6_prefix,
+        );
+        // Startup invariants: rustls builds without custom roots, and the
+        // ingest metric names are not registered twice.
+        metrics.monitor_mode.set(i64::from(settings.monitor_mode));
+        if settings.monitor_mode {
+            tracing::warn!(
+                "MONITOR MODE: every request is ALLOWED after its decision is logged and counted \
+                 (REQUIRE_AUTH=false or auth.monitor_mode = true); nothing is refused"
+            );
+        }
+        let ingest = Ingest::new(&settings, metrics.registry(), nonces)
+            .unwrap_or_else(|err| panic!("cannot set up OTLP ingest: {err}"));
+        Ok(AppState(Arc::new(Inner {
+            settings,
+            keyring,
+            limits,
+            metrics,
+            sessions,
+            ingest,
+            admin_token,
+            clock,
+            started: Instant::now(),
+            board: Board::default(),
+        })))
+    }
+
+    /// The clock, read once per request by its handler.
+    pub fn now(&self) -> i64 {
+        (self.0.clock)()
+    }
+
+    /// What the admission stages read.
+    pub fn stages(&self) -> Stages<'_> {
+        Stages {
+            settings: &self.settings,
+            keyring: &self.keyring,
+            limits: &self.limits,
+            sessions: self.sessions.as_ref(),
+        }
+    }
+
+    /// What the observation step writes to.
+    pub fn observer(&self) -> Observer<'_> {
+        Observer {
+            metrics: &self.metrics,
+            ingest: &self.ingest.metrics,
+            board: &self.board,
+            names: &self.settings.header_names,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn sessions(&self) -> &dyn SessionStore {
+        self.sessions.as_ref()
+    }
+
+    pub fn keyring(&self) -> &SharedKeyring {
+        &self.keyring
+    }
+
+    /// Purges idle rate-limit keys on a timer and updates the key gauge, so
+    /// a flood of distinct addresses cannot grow memory without bound.
+    pub fn spawn_rate_limit_purger(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(state.settings.purge_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let left = state.limits.purge();
+                state.metrics.ratelimit_keys.set(left as i64);
+            }
+        })
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,320 @@
+//! The one admission function: every route that takes a credential (`/auth`,
+//! the ingest routes, `POST /`, a signed `POST /sessions`) calls [`admit`],
+//! and nothing else composes the stages. Their one order:
+//!
+//! policy -> client IP -> rate limit -> credential (a session token, or the
+//! signature: parse, build policy, window, verify, static headers) -> body
+//! (read only now, capped, within a deadline; a v2 signature's hash checked)
+//! -> session (recorded, or refused as revoked / too many).
+//!
+//! The caller reads the clock once and hands `now` in; what comes back is
+//! what was established or the [`Reject`], plus the client address and the
+//! policy name the observation step logs either way.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, Method, Uri};
+use hyper::body::Body as HttpBody;
+
+use super::body::{self, BoxError};
+use super::client_ip;
+use super::policy;
+use super::session;
+use super::session_gate::TokenOwner;
+use super::signature::{self, SignedOver, Verified};
+use super::Stages;
+use crate::config::Policy;
+use crate::protocol::headers::{
+    header_values, X_FORWARDED_FOR, X_FORWARDED_METHOD, X_FORWARDED_URI,
+};
+use crate::protocol::reject::Reject;
+use crate::protocol::signal::{Media, Signal};
+use crate::protocol::signed_request;
+use crate::protocol::token;
+
+/// Which route asks, and so where the signed method and path come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Route<'r> {
+    /// Traefik's forwardAuth: method and path from `X-Forwarded-*`, the
+    /// policy from `?policy=`; a session token is a credential too.
+    ForwardAuth { policy: Option<&'r str> },
+    /// An ingest path, signed over this request's own method and path;
+    /// `None`: a detecting path (`/`), where the signature names the signal.
+    Ingest { signal: Option<Signal> },
+    /// A signed `POST /sessions`: the default policy, this request's method and path.
+    SessionCreate,
+}
+
+impl Route<'_> {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Route::ForwardAuth { .. } => "auth",
+            Route::Ingest { .. } => "ingest",
+            Route::SessionCreate => "sessions",
+        }
+    }
+}
+
+/// The caps of the body stage.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub deadline: Duration,
+}
+
+/// What the body stage reads.
+pub enum BodyStage<B> {
+    /// Nothing (a bodiless forwardAuth request).
+    Skip,
+    /// The body when the request announces one (forwardAuth with Traefik's
+    /// `forwardBody: true`), so a v2 signature binds it.
+    IfAnnounced(B, BodyLimits),
+    /// An OTLP export: media type and encoding first, then the body; an
+    /// empty one is refused.
+    Otlp(B, BodyLimits),
+    /// A JSON API body (may be empty).
+    Json(B, BodyLimits),
+}
+
+/// One request as the stages see it.
+pub struct Attempt<'r, B> {
+    pub route: Route<'r>,
+    pub method: &'r Method,
+    pub uri: &'r Uri,
+    pub headers: &'r HeaderMap,
+    pub peer: IpAddr,
+    pub body: BodyStage<B>,
+    /// The request's one reading of the clock.
+    pub now: i64,
+}
+
+/// Who the credential says is asking.
+#[derive(Debug)]
+pub enum Credential<'r> {
+    Signed(Verified<'r>),
+    Session(TokenOwner),
+}
+
+/// The encoding of an admitted OTLP export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtlpBody {
+    pub media: Media,
+    pub gzipped: bool,
+}
+
+/// What admission established.
+#[derive(Debug)]
+pub struct Admitted<'r> {
+    pub credential: Credential<'r>,
+    /// The body as sent, when the stage read one.
+    pub body: Option<Bytes>,
+    pub otlp: Option<OtlpBody>,
+    /// The signed session was seen for the first time.
+    pub session_created: bool,
+}
+
+impl<'r> Admitted<'r> {
+    pub fn verified(&self) -> Option<&Verified<'r>> {
+        match &self.credential {
+            Credential::Signed(verified) => Some(verified),
+            Credential::Session(_) => None,
+        }
+    }
+}
+
+/// The outcome, with what the observation step logs either way.
+#[derive(Debug)]
+pub struct Admission<'r> {
+    pub client_ip: IpAddr,
+    /// The policy's name as asked for (`default` when none was).
+    pub policy: &'r str,
+    pub outcome: Result<Admitted<'r>, Reject>,
+}
+
+/// Runs the stages in their one order; see the module doc.
+pub async fn admit<'r, B>(stages: &Stages<'r>, attempt: Attempt<'r, B>) -> Admission<'r>
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    let settings = stages.settings;
+    let headers = attempt.headers;
+    let client_ip = client_ip::resolve(
+        attempt.peer,
+        header_values(headers, &X_FORWARDED_FOR),
+        &settings.trusted_proxies,
+    );
+    let (policy, policy_name) = match attempt.route {
+        Route::ForwardAuth { policy: name } => (
+            policy::named(settings, name),
+            name.filter(|n| !n.is_empty()).unwrap_or("default"),
+        ),
+        Route::Ingest { .. } => {
+            let policy = policy::ingest(settings);
+            (Ok(policy), policy.name.as_str())
+        }
+        Route::SessionCreate => (Ok(&settings.default_policy), "default"),
+    };
+    let outcome = match policy {
+        Ok(policy) => run(stages, attempt, policy, client_ip).await,
+        Err(reject) => Err(reject),
+    };
+    Admission {
+        client_ip,
+        policy: policy_name,
+        outcome,
+    }
+}
+
+async fn run<'r, B>(
+    stages: &Stages<'r>,
+    attempt: Attempt<'r, B>,
+    policy: &Policy,
+    client_ip: IpAddr,
+) -> Result<Admitted<'r>, Reject>
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    let settings = stages.settings;
+    let headers = attempt.headers;
+    let now = attempt.now;
+    // OTLP routes take only POST: refused before anything is counted
+    // against the client.
+    if let Route::Ingest { .. } = attempt.route {
+        if *attempt.method != Method::POST {
+            return Err(Reject::MethodNotAllowed);
+        }
+    }
+    stages.limits.check(&policy.name, client_ip)?;
+
+    // Credential: a session token (forwardAuth under a policy that allows
+    // it), else the signature.
+    if let Route::ForwardAuth { .. } = attempt.route {
+        if policy.allows("session") {
+            if let Some(presented) = token::presented(headers, &settings.sessions.cookie_name) {
+                let owner = session::open_token(stages, presented, headers, client_ip, now).await?;
+                return Ok(Admitted {
+                    credential: Credential::Session(owner),
+                    body: None,
+                    otlp: None,
+                    session_created: false,
+                });
+            }
+            if !policy.allows("hmac") {
+                return Err(Reject::InvalidSession);
+            }
+        }
+    }
+    let (method, over) = signed_over(stages, &attempt)?;
+    let mut verified =
+        signature::verify_signature(stages, headers, method, over, policy, client_ip, now).await?;
+
+    // Body: read only now that the credential holds.
+    let (body, otlp) = read_body(attempt.body, headers).await?;
+    if let Some(bytes) = &body {
+        signature::check_body(&mut verified, bytes)?;
+    }
+    if verified.body == signature::BodyCheck::HeaderOnly {
+        tracing::debug!(
+            session = verified.request.session_id,
+            nonce = verified.v2.as_ref().map_or("", |v2| v2.nonce_prefix()),
+            "v2 signature checked on headers only: the forwardAuth request carried no body (Traefik forwardBody: true binds it)"
+        );
+    }
+
+    // Session.
+    let bytes = body.as_ref().map_or(0, |b| b.len() as u64);
+    let session_created =
+        session::record_signed(stages, &verified, headers, client_ip, bytes, now)?;
+    Ok(Admitted {
+        credential: Credential::Signed(verified),
+        body,
+        otlp,
+        session_created,
+    })
+}
+
+/// The method and path the signature must cover, by route.
+fn signed_over<'r, B>(
+    stages: &Stages<'r>,
+    attempt: &Attempt<'r, B>,
+) -> Result<(&'r str, SignedOver<'r>), Reject> {
+    let headers = attempt.headers;
+    match attempt.route {
+        Route::ForwardAuth { .. } => {
+            let method = match headers.get(&X_FORWARDED_METHOD) {
+                Some(value) => value.to_str().map_err(|_| Reject::MalformedHeader)?,
+                None => attempt.method.as_str(),
+            };
+            let uri = headers
+                .get(&X_FORWARDED_URI)
+                .ok_or(Reject::MissingForwardedUri)?
+                .to_str()
+                .map_err(|_| Reject::MalformedHeader)?;
+            let path = signed_request::signed_path(uri);
+            let detect = &stages.settings.ingest.detect_paths;
+            if detect.iter().any(|p| p == path) {
+                Ok((method, SignedOver::AnySignal))
+            } else {
+                Ok((method, SignedOver::Path(path)))
+            }
+        }
+        Route::Ingest { signal: Some(_) } => Ok(("POST", SignedOver::Path(attempt.uri.path()))),
+        Route::Ingest { signal: None } => Ok(("POST", SignedOver::AnySignal)),
+        Route::SessionCreate => Ok((
+            attempt.method.as_str(),
+            SignedOver::Path(signed_request::signed_path(attempt.uri.path())),
+        )),
+    }
+}
+
+/// The body stage's reads.
+async fn read_body<B>(
+    stage: BodyStage<B>,
+    headers: &HeaderMap,
+) -> Result<(Option<Bytes>, Option<OtlpBody>), Reject>
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    match stage {
+        BodyStage::Skip => Ok((None, None)),
+        BodyStage::IfAnnounced(body, limits) => {
+            if !body::announced(headers) {
+                return Ok((None, None));
+            }
+            let bytes = body::read(body, headers, limits.max_bytes, limits.deadline).await?;
+            Ok((Some(bytes), None))
+        }
+        BodyStage::Json(body, limits) => {
+            if body::declared_over(headers, limits.max_bytes) {
+                return Err(Reject::BodyTooLarge {
+                    limit: limits.max_bytes,
+                });
+            }
+            let bytes = body::read(body, headers, limits.max_bytes, limits.deadline).await?;
+            Ok((Some(bytes), None))
+        }
+        BodyStage::Otlp(body, limits) => {
+            let media = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Media::of)
+                .ok_or(Reject::UnsupportedMediaType)?;
+            let gzipped = match headers.get(header::CONTENT_ENCODING).map(|v| v.to_str()) {
+                None => false,
+                Some(Ok(v)) if v.trim().eq_ignore_ascii_case("gzip") => true,
+                Some(Ok(v)) if v.trim().eq_ignore_ascii_case("identity") => false,
+                Some(_) => return Err(Reject::UnsupportedEncoding),
+            };
+            let bytes = body::read(body, headers, limits.max_bytes, limits.deadline).await?;
+            if bytes.is_empty() {
+                return Err(Reject::EmptyBody);
+            }
+            Ok((Some(bytes), Some(OtlpBody { media, gzipped })))
+        }
+    }
+}

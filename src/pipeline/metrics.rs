@@ -1,0 +1,266 @@
+//! Prometheus metrics, in a registry that is passed in (no statics), so tests
+//! can run servers side by side and read their own counters.
+//!
+//! With `namespace = "kotormodsync"` the first three names are the ones the
+//! original deployment's alert rules use.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::protocol::reject::Reject;
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub auth_total: IntCounter,
+    pub auth_success: IntCounter,
+    pub auth_failed: IntCounterVec,
+    pub rate_limited_total: IntCounter,
+    pub key_used_total: IntCounterVec,
+    pub key_not_after_seconds: IntGaugeVec,
+    pub keyring_reloads_total: IntCounterVec,
+    pub auth_duration_seconds: Histogram,
+    pub ratelimit_keys: IntGauge,
+    pub sessions_active: IntGaugeVec,
+    pub sessions_created_total: IntCounterVec,
+    pub sessions_revoked_total: IntCounter,
+    pub sessions_evicted_total: IntCounter,
+    pub store_errors_total: IntCounterVec,
+    pub store_duration_seconds: HistogramVec,
+    /// Exports on `/` whose signal the signed path named.
+    pub signal_detected_total: IntCounterVec,
+    /// Header sets accepted outside the window (static-header sessions).
+    pub static_accepted_total: IntCounter,
+    /// 1 while monitor mode allows every request.
+    pub monitor_mode: IntGauge,
+}
+
+impl Metrics {
+    pub fn new(namespace: &str) -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let opts = |name: &str, help: &str| Opts::new(name, help).namespace(namespace);
+        let metrics = Metrics {
+            auth_total: IntCounter::with_opts(opts("auth_total", "forwardAuth decisions made"))?,
+            auth_success: IntCounter::with_opts(opts("auth_success", "requests allowed"))?,
+            auth_failed: IntCounterVec::new(
+                opts("auth_failed", "requests refused, by reason"),
+                &["reason"],
+            )?,
+            rate_limited_total: IntCounter::with_opts(opts(
+                "rate_limited_total",
+                "requests refused by the per-IP rate limit",
+            ))?,
+            key_used_total: IntCounterVec::new(
+                opts("key_used_total", "successful verifications, by key id"),
+                &["key_id"],
+            )?,
+            key_not_after_seconds: IntGaugeVec::new(
+                opts(
+                    "key_not_after_seconds",
+                    "a loaded key's not_after as Unix seconds (keys without one are absent)",
+                ),
+                &["key_id"],
+            )?,
+            keyring_reloads_total: IntCounterVec::new(
+                opts(
+                    "keyring_reloads_total",
+                    "keyring reload attempts, by result",
+                ),
+                &["result"],
+            )?,
+            auth_duration_seconds: Histogram::with_opts(
+                HistogramOpts::new("auth_duration_seconds", "time to decide one request")
+                    .namespace(namespace)
+                    .buckets(vec![
+                        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+                        0.1,
+                    ]),
+            )?,
+            ratelimit_keys: IntGauge::with_opts(opts(
+                "ratelimit_keys",
+                "client keys held by the rate limiters",
+            ))?,
+            sessions_active: IntGaugeVec::new(
+                opts("sessions_active", "live sessions, by kind"),
+                &["kind"],
+            )?,
+            sessions_created_total: IntCounterVec::new(
+                opts(
+                    "sessions_created_total",
+                    "sessions first seen or issued, by kind",
+                ),
+                &["kind"],
+            )?,
+            sessions_revoked_total: IntCounter::with_opts(opts(
+                "sessions_revoked_total",
+                "sessions revoked by an operator",
+            ))?,
+            sessions_evicted_total: IntCounter::with_opts(opts(
+                "sessions_evicted_total",
+                "sessions dropped because the store was full",
+            ))?,
+            store_errors_total: IntCounterVec::new(
+                opts("store_errors_total", "session store failures, by operation"),
+                &["op"],
+            )?,
+            store_duration_seconds: HistogramVec::new(
+                HistogramOpts::new("store_duration_seconds", "session store operation time")
+                    .namespace(namespace)
+                    .buckets(vec![0.000_01, 0.000_1, 0.001, 0.005, 0.025, 0.1, 0.5]),
+                &["op"],
+            )?,
+            signal_detected_total: IntCounterVec::new(
+                opts(
+                    "auth_signal_detected_total",
+                    "requests to / whose signal was found from the signed path, by signal",
+                ),
+                &["signal"],
+            )?,
+            static_accepted_total: IntCounter::with_opts(opts(
+                "auth_static_accepted_total",
+                "v1 header sets accepted outside the window (static-header sessions)",
+            ))?,
+            monitor_mode: IntGauge::with_opts(opts(
+                "auth_monitor_mode",
+                "1 when monitor mode allows every request after deciding it",
+            ))?,
+            registry,
+        };
+        metrics.register()?;
+        // Start every label at zero so rate() and alert rules see the series
+        // before the first failure of each kind.
+        for reason in Reject::REASONS {
+            metrics.auth_failed.with_label_values(&[reason]);
+        }
+        for signal in ["metrics", "traces", "logs"] {
+            metrics.signal_detected_total.with_label_values(&[signal]);
+        }
+        for kind in ["signed", "issued"] {
+            metrics.sessions_active.with_label_values(&[kind]);
+            metrics.sessions_created_total.with_label_values(&[kind]);
+        }
+        for result in ["ok", "error"] {
+            metrics.keyring_reloads_total.with_label_values(&[result]);
+        }
+        Ok(metrics)
+    }
+
+    fn register(&self) -> Result<(), prometheus::Error> {
+        let r = &self.registry;
+        r.register(Box::new(self.auth_total.clone()))?;
+        r.register(Box::new(self.auth_success.clone()))?;
+        r.register(Box::new(self.auth_failed.clone()))?;
+        r.register(Box::new(self.rate_limited_total.clone()))?;
+        r.register(Box::new(self.key_used_total.clone()))?;
+        r.register(Box::new(self.key_not_after_seconds.clone()))?;
+        r.register(Box::new(self.keyring_reloads_total.clone()))?;
+        r.register(Box::new(self.auth_duration_seconds.clone()))?;
+        r.register(Box::new(self.ratelimit_keys.clone()))?;
+        r.register(Box::new(self.sessions_active.clone()))?;
+        r.register(Box::new(self.sessions_created_total.clone()))?;
+        r.register(Box::new(self.sessions_revoked_total.clone()))?;
+        r.register(Box::new(self.sessions_evicted_total.clone()))?;
+        r.register(Box::new(self.store_errors_total.clone()))?;
+        r.register(Box::new(self.store_duration_seconds.clone()))?;
+        r.register(Box::new(self.signal_detected_total.clone()))?;
+        r.register(Box::new(self.static_accepted_total.clone()))?;
+        r.register(Box::new(self.monitor_mode.clone()))?;
+        Ok(())
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Counts one refusal under its reason label.
+    pub fn record_reject(&self, reject: &Reject) {
+        self.auth_failed.with_label_values(&[reject.reason()]).inc();
+        if matches!(reject, Reject::RateLimited { .. }) {
+            self.rate_limited_total.inc();
+        }
+    }
+
+    /// Publishes each loaded key's `not_after`, replacing the previous ring's
+    /// series: a dropped key's series goes away with it.
+    pub fn set_key_not_after<'a>(&self, keys: impl IntoIterator<Item = (&'a str, Option<i64>)>) {
+        self.key_not_after_seconds.reset();
+        for (id, not_after) in keys {
+            if let Some(not_after) = not_after {
+                self.key_not_after_seconds
+                    .with_label_values(&[id])
+                    .set(not_after);
+            }
+        }
+    }
+
+    /// The text exposition format served at `/metrics`.
+    pub fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
+        let mut out = Vec::with_capacity(8 * 1024);
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kotormodsync_namespace_gives_the_original_names() {
+        let metrics = Metrics::new("kotormodsync").unwrap();
+        metrics.auth_total.inc();
+        metrics.auth_success.inc();
+        metrics.record_reject(&Reject::BadSignature);
+        let text = String::from_utf8(metrics.render().unwrap()).unwrap();
+        assert!(text.contains("kotormodsync_auth_total 1"), "{text}");
+        assert!(text.contains("kotormodsync_auth_success 1"), "{text}");
+        assert!(
+            text.contains("kotormodsync_auth_failed{reason=\"bad_signature\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kotormodsync_auth_failed{reason=\"stale_timestamp\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kotormodsync_keyring_reloads_total{result=\"error\"} 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn key_not_after_series_follow_the_ring() {
+        let metrics = Metrics::new("telegate").unwrap();
+        metrics.set_key_not_after([("old", Some(1_700_000_000)), ("new", None)]);
+        let text = String::from_utf8(metrics.render().unwrap()).unwrap();
+        assert!(
+            text.contains("telegate_key_not_after_seconds{key_id=\"old\"} 1700000000"),
+            "{text}"
+        );
+        assert!(!text.contains("key_id=\"new\""), "{text}");
+        metrics.set_key_not_after([("new", Some(1_800_000_000))]);
+        let text = String::from_utf8(metrics.render().unwrap()).unwrap();
+        assert!(
+            !text.contains("key_id=\"old\""),
+            "a dropped key's series goes: {text}"
+        );
+    }
+
+    #[test]
+    fn rate_limited_refusals_count_twice_over() {
+        let metrics = Metrics::new("telegate").unwrap();
+        metrics.record_reject(&Reject::RateLimited {
+            retry_after_secs: 1,
+        });
+        assert_eq!(metrics.rate_limited_total.get(), 1);
+        assert_eq!(
+            metrics
+                .auth_failed
+                .with_label_values(&["rate_limited"])
+                .get(),
+            1
+        );
+    }
+}

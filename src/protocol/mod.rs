@@ -1,0 +1,25 @@
+//! The client protocol (`../PROTOCOL.md`, byte-compatible): what a signed
+//! request is and whether its signature holds. Pure: no I/O, no clock (the
+//! caller passes `now`), no shared state.
+//!
+//! - [`signed_request`]: parses the `X-KMS-*` headers into a typed request.
+//! - [`signature_v2`]: the body-bound v2 headers, message and key-id verification.
+//! - [`canonical`]: the canonical v1 message and its HMAC-SHA256.
+//! - [`window`]: the timestamp window check, in both directions.
+//! - [`keyring`]: the ring of rotating keys and which of them are live.
+//! - [`verify`]: checks a v1 signature against every live key of the ring.
+//! - [`signal`]: the OTLP signals a signed path names, and the media types.
+//! - [`token`]: session tokens: how one is made, presented and hashed.
+//! - [`headers`]: the header names read and answered, and how values are read.
+//! - [`reject`]: every reason a request is refused, with its status, sentence and `Retry-After`.
+
+pub mod canonical;
+pub mod headers;
+pub mod keyring;
+pub mod reject;
+pub mod signal;
+pub mod signature_v2;
+pub mod signed_request;
+pub mod token;
+pub mod verify;
+pub mod window;

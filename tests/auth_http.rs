@@ -598,3 +598,55 @@ fn to_map(headers: &[(&'static str, String)]) -> reqwest::header::HeaderMap {
     }
     map
 }
+
+/// Nothing is read for a request that fails the header checks: an unsigned
+/// `/auth` announcing a large body it never sends is answered at once,
+/// not after the body deadline.
+#[tokio::test]
+async fn a_refused_request_is_answered_before_its_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start_server(&config_with("[ingest]\nbody_timeout_secs = 30")).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = "GET /auth HTTP/1.1\r\nHost: gate\r\nX-Forwarded-Method: POST\r\n\
+                X-Forwarded-Uri: /v1/metrics\r\nContent-Length: 1000000\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 1024];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("answered without waiting for the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("missing_signature"), "{answer}");
+    let text = server.scrape().await;
+    assert_eq!(
+        sample(&text, "telegate_auth_failed{reason=\"missing_signature\"}"),
+        Some(1.0)
+    );
+    server.stop().await;
+}
+
+/// A body Traefik forwards (`forwardBody: true`) that is too large is a
+/// counted refusal like any other, after the signature checked out.
+#[tokio::test]
+async fn a_forwarded_body_over_the_cap_is_413_and_counted() {
+    let server = start_server(&config_with("[ingest]\nmax_body_bytes = 1024")).await;
+    let response = server
+        .auth_request(&valid())
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reason_of(response).await, (413, "body_too_large".into()));
+    let text = server.scrape().await;
+    assert_eq!(
+        sample(&text, "telegate_auth_failed{reason=\"body_too_large\"}"),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "telegate_auth_total"), Some(1.0));
+    assert_eq!(
+        sample(&text, "telegate_auth_duration_seconds_count"),
+        Some(1.0)
+    );
+    server.stop().await;
+}

@@ -95,7 +95,7 @@ impl Observer<'_> {
             .auth_duration_seconds
             .observe(decision.started.elapsed().as_secs_f64());
         match &decision.delivery {
-            Some(delivery) => log_ingest(decision, delivery, latency_us),
+            Some(delivery) => self.log_ingest(decision, delivery, latency_us),
             None => self.log_decision(decision, latency_us),
         }
     }
@@ -210,55 +210,58 @@ impl Observer<'_> {
             .or_else(|| header_str(headers, &self.names.session_alt));
         session.map_or("", |s| truncate(s, signed_request::MAX_FIELD_LEN))
     }
-}
 
-fn log_ingest(decision: &Decision<'_>, delivery: &Delivery<'_>, latency_us: u64) {
-    let admission = decision.admission;
-    let client_ip = admission.client_ip;
-    let signal = delivery.signal.map_or("unknown", Signal::as_str);
-    let mode = delivery.mode;
-    let detected = delivery.detected;
-    let verified = admission.outcome.as_ref().ok().and_then(Admitted::verified);
-    let session = verified.map_or("", |v| v.request.session_id);
-    let key_id = verified.map_or("", |v| v.key_id.as_str());
-    let version = verified.map_or(0, |v| v.version());
-    let nonce = verified
-        .and_then(|v| v.v2.as_ref())
-        .map_or("", |v2| v2.nonce_prefix());
-    let static_headers = verified.is_some_and(|v| v.static_headers);
-    let bytes = admission
-        .outcome
-        .as_ref()
-        .ok()
-        .and_then(|a| a.body.as_ref())
-        .map_or(0, |b| b.len());
-    let (result, reason, status, detail) = match (&admission.outcome, delivery.result) {
-        (Err(reject), _) => ("deny", reject.reason(), reject.status().as_u16(), ""),
-        (Ok(_), Delivered::Yes) => ("delivered", "", 200, ""),
-        (Ok(_), Delivered::Replayed) => ("replayed", "", 200, ""),
-        (
-            Ok(_),
-            Delivered::No {
-                reason,
-                status,
-                detail,
-            },
-        ) => ("deny", reason, status, detail),
-    };
-    if result == "deny" {
-        tracing::info!(
-            target: "telegate::ingest",
-            %client_ip, signal, mode, session, key_id, version, nonce, bytes,
-            detected, result, reason, status, detail, latency_us,
-            "ingest decision"
-        );
-    } else {
-        tracing::info!(
-            target: "telegate::ingest",
-            %client_ip, signal, mode, session, key_id, version, nonce, bytes,
-            items = delivery.items.unwrap_or(0), detected, static_headers,
-            result, status, latency_us,
-            "ingest decision"
-        );
+    fn log_ingest(&self, decision: &Decision<'_>, delivery: &Delivery<'_>, latency_us: u64) {
+        let admission = decision.admission;
+        let client_ip = admission.client_ip;
+        let signal = delivery.signal.map_or("unknown", Signal::as_str);
+        let mode = delivery.mode;
+        let detected = delivery.detected;
+        let verified = admission.outcome.as_ref().ok().and_then(Admitted::verified);
+        let session = match verified {
+            Some(verified) => verified.request.session_id,
+            None => self.session_hint(decision.headers),
+        };
+        let key_id = verified.map_or("", |v| v.key_id.as_str());
+        let version = verified.map_or(0, |v| v.version());
+        let nonce = verified
+            .and_then(|v| v.v2.as_ref())
+            .map_or("", |v2| v2.nonce_prefix());
+        let static_headers = verified.is_some_and(|v| v.static_headers);
+        let bytes = admission
+            .outcome
+            .as_ref()
+            .ok()
+            .and_then(|a| a.body.as_ref())
+            .map_or(0, |b| b.len());
+        let (result, reason, status, detail) = match (&admission.outcome, delivery.result) {
+            (Err(reject), _) => ("deny", reject.reason(), reject.status().as_u16(), ""),
+            (Ok(_), Delivered::Yes) => ("delivered", "", 200, ""),
+            (Ok(_), Delivered::Replayed) => ("replayed", "", 200, ""),
+            (
+                Ok(_),
+                Delivered::No {
+                    reason,
+                    status,
+                    detail,
+                },
+            ) => ("deny", reason, status, detail),
+        };
+        if result == "deny" {
+            tracing::info!(
+                target: "telegate::ingest",
+                %client_ip, signal, mode, session, key_id, version, nonce, bytes,
+                detected, result, reason, status, detail, latency_us,
+                "ingest decision"
+            );
+        } else {
+            tracing::info!(
+                target: "telegate::ingest",
+                %client_ip, signal, mode, session, key_id, version, nonce, bytes,
+                items = delivery.items.unwrap_or(0), detected, static_headers,
+                result, status, latency_us,
+                "ingest decision"
+            );
+        }
     }
 }

@@ -1,0 +1,221 @@
+//! One observation step: a decision on every route (forwardAuth, an ingest
+//! export delivered to the real collector, a signed `POST /sessions`, and a
+//! refused export) shows up in all three places an `/auth` decision does:
+//! the metrics, the decision log line (JSON, one per request) and the status
+//! board (`GET /` with a template that prints the board's figures).
+//!
+//! ```text
+//! reqwest --GET /auth, POST /v1/metrics, POST /sessions--> telegate binary --> rotel
+//! ```
+//!
+//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_observe -- --nocapture`.
+
+mod e2e_support;
+
+use std::time::Duration;
+
+use e2e_support::otlp::{export_request, unix_now};
+use e2e_support::stack::{keygen, metric_value, Rotel, Telegate};
+use e2e_support::{http_client, poll_until, require_tools, Workdir};
+use prost::Message;
+use telegate::protocol::canonical::{sign_v1, MessageV1};
+use telegate::secret::Secret;
+
+const KEY_ID: &str = "obs";
+
+#[tokio::test]
+async fn every_route_is_observed_in_metrics_log_and_board() {
+    let Some(tools) = require_tools("e2e_observe", &["rotel-agent"]) else {
+        return;
+    };
+    let work = Workdir::new("telegate-e2e-observe");
+    let secret = keygen();
+    let run = keygen()[..12].to_owned();
+    work.write("obs.key", &secret);
+    std::fs::create_dir_all(work.path().join("templates")).expect("templates dir");
+    work.write(
+        "templates/index.html",
+        "allowed={{allowed_5m}} denied={{denied_5m}} decisions={{decisions_5m}}\n",
+    );
+    let mut rotel = Rotel::start(&tools, &work).await;
+    let telegate = Telegate::start(&work, &config(&rotel.url())).await;
+    let http = http_client();
+    let sign = |method: &str, path: &str, session: &str| {
+        let timestamp = unix_now();
+        let message = MessageV1 {
+            method,
+            path,
+            timestamp,
+            session_id: session,
+        };
+        let signature = sign_v1(&Secret::from_text(&secret).unwrap(), &message);
+        [
+            ("X-KMS-Signature", signature),
+            ("X-KMS-Timestamp", timestamp.to_string()),
+            ("X-KMS-Session-ID", session.to_string()),
+        ]
+    };
+    let board = || async {
+        let page = http.get(telegate.url("/")).send().await.unwrap();
+        page.text().await.unwrap()
+    };
+    assert!(
+        board().await.contains("allowed=0 denied=0"),
+        "{}",
+        board().await
+    );
+
+    // 1. forwardAuth, as Traefik sends it.
+    let auth_session = format!("auth-{run}");
+    let mut request = http
+        .get(telegate.url("/auth"))
+        .header("X-Forwarded-Method", "POST")
+        .header("X-Forwarded-Uri", "/v1/metrics");
+    for (name, value) in sign("POST", "/v1/metrics", &auth_session) {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status(), 200);
+
+    // 2. An export delivered to the real collector.
+    let ingest_session = format!("ingest-{run}");
+    let metric = format!("observe_{run}");
+    let mut request = http
+        .post(telegate.url("/v1/metrics"))
+        .header("Content-Type", "application/x-protobuf")
+        .body(export_request(&metric, &run).encode_to_vec());
+    for (name, value) in sign("POST", "/v1/metrics", &ingest_session) {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status(), 200);
+    rotel
+        .wait_for(&format!("-> Name: {metric}\n"), Duration::from_secs(5))
+        .await;
+
+    // 3. A signed POST /sessions.
+    let issued_session = format!("issued-{run}");
+    let mut request = http
+        .post(telegate.url("/sessions"))
+        .header("Content-Type", "application/json")
+        .body("{}");
+    for (name, value) in sign("POST", "/sessions", &issued_session) {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status(), 201);
+
+    // 4. An export refused by the admission (signed over another path).
+    let refused_session = format!("refused-{run}");
+    let mut request = http
+        .post(telegate.url("/v1/metrics"))
+        .header("Content-Type", "application/x-protobuf")
+        .body(export_request(&metric, &run).encode_to_vec());
+    for (name, value) in sign("POST", "/v1/traces", &refused_session) {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status(), 403);
+
+    // Metrics: four decisions, three allowed, each signed one counted by key.
+    let metrics = telegate.metrics().await;
+    let value = |series: &str| metric_value(&metrics, series).unwrap_or(-1.0);
+    assert_eq!(value("telegate_auth_total"), 4.0, "{metrics}");
+    assert_eq!(value("telegate_auth_success"), 3.0, "{metrics}");
+    assert_eq!(
+        value(&format!("telegate_key_used_total{{key_id=\"{KEY_ID}\"}}")),
+        3.0
+    );
+    assert_eq!(value("telegate_auth_failed{reason=\"bad_signature\"}"), 1.0);
+    assert_eq!(value("telegate_auth_duration_seconds_count"), 4.0);
+    assert_eq!(
+        value("telegate_ingest_requests_total{result=\"delivered\",signal=\"metrics\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("telegate_ingest_requests_total{result=\"bad_signature\",signal=\"metrics\"}"),
+        1.0
+    );
+
+    // The status board.
+    assert!(
+        board().await.contains("allowed=3 denied=1 decisions=4"),
+        "{}",
+        board().await
+    );
+
+    // The log: exactly one decision line per request, each with its route.
+    let lines = poll_until(
+        "four decision lines in telegate's log",
+        Duration::from_secs(5),
+        || {
+            let log = telegate.proc.log_text();
+            async move {
+                let lines: Vec<serde_json::Value> = log
+                    .lines()
+                    .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                    .filter(|line| {
+                        let message = &line["message"];
+                        message == "auth decision" || message == "ingest decision"
+                    })
+                    .collect();
+                if lines.len() >= 4 {
+                    Ok(lines)
+                } else {
+                    Err(format!("{} decision lines so far", lines.len()))
+                }
+            }
+        },
+    )
+    .await
+    .expect("decision lines");
+    let find = |session: &str| {
+        let found: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|line| line["session"] == session)
+            .collect();
+        assert_eq!(found.len(), 1, "one line for {session}: {lines:#?}");
+        found[0].clone()
+    };
+    let auth = find(&auth_session);
+    assert_eq!(auth["message"], "auth decision");
+    assert_eq!(
+        (auth["route"].as_str(), auth["result"].as_str()),
+        (Some("auth"), Some("allow"))
+    );
+    let ingest = find(&ingest_session);
+    assert_eq!(ingest["message"], "ingest decision");
+    assert_eq!(ingest["result"], "delivered");
+    assert_eq!(ingest["key_id"], KEY_ID);
+    let issued = find(&issued_session);
+    assert_eq!(issued["message"], "auth decision");
+    assert_eq!(issued["route"], "sessions");
+    assert_eq!(issued["key_id"], KEY_ID);
+    let refused = find(&refused_session);
+    assert_eq!(refused["message"], "ingest decision");
+    assert_eq!(
+        (refused["result"].as_str(), refused["reason"].as_str()),
+        (Some("deny"), Some("bad_signature"))
+    );
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+}
+
+fn config(collector: &str) -> String {
+    format!(
+        r#"
+trusted_proxies = ["127.0.0.1/32"]
+[[auth.keys]]
+id = "{KEY_ID}"
+file = "obs.key"
+[rate_limit]
+per_second = 1000
+burst = 1000
+[ingest]
+mode = "validate"
+[collector]
+endpoint = "{collector}"
+request_timeout_secs = 3
+[status]
+templates_dir = "templates"
+[log]
+level = "info"
+format = "json"
+"#
+    )
+}

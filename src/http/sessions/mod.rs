@@ -106,13 +106,15 @@ where
 {
     let headers = &parts.headers;
     let method = &parts.method;
+    // The one reading of the clock for this request.
+    let now = state.now();
     match parse_route(parts.uri.path()) {
         Route::Sessions => match *method {
             Method::GET => {
                 require_admin(state, headers)?;
-                list(state, parts).await
+                list(state, parts, now).await
             }
-            Method::POST => tokens::create(state, parts, body, peer).await,
+            Method::POST => tokens::create(state, parts, body, peer, now).await,
             Method::DELETE => {
                 require_admin(state, headers)?;
                 wipe(state).await
@@ -122,19 +124,19 @@ where
         Route::Stats => match *method {
             Method::GET => {
                 require_admin(state, headers)?;
-                let stats = state.sessions.stats(state.now()).await?;
+                let stats = state.sessions.stats(now).await?;
                 Ok(respond::json(StatusCode::OK, &stats))
             }
             _ => Err(ApiError::MethodNotAllowed),
         },
         Route::One(id) => match *method {
             Method::GET => {
-                owner_or_admin(state, headers, id).await?;
-                read(state, id).await
+                owner_or_admin(state, headers, id, now).await?;
+                read(state, id, now).await
             }
             Method::DELETE => {
-                let access = owner_or_admin(state, headers, id).await?;
-                delete(state, access, id).await
+                let access = owner_or_admin(state, headers, id, now).await?;
+                delete(state, access, id, now).await
             }
             _ => Err(ApiError::MethodNotAllowed),
         },
@@ -142,11 +144,11 @@ where
             if *method != Method::POST {
                 return Err(ApiError::MethodNotAllowed);
             }
-            owner_or_admin(state, headers, id).await?;
+            owner_or_admin(state, headers, id, now).await?;
             match action {
-                "activity" => tokens::activity(state, id).await,
-                "extend" => tokens::extend(state, headers, body, id).await,
-                _ => tokens::refresh(state, id).await,
+                "activity" => tokens::activity(state, id, now).await,
+                "extend" => tokens::extend(state, headers, body, id, now).await,
+                _ => tokens::refresh(state, id, now).await,
             }
         }
         Route::User(user) => match *method {
@@ -192,6 +194,7 @@ async fn owner_or_admin(
     state: &AppState,
     headers: &HeaderMap,
     id: &str,
+    now: i64,
 ) -> Result<Access, ApiError> {
     let presented = match token::bearer(headers) {
         Some(bearer) if is_admin(state, bearer) => return Ok(Access::Admin),
@@ -200,7 +203,7 @@ async fn owner_or_admin(
     };
     let check = state
         .sessions
-        .find_token(&TokenHash::of(presented), state.now())
+        .find_token(&TokenHash::of(presented), now)
         .await?;
     match check {
         TokenCheck::Live(owner) | TokenCheck::Expired(owner) if owner.session_id == id => {
@@ -212,8 +215,8 @@ async fn owner_or_admin(
     }
 }
 
-async fn read(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
-    match state.sessions.lookup(id, state.now()).await? {
+async fn read(state: &AppState, id: &str, now: i64) -> Result<Response<Body>, ApiError> {
+    match state.sessions.lookup(id, now).await? {
         Lookup::Live(record) => Ok(respond::json(StatusCode::OK, &record)),
         Lookup::Expired(_) => Err(ApiError::Expired),
         Lookup::Unknown => Err(ApiError::NotFound),
@@ -223,7 +226,12 @@ async fn read(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
 /// The owner logs out (the session is deleted); an admin revokes (a signed
 /// session stays readable as revoked, an issued one is deleted and its
 /// token refused as revoked).
-async fn delete(state: &AppState, access: Access, id: &str) -> Result<Response<Body>, ApiError> {
+async fn delete(
+    state: &AppState,
+    access: Access,
+    id: &str,
+    now: i64,
+) -> Result<Response<Body>, ApiError> {
     let pet_name = crate::session::petname::pet_name(id);
     if access == Access::Owner {
         if !state.sessions.delete(id).await? {
@@ -237,7 +245,7 @@ async fn delete(state: &AppState, access: Access, id: &str) -> Result<Response<B
     }
     let kind = state
         .sessions
-        .revoke(id, state.now())
+        .revoke(id, now)
         .await?
         .ok_or(ApiError::NotFound)?;
     state.metrics.sessions_revoked_total.inc();
@@ -249,7 +257,7 @@ async fn delete(state: &AppState, access: Access, id: &str) -> Result<Response<B
     ))
 }
 
-async fn list(state: &AppState, parts: &Parts) -> Result<Response<Body>, ApiError> {
+async fn list(state: &AppState, parts: &Parts, now: i64) -> Result<Response<Body>, ApiError> {
     let query = parts.uri.query();
     let kind = match query_param(query, "kind") {
         None | Some("") => None,
@@ -283,7 +291,7 @@ async fn list(state: &AppState, parts: &Parts) -> Result<Response<Body>, ApiErro
             .filter(|c| !c.is_empty())
             .map(str::to_string),
     };
-    let page = state.sessions.list(&filter, state.now()).await?;
+    let page = state.sessions.list(&filter, now).await?;
     Ok(respond::json(StatusCode::OK, &page))
 }
 

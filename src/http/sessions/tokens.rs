@@ -61,13 +61,13 @@ pub(super) async fn create<B>(
     parts: &Parts,
     body: B,
     peer: IpAddr,
+    now: i64,
 ) -> Result<Response<Body>, ApiError>
 where
     B: HttpBody,
     B::Error: Into<BoxError>,
 {
     let headers = &parts.headers;
-    let now = state.now();
     let (issuer, bytes) = issuer(state, parts, body, peer, now).await?;
     let request: CreateBody = body::json(&bytes)?.unwrap_or_default();
     let user_id = request.user_id.map(valid_user_id).transpose()?;
@@ -239,13 +239,12 @@ fn changed(outcome: Changed) -> Result<Box<SessionRecord>, ApiError> {
     }
 }
 
-pub(super) async fn activity(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
-    let record = changed(
-        state
-            .sessions
-            .change(id, Change::Touch, state.now())
-            .await?,
-    )?;
+pub(super) async fn activity(
+    state: &AppState,
+    id: &str,
+    now: i64,
+) -> Result<Response<Body>, ApiError> {
+    let record = changed(state.sessions.change(id, Change::Touch, now).await?)?;
     Ok(respond::json(StatusCode::OK, &record))
 }
 
@@ -254,6 +253,7 @@ pub(super) async fn extend<B>(
     headers: &HeaderMap,
     body: B,
     id: &str,
+    now: i64,
 ) -> Result<Response<Body>, ApiError>
 where
     B: HttpBody,
@@ -272,15 +272,19 @@ where
         ));
     }
     let change = Change::Extend(seconds);
-    let record = changed(state.sessions.change(id, change, state.now()).await?)?;
+    let record = changed(state.sessions.change(id, change, now).await?)?;
     Ok(respond::json(StatusCode::OK, &record))
 }
 
 /// A new token; the old one opens nothing once this answers.
-pub(super) async fn refresh(state: &AppState, id: &str) -> Result<Response<Body>, ApiError> {
+pub(super) async fn refresh(
+    state: &AppState,
+    id: &str,
+    now: i64,
+) -> Result<Response<Body>, ApiError> {
     let token = new_token()?;
     let change = Change::Refresh(token.hash());
-    let record = changed(state.sessions.change(id, change, state.now()).await?)?;
+    let record = changed(state.sessions.change(id, change, now).await?)?;
     tracing::info!(
         session = id,
         pet_name = record.pet_name,

@@ -13,6 +13,7 @@
 //! Issued sessions add two indices: token hash -> session id, and user ->
 //! that user's session ids, oldest first ([`issued`]).
 
+mod admin;
 mod issued;
 mod key;
 mod signed;
@@ -332,124 +333,6 @@ impl IssuedSessions for MemoryStore {
 
     fn delete<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(std::future::ready(Ok(self.delete_now(session_id))))
-    }
-}
-
-impl SessionAdmin for MemoryStore {
-    fn lookup<'a>(
-        &'a self,
-        session_id: &'a str,
-        now: i64,
-    ) -> BoxFuture<'a, Result<Lookup, StoreError>> {
-        let record = self.signed.get(session_id, now).or_else(|| {
-            let entry = self.sessions.get(session_id)?;
-            let record = lock(&entry).record.clone();
-            Some(record)
-        });
-        let found = match record {
-            None => Lookup::Unknown,
-            Some(record) => {
-                if record.is_live(now) {
-                    Lookup::Live(record)
-                } else {
-                    Lookup::Expired(record)
-                }
-            }
-        };
-        Box::pin(std::future::ready(Ok(found)))
-    }
-
-    fn revoke<'a>(
-        &'a self,
-        session_id: &'a str,
-        now: i64,
-    ) -> BoxFuture<'a, Result<Option<SessionKind>, StoreError>> {
-        let kind = if self.signed.revoke(session_id, now) {
-            Some(SessionKind::Signed)
-        } else if self.sessions.contains_key(session_id) {
-            // Deleted, but its token index entry stays: the token is then
-            // answered `session_revoked`, not `invalid_session`.
-            self.sessions.invalidate(session_id);
-            Some(SessionKind::Issued)
-        } else {
-            None
-        };
-        if kind.is_some() {
-            let until = now.saturating_add(secs(self.settings.revocation_ttl));
-            self.any_revoked.store(true, Ordering::Release);
-            self.revoked.insert(Arc::from(session_id), until);
-        }
-        Box::pin(std::future::ready(Ok(kind)))
-    }
-
-    fn list<'a>(
-        &'a self,
-        filter: &'a ListFilter,
-        now: i64,
-    ) -> BoxFuture<'a, Result<Page, StoreError>> {
-        let mut matching: Vec<SessionRecord> = self
-            .snapshot(now)
-            .into_iter()
-            .filter(|r| filter.kind.is_none_or(|kind| r.kind == kind))
-            .filter(|r| {
-                filter
-                    .user
-                    .as_deref()
-                    .is_none_or(|user| r.user_id.as_deref() == Some(user))
-            })
-            .filter(|r| {
-                filter
-                    .active
-                    .is_none_or(|active| r.is_active(now) == active)
-            })
-            .filter(|r| {
-                filter
-                    .cursor
-                    .as_deref()
-                    .is_none_or(|after| r.session_id.as_str() > after)
-            })
-            .collect();
-        matching.sort_by(|a, b| a.session_id.cmp(&b.session_id));
-        let more = matching.len() > filter.limit;
-        matching.truncate(filter.limit);
-        let next_cursor = more
-            .then(|| matching.last().map(|r| r.session_id.clone()))
-            .flatten();
-        Box::pin(std::future::ready(Ok(Page {
-            sessions: matching,
-            next_cursor,
-        })))
-    }
-
-    fn stats(&self, now: i64) -> BoxFuture<'_, Result<Stats, StoreError>> {
-        let mut stats = Stats::zero();
-        for record in self.snapshot(now) {
-            stats.count(record, now);
-        }
-        Box::pin(std::future::ready(Ok(stats)))
-    }
-
-    fn active(&self, now: i64) -> Vec<(SessionKind, u64)> {
-        let issued = self
-            .sessions
-            .iter()
-            .filter(|(_, record)| lock(record).record.is_active(now))
-            .count() as u64;
-        vec![
-            (SessionKind::Signed, self.signed.active(now)),
-            (SessionKind::Issued, issued),
-        ]
-    }
-
-    fn delete_user<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(std::future::ready(Ok(self.delete_user_now(user))))
-    }
-
-    fn wipe(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        let count = self.sessions.iter().count() as u64 + self.signed.len() as u64;
-        self.clear();
-        self.statics.clear();
-        Box::pin(std::future::ready(Ok(count)))
     }
 }
 

@@ -17,6 +17,12 @@ use crate::protocol::token::TokenHash;
 
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
+/// An answer that is already there, as a store's future: the memory store
+/// answers every call at once.
+pub fn answered<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
 /// The store could not answer (a remote store is down): 503 `store_unavailable`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("session store unavailable: {0}")]
@@ -55,7 +61,7 @@ pub trait SessionGate: Send + Sync {
         now: i64,
     ) -> BoxFuture<'a, Option<StaticSighting>> {
         let _ = (set, now);
-        Box::pin(std::future::ready(None))
+        answered(None)
     }
 }
 

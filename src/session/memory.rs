@@ -30,9 +30,9 @@ use moka::sync::Cache;
 use prometheus::IntCounter;
 
 use super::{
-    BoxFuture, Change, Changed, HeaderSet, Issue, IssuedSessions, ListFilter, Lookup, NewSession,
-    Page, Refusal, SessionAdmin, SessionGate, SessionKind, SessionRecord, SessionSettings,
-    Sighting, StaticSighting, Stats, StoreError, TokenCheck, TokenHash, TokenUse,
+    answered, BoxFuture, Change, Changed, HeaderSet, Issue, IssuedSessions, ListFilter, Lookup,
+    NewSession, Page, Refusal, SessionAdmin, SessionGate, SessionKind, SessionRecord,
+    SessionSettings, Sighting, StaticSighting, Stats, StoreError, TokenCheck, TokenHash, TokenUse,
 };
 use crate::pipeline::client_ip;
 use key::{Key, KeyRef};
@@ -287,11 +287,7 @@ impl SessionGate for MemoryStore {
         token: &'a TokenHash,
         seen: &'a TokenUse<'a>,
     ) -> BoxFuture<'a, Result<TokenCheck, StoreError>> {
-        Box::pin(std::future::ready(Ok(self.check_token(
-            token,
-            seen.now,
-            Some(seen),
-        ))))
+        answered(Ok(self.check_token(token, seen.now, Some(seen))))
     }
 
     fn remember_static(&self, set: &HeaderSet<'_>, client_ip: IpAddr, now: i64, max_age: Duration) {
@@ -303,13 +299,13 @@ impl SessionGate for MemoryStore {
         set: &'a HeaderSet<'a>,
         now: i64,
     ) -> BoxFuture<'a, Option<StaticSighting>> {
-        Box::pin(std::future::ready(self.static_sighting_now(set, now)))
+        answered(self.static_sighting_now(set, now))
     }
 }
 
 impl IssuedSessions for MemoryStore {
     fn issue(&self, new: NewSession) -> BoxFuture<'_, Result<Issue, StoreError>> {
-        Box::pin(std::future::ready(Ok(self.issue_now(new))))
+        answered(Ok(self.issue_now(new)))
     }
 
     fn find_token<'a>(
@@ -317,7 +313,7 @@ impl IssuedSessions for MemoryStore {
         token: &'a TokenHash,
         now: i64,
     ) -> BoxFuture<'a, Result<TokenCheck, StoreError>> {
-        Box::pin(std::future::ready(Ok(self.check_token(token, now, None))))
+        answered(Ok(self.check_token(token, now, None)))
     }
 
     fn change<'a>(
@@ -326,13 +322,11 @@ impl IssuedSessions for MemoryStore {
         change: Change,
         now: i64,
     ) -> BoxFuture<'a, Result<Changed, StoreError>> {
-        Box::pin(std::future::ready(Ok(
-            self.change_now(session_id, change, now)
-        )))
+        answered(Ok(self.change_now(session_id, change, now)))
     }
 
     fn delete<'a>(&'a self, session_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
-        Box::pin(std::future::ready(Ok(self.delete_now(session_id))))
+        answered(Ok(self.delete_now(session_id)))
     }
 }
 

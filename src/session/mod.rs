@@ -32,8 +32,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use crate::pipeline::session_gate::{
-    BoxFuture, HeaderSet, Refusal, SessionGate, Sighting, StaticSighting, StoreError, TokenCheck,
-    TokenOwner, TokenUse,
+    answered, BoxFuture, HeaderSet, Refusal, SessionGate, Sighting, StaticSighting, StoreError,
+    TokenCheck, TokenOwner, TokenUse,
 };
 pub use crate::protocol::token::{self, Token, TokenHash};
 pub use memory::MemoryStore;

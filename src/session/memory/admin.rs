@@ -24,7 +24,7 @@ impl SessionAdmin for MemoryStore {
                 }
             }
         };
-        Box::pin(std::future::ready(Ok(found)))
+        answered(Ok(found))
     }
 
     fn revoke<'a>(
@@ -47,7 +47,7 @@ impl SessionAdmin for MemoryStore {
             self.any_revoked.store(true, Ordering::Release);
             self.revoked.insert(Arc::from(session_id), until);
         }
-        Box::pin(std::future::ready(Ok(kind)))
+        answered(Ok(kind))
     }
 
     fn list<'a>(
@@ -83,10 +83,10 @@ impl SessionAdmin for MemoryStore {
         let next_cursor = more
             .then(|| matching.last().map(|r| r.session_id.clone()))
             .flatten();
-        Box::pin(std::future::ready(Ok(Page {
+        answered(Ok(Page {
             sessions: matching,
             next_cursor,
-        })))
+        }))
     }
 
     fn stats(&self, now: i64) -> BoxFuture<'_, Result<Stats, StoreError>> {
@@ -94,7 +94,7 @@ impl SessionAdmin for MemoryStore {
         for record in self.snapshot(now) {
             stats.count(record, now);
         }
-        Box::pin(std::future::ready(Ok(stats)))
+        answered(Ok(stats))
     }
 
     fn active(&self, now: i64) -> Vec<(SessionKind, u64)> {
@@ -110,13 +110,13 @@ impl SessionAdmin for MemoryStore {
     }
 
     fn delete_user<'a>(&'a self, user: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(std::future::ready(Ok(self.delete_user_now(user))))
+        answered(Ok(self.delete_user_now(user)))
     }
 
     fn wipe(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         let count = self.sessions.iter().count() as u64 + self.signed.len() as u64;
         self.clear();
         self.statics.clear();
-        Box::pin(std::future::ready(Ok(count)))
+        answered(Ok(count))
     }
 }

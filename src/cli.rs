@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::canonical::{self, MessageV1};
-use crate::config::{self, ConfigError, ConfigSource, Env};
+use crate::config::{self, ConfigError, ConfigSource};
+use crate::env::Env;
 use crate::keyring::Keyring;
 use crate::secret::Secret;
 use crate::signature_v2::{self, MessageV2};

@@ -19,6 +19,7 @@
 //! - [`status`]: the `/` and `/waiting` HTML status pages (live figures, templates).
 //!
 //! Around the pipeline: [`config`] (TOML + env overrides, validated once),
+//! [`env`] (the environment, read through a trait tests fill),
 //! [`keyring`] (rotating secrets, atomic reload), [`secret`] (a secret that cannot
 //! be printed), [`metrics`] (Prometheus registry), [`state`] (the shared handle),
 //! [`logging`] (tracing setup), [`startup`] (what `serve` does before the
@@ -31,6 +32,7 @@ pub mod canonical;
 pub mod cli;
 pub mod client_ip;
 pub mod config;
+pub mod env;
 pub mod healthcheck;
 pub mod ingest;
 pub mod keyring;

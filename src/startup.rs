@@ -8,7 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::cli;
-use crate::config::{ConfigSource, ProcessEnv, Settings};
+use crate::config::{ConfigSource, Settings};
+use crate::env::ProcessEnv;
 use crate::keyring::{reload::Reloader, Keyring, SharedKeyring};
 use crate::metrics::Metrics;
 use crate::server;

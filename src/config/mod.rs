@@ -11,14 +11,13 @@
 //! `AUTH_SERVICE_PORT` (the listen port; `TELEGATE_LISTEN` wins) and
 //! `REQUIRE_AUTH=false` (monitor mode).
 
-mod env;
 mod ingest;
 mod raw;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use env::{Env, MapEnv, ProcessEnv};
+pub use crate::env::{Env, MapEnv, ProcessEnv};
 pub use ingest::{CollectorSection, CollectorSettings, IngestMode, IngestSection, IngestSettings};
 pub use raw::*;
 pub use validate::{

@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 
 use crate::canonical::{self, HmacSha256, TAG_LEN};
-use crate::config::Env;
+use crate::env::Env;
 use crate::secret::Secret;
 
 /// A key's public name: it appears in logs, metrics and `X-Auth-Key-Id`.
@@ -224,7 +224,7 @@ impl SharedKeyring {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::env::MapEnv;
 
     fn spec(id: &str, source: KeySource, not_after: Option<i64>) -> KeySpec {
         KeySpec {

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Keyring, SharedKeyring};
-use crate::config::{self, ConfigSource, Env};
+use crate::config::{self, ConfigSource};
+use crate::env::Env;
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +141,7 @@ async fn recv(_: &mut Hangup) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::env::MapEnv;
 
     struct Fixture {
         dir: tempfile::TempDir,

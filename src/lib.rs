@@ -19,7 +19,8 @@
 //! - [`status`]: the `/` and `/waiting` HTML status pages (live figures, templates).
 //!
 //! Around the pipeline: [`config`] (TOML + env overrides, validated once),
-//! [`env`] (the environment, read through a trait tests fill),
+//! [`env`] (the environment, read through a trait tests fill), [`ip`] (address
+//! forms and the trusted proxy set),
 //! [`keyring`] (rotating secrets, atomic reload), [`secret`] (a secret that cannot
 //! be printed), [`metrics`] (Prometheus registry), [`state`] (the shared handle),
 //! [`logging`] (tracing setup), [`startup`] (what `serve` does before the
@@ -35,6 +36,7 @@ pub mod config;
 pub mod env;
 pub mod healthcheck;
 pub mod ingest;
+pub mod ip;
 pub mod keyring;
 pub mod logging;
 pub mod metrics;

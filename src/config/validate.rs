@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use super::ingest::{validate_ingest, IngestSettings};
 use super::raw::{KeyEntry, RawConfig, SessionsSection};
 use super::ConfigError;
-use crate::client_ip::TrustedProxies;
+use crate::ip::TrustedProxies;
 use crate::keyring::{KeyId, KeySource, KeySpec};
 use crate::session::{PerUserLimit, RedisSettings, SessionSettings, StoreBackend, StoreIp};
 use crate::signature_v2::V2Names;

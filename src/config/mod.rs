@@ -13,6 +13,7 @@
 
 mod ingest;
 mod raw;
+mod sessions;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,9 @@ use std::path::{Path, PathBuf};
 pub use crate::env::{Env, MapEnv, ProcessEnv};
 pub use ingest::{CollectorSection, CollectorSettings, IngestMode, IngestSection, IngestSettings};
 pub use raw::*;
+pub use sessions::{
+    PerUserLimit, RedisSettings, SessionSettings, SessionsSection, StoreBackend, StoreIp, StoreKind,
+};
 pub use validate::{
     LogFormat, Policy, RateSpec, ServerSettings, Settings, StaticHeaders, StatusSettings,
     STATIC_HEADERS_MAX_AGE_LIMIT,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::ingest::{CollectorSection, IngestSection};
+use super::sessions::SessionsSection;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -174,76 +175,6 @@ pub struct PolicySection {
 pub struct PolicyRate {
     pub per_second: u32,
     pub burst: u32,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SessionsSection {
-    /// `memory` (this process only) or `redis` (shared by replicas).
-    pub store: String,
-    /// With `store = "redis"`: the server.
-    pub redis_url: String,
-    /// With `store = "redis"`: the prefix of every key.
-    pub redis_prefix: String,
-    /// With `store = "redis"`: how often counters are written behind and
-    /// revocations from other replicas are picked up.
-    pub flush_interval_ms: u64,
-    /// Record every verified signed session (off: only revocations are checked).
-    pub track: bool,
-    /// A session (signed or issued) ends after this long without a request.
-    pub idle_secs: u64,
-    /// Live sessions one client address may hold (429 `too_many_sessions` beyond).
-    pub max_per_ip: usize,
-    /// Most sessions held in memory; the least recently used is evicted.
-    pub max_sessions: u64,
-    /// How long a revocation lasts.
-    pub revocation_ttl_secs: u64,
-    /// Expired sessions stay readable (410) this long before they are dropped.
-    pub expired_retention_secs: u64,
-    /// `full`, `truncated` (IPv4 /24, IPv6 /48) or `none`.
-    pub store_ip: String,
-    /// Absolute lifetime of an issued session.
-    pub ttl_secs: u64,
-    /// `extend` never pushes an issued session past its creation plus this.
-    pub max_lifetime_secs: u64,
-    /// Live issued sessions one user may hold.
-    pub max_per_user: usize,
-    /// `evict_oldest` or `refuse` (429 `too_many_user_sessions`).
-    pub per_user_limit: String,
-    /// Keep the `metadata` given to `POST /sessions` (off: dropped).
-    pub store_metadata: bool,
-    /// Most bytes of a session API request body (413 `body_too_large`).
-    pub max_body_bytes: usize,
-    /// Most bytes of serialized `metadata` (400 `metadata_too_large`).
-    pub max_metadata_bytes: usize,
-    /// The cookie `/auth` reads a session token from.
-    pub cookie_name: String,
-}
-
-impl Default for SessionsSection {
-    fn default() -> Self {
-        SessionsSection {
-            store: "memory".into(),
-            redis_url: "redis://127.0.0.1:6379".into(),
-            redis_prefix: "telegate:".into(),
-            flush_interval_ms: 1000,
-            track: true,
-            idle_secs: 3600,
-            max_per_ip: 50,
-            max_sessions: 1_000_000,
-            revocation_ttl_secs: 7 * 86400,
-            expired_retention_secs: 3600,
-            store_ip: "full".into(),
-            ttl_secs: 86400,
-            max_lifetime_secs: 7 * 86400,
-            max_per_user: 10,
-            per_user_limit: "evict_oldest".into(),
-            store_metadata: false,
-            max_body_bytes: 8 * 1024,
-            max_metadata_bytes: 4096,
-            cookie_name: "telegate_session".into(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]

@@ -196,10 +196,7 @@ fn issued_session_settings_and_the_session_method() {
     assert_eq!(defaults.ttl.as_secs(), 86400);
     assert_eq!(defaults.max_lifetime.as_secs(), 7 * 86400);
     assert_eq!(defaults.max_per_user, 10);
-    assert_eq!(
-        defaults.per_user_limit,
-        crate::session::PerUserLimit::EvictOldest
-    );
+    assert_eq!(defaults.per_user_limit, PerUserLimit::EvictOldest);
     assert!(!defaults.store_metadata, "metadata is opt-in");
     assert_eq!(
         (defaults.max_body_bytes, defaults.max_metadata_bytes),
@@ -208,10 +205,7 @@ fn issued_session_settings_and_the_session_method() {
     assert_eq!(defaults.cookie_name, "telegate_session");
     let text = "[sessions]\nper_user_limit = \"refuse\"\n[policies.app]\nmethods = [\"hmac\", \"session\"]";
     let settings = from_text(text, &MapEnv::default()).unwrap();
-    assert_eq!(
-        settings.sessions.per_user_limit,
-        crate::session::PerUserLimit::Refuse
-    );
+    assert_eq!(settings.sessions.per_user_limit, PerUserLimit::Refuse);
     assert_eq!(settings.policies["app"].methods, ["hmac", "session"]);
 }
 
@@ -329,7 +323,6 @@ fn detect_paths_always_hold_the_root_and_refuse_signal_paths() {
 
 #[test]
 fn the_redis_store_and_its_defaults() {
-    use crate::session::{RedisSettings, StoreBackend};
     let defaults = from_text("", &MapEnv::default()).unwrap().sessions;
     assert_eq!(defaults.backend, StoreBackend::Memory);
     assert!(defaults.track);

@@ -10,11 +10,11 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::ingest::{validate_ingest, IngestSettings};
-use super::raw::{KeyEntry, RawConfig, SessionsSection};
+use super::raw::{KeyEntry, RawConfig};
+use super::sessions::{session_settings, SessionSettings};
 use super::ConfigError;
 use crate::ip::TrustedProxies;
 use crate::keyring::{KeyId, KeySource, KeySpec};
-use crate::session::{PerUserLimit, RedisSettings, SessionSettings, StoreBackend, StoreIp};
 use crate::signature_v2::V2Names;
 use crate::signed_request::HeaderNames;
 
@@ -255,7 +255,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError
         );
     }
 
-    let sessions = session_settings(&raw)?;
+    let sessions = session_settings(&raw.sessions)?;
     let ingest = validate_ingest(&raw.ingest, &raw.collector, policies.keys())?;
     let admin_token_file = raw
         .admin
@@ -341,129 +341,6 @@ fn status_settings(raw: &RawConfig, base_dir: &Path) -> Result<StatusSettings, C
     })
 }
 
-fn session_settings(raw: &RawConfig) -> Result<SessionSettings, ConfigError> {
-    let section = &raw.sessions;
-    let backend = match section.store.as_str() {
-        "memory" => StoreBackend::Memory,
-        "redis" => StoreBackend::Redis(redis_settings(section)?),
-        other => {
-            return Err(ConfigError::invalid(
-                "sessions.store",
-                format!("{other:?} is not a known store (known: \"memory\", \"redis\")"),
-            ))
-        }
-    };
-    positive("sessions.idle_secs", section.idle_secs)?;
-    positive("sessions.max_per_ip", section.max_per_ip as u64)?;
-    positive("sessions.max_sessions", section.max_sessions)?;
-    positive("sessions.revocation_ttl_secs", section.revocation_ttl_secs)?;
-    let store_ip = match section.store_ip.as_str() {
-        "full" => StoreIp::Full,
-        "truncated" => StoreIp::Truncated,
-        "none" => StoreIp::None,
-        other => {
-            return Err(ConfigError::invalid(
-                "sessions.store_ip",
-                format!("{other:?} is not full, truncated or none"),
-            ))
-        }
-    };
-    positive("sessions.ttl_secs", section.ttl_secs)?;
-    positive("sessions.max_lifetime_secs", section.max_lifetime_secs)?;
-    if section.ttl_secs > section.max_lifetime_secs {
-        return Err(ConfigError::invalid(
-            "sessions.ttl_secs",
-            "must not exceed sessions.max_lifetime_secs",
-        ));
-    }
-    // Unix seconds must stay far from overflow when added to a timestamp.
-    if section.max_lifetime_secs > 10 * 365 * 86400 {
-        return Err(ConfigError::invalid(
-            "sessions.max_lifetime_secs",
-            "must be at most ten years",
-        ));
-    }
-    positive("sessions.max_per_user", section.max_per_user as u64)?;
-    let per_user_limit = match section.per_user_limit.as_str() {
-        "evict_oldest" => PerUserLimit::EvictOldest,
-        "refuse" => PerUserLimit::Refuse,
-        other => {
-            return Err(ConfigError::invalid(
-                "sessions.per_user_limit",
-                format!("{other:?} is not evict_oldest or refuse"),
-            ))
-        }
-    };
-    if !(64..=1024 * 1024).contains(&section.max_body_bytes) {
-        return Err(ConfigError::invalid(
-            "sessions.max_body_bytes",
-            "must be between 64 and 1048576",
-        ));
-    }
-    positive(
-        "sessions.max_metadata_bytes",
-        section.max_metadata_bytes as u64,
-    )?;
-    let cookie_ok = !section.cookie_name.is_empty()
-        && section
-            .cookie_name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if !cookie_ok {
-        return Err(ConfigError::invalid(
-            "sessions.cookie_name",
-            "must be a cookie name (letters, digits, -_.)",
-        ));
-    }
-    Ok(SessionSettings {
-        backend,
-        track: section.track,
-        idle: Duration::from_secs(section.idle_secs),
-        ttl: Duration::from_secs(section.ttl_secs),
-        max_lifetime: Duration::from_secs(section.max_lifetime_secs),
-        max_per_user: section.max_per_user,
-        per_user_limit,
-        store_metadata: section.store_metadata,
-        max_body_bytes: section.max_body_bytes,
-        max_metadata_bytes: section.max_metadata_bytes,
-        cookie_name: section.cookie_name.clone(),
-        max_per_ip: section.max_per_ip,
-        max_sessions: section.max_sessions,
-        revocation_ttl: Duration::from_secs(section.revocation_ttl_secs),
-        expired_retention: Duration::from_secs(section.expired_retention_secs),
-        store_ip,
-    })
-}
-
-fn redis_settings(section: &SessionsSection) -> Result<RedisSettings, ConfigError> {
-    let url = section.redis_url.trim();
-    let scheme_ok = url.starts_with("redis://") || url.starts_with("redis+unix://");
-    if !scheme_ok || redis::IntoConnectionInfo::into_connection_info(url).is_err() {
-        return Err(ConfigError::invalid(
-            "sessions.redis_url",
-            "must be a redis:// (or redis+unix://) URL",
-        ));
-    }
-    let prefix = &section.redis_prefix;
-    if prefix.is_empty() || prefix.len() > 64 || prefix.chars().any(|c| c.is_whitespace()) {
-        return Err(ConfigError::invalid(
-            "sessions.redis_prefix",
-            "must be 1-64 characters without whitespace",
-        ));
-    }
-    if !(10..=60_000).contains(&section.flush_interval_ms) {
-        return Err(ConfigError::invalid(
-            "sessions.flush_interval_ms",
-            "must be between 10 and 60000",
-        ));
-    }
-    Ok(RedisSettings {
-        url: url.to_string(),
-        prefix: prefix.clone(),
-        flush_interval: Duration::from_millis(section.flush_interval_ms),
-    })
-}
-
 /// Validates `auth.keys` into specs (also used by the key reloader).
 pub fn key_specs(entries: &[KeyEntry], base_dir: &Path) -> Result<Vec<KeySpec>, ConfigError> {
     let mut specs: Vec<KeySpec> = Vec::with_capacity(entries.len());
@@ -541,7 +418,7 @@ fn rate_spec(key: &str, per_second: u32, burst: u32) -> Result<RateSpec, ConfigE
     })
 }
 
-fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
+pub(super) fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
     if value == 0 {
         return Err(ConfigError::invalid(key, "must be greater than 0"));
     }

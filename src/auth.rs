@@ -31,7 +31,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::client_ip;
-use crate::config::Policy;
+use crate::config::{AuthMethod, Policy};
 use crate::ingest::otlp::Signal;
 use crate::keyring::KeyId;
 use crate::reject::Reject;
@@ -229,14 +229,14 @@ async fn decide<'p>(
 ) -> Result<Allowed<'p>, Reject> {
     state.limits.check(&policy.name, client_ip)?;
     let headers = &parts.headers;
-    if policy.allows("session") {
+    if policy.allows(AuthMethod::Session) {
         let cookie_name = &state.settings.sessions.cookie_name;
         if let Some(presented) = token::presented(headers, cookie_name) {
             return check_token(state, presented, headers, client_ip)
                 .await
                 .map(Allowed::Session);
         }
-        if !policy.allows("hmac") {
+        if !policy.allows(AuthMethod::Hmac) {
             return Err(Reject::InvalidSession);
         }
     }

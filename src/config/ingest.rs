@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
+use super::raw::by_name;
 use super::ConfigError;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -17,7 +18,8 @@ pub struct IngestSection {
     /// Serve the OTLP/HTTP routes at all.
     pub enabled: bool,
     /// `passthrough`, `validate` or `enrich`.
-    pub mode: String,
+    #[serde(deserialize_with = "by_name")]
+    pub mode: IngestMode,
     pub traces_path: String,
     pub metrics_path: String,
     pub logs_path: String,
@@ -42,7 +44,7 @@ impl Default for IngestSection {
     fn default() -> Self {
         IngestSection {
             enabled: true,
-            mode: "validate".into(),
+            mode: IngestMode::Validate,
             traces_path: "/v1/traces".into(),
             metrics_path: "/v1/metrics".into(),
             logs_path: "/v1/logs".into(),
@@ -86,8 +88,9 @@ impl Default for CollectorSection {
     }
 }
 
-/// What the ingest routes do with a verified payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the ingest routes do with a verified payload (`ingest.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum IngestMode {
     /// Bytes forwarded untouched (sizes still checked).
     Passthrough,
@@ -142,17 +145,6 @@ pub fn validate_ingest<'a>(
     collector: &CollectorSection,
     mut policies: impl Iterator<Item = &'a String>,
 ) -> Result<IngestSettings, ConfigError> {
-    let mode = match ingest.mode.as_str() {
-        "passthrough" => IngestMode::Passthrough,
-        "validate" => IngestMode::Validate,
-        "enrich" => IngestMode::Enrich,
-        other => {
-            return Err(ConfigError::invalid(
-                "ingest.mode",
-                format!("{other:?} is not passthrough, validate or enrich"),
-            ))
-        }
-    };
     let paths = [
         ("ingest.traces_path", &ingest.traces_path),
         ("ingest.metrics_path", &ingest.metrics_path),
@@ -231,7 +223,7 @@ pub fn validate_ingest<'a>(
     }
     Ok(IngestSettings {
         enabled: ingest.enabled,
-        mode,
+        mode: ingest.mode,
         traces_path: ingest.traces_path.clone(),
         metrics_path: ingest.metrics_path.clone(),
         logs_path: ingest.logs_path.clone(),
@@ -325,14 +317,6 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let bad_mode = IngestSection {
-            mode: "fast".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            check(bad_mode, CollectorSection::default()).unwrap_err(),
-            "ingest.mode"
-        );
         let clash = IngestSection {
             logs_path: "/v1/traces".into(),
             ..Default::default()
@@ -399,7 +383,7 @@ mod tests {
         };
         let ingest = IngestSection {
             policy: Some("tele".into()),
-            mode: "enrich".into(),
+            mode: IngestMode::Enrich,
             ..Default::default()
         };
         let settings = check(ingest, collector).unwrap();

@@ -25,8 +25,8 @@ pub use sessions::{
     PerUserLimit, RedisSettings, SessionSettings, SessionsSection, StoreBackend, StoreIp, StoreKind,
 };
 pub use validate::{
-    LogFormat, Policy, RateSpec, ServerSettings, Settings, StaticHeaders, StatusSettings,
-    STATIC_HEADERS_MAX_AGE_LIMIT,
+    AuthMethod, LogFormat, Policy, RateSpec, ServerSettings, Settings, StaticHeaders,
+    StatusSettings, STATIC_HEADERS_MAX_AGE_LIMIT,
 };
 
 /// The embedded default (`config/telegate.toml`), used when no file is named.

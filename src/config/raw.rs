@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::de::IntoDeserializer;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::ingest::{CollectorSection, IngestSection};
 use super::sessions::SessionsSection;
+use super::validate::{AuthMethod, LogFormat};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -165,7 +167,10 @@ pub struct PolicySection {
     pub key_ids: Option<Vec<String>>,
     /// When set, `X-KMS-Build` must equal it (e.g. `official`).
     pub require_build: Option<String>,
-    pub methods: Option<Vec<String>>,
+    /// Accepted credentials (default `["hmac"]`). An unknown one is named
+    /// at `methods` itself, not at its index, as before they were typed.
+    #[serde(deserialize_with = "auth_methods")]
+    pub methods: Option<Vec<AuthMethod>>,
     /// `2`: only body-bound v2 signatures pass (401 `signature_version_required`).
     pub min_signature_version: Option<u8>,
 }
@@ -203,7 +208,8 @@ impl Default for MetricsSection {
 #[serde(deny_unknown_fields, default)]
 pub struct LogSection {
     /// `text` or `json`.
-    pub format: String,
+    #[serde(deserialize_with = "by_name")]
+    pub format: LogFormat,
     /// A tracing filter: `info`, `warn`, `telegate=debug`, ...
     pub level: String,
 }
@@ -211,7 +217,7 @@ pub struct LogSection {
 impl Default for LogSection {
     fn default() -> Self {
         LogSection {
-            format: "text".into(),
+            format: LogFormat::Text,
             level: "info".into(),
         }
     }
@@ -234,4 +240,29 @@ impl Default for StatusSection {
             refresh_secs: 10,
         }
     }
+}
+
+/// A mode or method written as its name. The text is read first and then
+/// matched to a variant, so a value of the wrong type says "expected a
+/// string" (toml's own enum path would say "unit variant").
+pub(super) fn by_name<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    variant(String::deserialize(deserializer)?)
+}
+
+/// `policies.NAME.methods`: names, each an [`AuthMethod`]; an unknown one
+/// is reported at the key itself rather than at `methods[i]`.
+fn auth_methods<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<AuthMethod>>, D::Error> {
+    let names = Vec::<String>::deserialize(deserializer)?;
+    let methods = names.into_iter().map(variant).collect::<Result<_, _>>()?;
+    Ok(Some(methods))
+}
+
+fn variant<'de, T: Deserialize<'de>, E: serde::de::Error>(name: String) -> Result<T, E> {
+    T::deserialize(name.into_deserializer()).map_err(|err: serde::de::value::Error| E::custom(err))
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::raw::by_name;
 use super::validate::positive;
 use super::ConfigError;
 
@@ -16,6 +17,7 @@ use super::ConfigError;
 #[serde(deny_unknown_fields, default)]
 pub struct SessionsSection {
     /// `memory` (this process only) or `redis` (shared by replicas).
+    #[serde(deserialize_with = "by_name")]
     pub store: StoreKind,
     /// With `store = "redis"`: the server.
     pub redis_url: String,
@@ -37,6 +39,7 @@ pub struct SessionsSection {
     /// Expired sessions stay readable (410) this long before they are dropped.
     pub expired_retention_secs: u64,
     /// `full`, `truncated` (IPv4 /24, IPv6 /48) or `none`.
+    #[serde(deserialize_with = "by_name")]
     pub store_ip: StoreIp,
     /// Absolute lifetime of an issued session.
     pub ttl_secs: u64,
@@ -45,6 +48,7 @@ pub struct SessionsSection {
     /// Live issued sessions one user may hold.
     pub max_per_user: usize,
     /// `evict_oldest` or `refuse` (429 `too_many_user_sessions`).
+    #[serde(deserialize_with = "by_name")]
     pub per_user_limit: PerUserLimit,
     /// Keep the `metadata` given to `POST /sessions` (off: dropped).
     pub store_metadata: bool,

@@ -1,3 +1,5 @@
+use std::collections::BTreeSet;
+
 use super::*;
 
 fn embedded(env: &MapEnv) -> Result<Settings, ConfigError> {
@@ -99,6 +101,9 @@ fn errors_name_the_key_and_the_variable() {
         ),
         ("[policies.p]\nkey_ids = [\"ghost\"]", "policies.p.key_ids"),
         ("[policies.p]\nmethods = [\"magic\"]", "policies.p.methods"),
+        ("[policies.p]\nmethods = []", "policies.p.methods"),
+        ("[ingest]\nmode = \"fast\"", "ingest.mode"),
+        ("[sessions]\nstore_ip = \"half\"", "sessions.store_ip"),
         ("[sessions]\nttl_secs = 0", "sessions.ttl_secs"),
         (
             "[sessions]\nttl_secs = 100\nmax_lifetime_secs = 50",
@@ -206,7 +211,13 @@ fn issued_session_settings_and_the_session_method() {
     let text = "[sessions]\nper_user_limit = \"refuse\"\n[policies.app]\nmethods = [\"hmac\", \"session\"]";
     let settings = from_text(text, &MapEnv::default()).unwrap();
     assert_eq!(settings.sessions.per_user_limit, PerUserLimit::Refuse);
-    assert_eq!(settings.policies["app"].methods, ["hmac", "session"]);
+    let app = &settings.policies["app"];
+    assert_eq!(
+        app.methods,
+        BTreeSet::from([AuthMethod::Hmac, AuthMethod::Session])
+    );
+    assert!(app.allows(AuthMethod::Session) && app.allows(AuthMethod::Hmac));
+    assert!(!settings.default_policy.allows(AuthMethod::Session));
 }
 
 #[test]

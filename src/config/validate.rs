@@ -45,8 +45,6 @@ pub struct Settings {
     pub log_level: String,
     pub status: StatusSettings,
     pub ingest: IngestSettings,
-    /// The validated file as written (after overrides), for `check-config`.
-    pub raw: RawConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -318,7 +316,6 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<Settings, ConfigError
         log_level: raw.log.level.clone(),
         status: status_settings(&raw, base_dir)?,
         ingest,
-        raw,
     })
 }
 

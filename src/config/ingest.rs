@@ -1,14 +1,13 @@
-//! `[ingest]` and `[collector]`: the direct OTLP/HTTP routes and the
-//! collector they forward to. Raw sections (serde, defaults) and their
-//! validation into [`IngestSettings`], kept out of `raw.rs`/`validate.rs` so
-//! the ingest feature stays in one place.
+//! `[ingest]`: the direct OTLP/HTTP routes. The section as written (serde,
+//! defaults) and its validation, with `[collector]` (`collector.rs`),
+//! into [`IngestSettings`], kept out of `raw.rs`/`validate` so the ingest
+//! feature stays in one place.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
+use super::collector::{collector_settings, CollectorSection, CollectorSettings};
 use super::raw::by_name;
 use super::ConfigError;
 
@@ -59,35 +58,6 @@ impl Default for IngestSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CollectorSection {
-    /// Base URL of the collector's OTLP/HTTP receiver; `/v1/{signal}` is appended.
-    pub endpoint: String,
-    pub connect_timeout_secs: u64,
-    /// Whole exchange with the collector, response body included.
-    pub request_timeout_secs: u64,
-    /// Exports in flight to the collector at once; beyond: 503 + `Retry-After`.
-    pub max_in_flight: usize,
-    /// `Retry-After` when the collector is down or busy and says nothing itself.
-    pub retry_after_secs: u64,
-    /// Static headers added to every forwarded export.
-    pub headers: BTreeMap<String, String>,
-}
-
-impl Default for CollectorSection {
-    fn default() -> Self {
-        CollectorSection {
-            endpoint: "http://127.0.0.1:4318".into(),
-            connect_timeout_secs: 2,
-            request_timeout_secs: 10,
-            max_in_flight: 64,
-            retry_after_secs: 5,
-            headers: BTreeMap::new(),
-        }
-    }
-}
-
 /// What the ingest routes do with a verified payload (`ingest.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -126,17 +96,6 @@ pub struct IngestSettings {
     pub policy: Option<String>,
     pub replay_capacity: u64,
     pub collector: CollectorSettings,
-}
-
-#[derive(Debug, Clone)]
-pub struct CollectorSettings {
-    /// Without a trailing slash.
-    pub endpoint: String,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-    pub max_in_flight: usize,
-    pub retry_after_secs: u64,
-    pub headers: HeaderMap,
 }
 
 /// Validates both sections; `policies` are the configured policy names.
@@ -241,61 +200,10 @@ pub fn validate_ingest<'a>(
 /// Routes an ingest path may not shadow.
 const RESERVED: &[&str] = &["/", "/auth", "/health", "/ready", "/metrics", "/waiting"];
 
-fn collector_settings(section: &CollectorSection) -> Result<CollectorSettings, ConfigError> {
-    let endpoint = section.endpoint.trim_end_matches('/');
-    let uri: http::Uri = endpoint.parse().map_err(|_| {
-        ConfigError::invalid("collector.endpoint", format!("{endpoint:?} is not a URL"))
-    })?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    if !scheme_ok || uri.host().is_none() || uri.query().is_some() {
-        return Err(ConfigError::invalid(
-            "collector.endpoint",
-            format!("{endpoint:?} must be an http:// or https:// URL without a query"),
-        ));
-    }
-    for (key, value) in [
-        (
-            "collector.connect_timeout_secs",
-            section.connect_timeout_secs,
-        ),
-        (
-            "collector.request_timeout_secs",
-            section.request_timeout_secs,
-        ),
-        ("collector.retry_after_secs", section.retry_after_secs),
-        ("collector.max_in_flight", section.max_in_flight as u64),
-    ] {
-        if value == 0 {
-            return Err(ConfigError::invalid(key, "must be greater than 0"));
-        }
-    }
-    let mut headers = HeaderMap::new();
-    for (name, value) in &section.headers {
-        let key = format!("collector.headers.{name}");
-        let header = HeaderName::try_from(name.as_str())
-            .map_err(|_| ConfigError::invalid(&key, "is not a header name"))?;
-        if matches!(
-            header.as_str(),
-            "content-type" | "content-encoding" | "content-length" | "host" | "transfer-encoding"
-        ) {
-            return Err(ConfigError::invalid(&key, "is set by telegate itself"));
-        }
-        let value = HeaderValue::try_from(value.as_str())
-            .map_err(|_| ConfigError::invalid(&key, "is not a valid header value"))?;
-        headers.insert(header, value);
-    }
-    Ok(CollectorSettings {
-        endpoint: endpoint.to_string(),
-        connect_timeout: Duration::from_secs(section.connect_timeout_secs),
-        request_timeout: Duration::from_secs(section.request_timeout_secs),
-        max_in_flight: section.max_in_flight,
-        retry_after_secs: section.retry_after_secs,
-        headers,
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn check(ingest: IngestSection, collector: CollectorSection) -> Result<IngestSettings, String> {

@@ -11,6 +11,7 @@
 //! `AUTH_SERVICE_PORT` (the listen port; `TELEGATE_LISTEN` wins) and
 //! `REQUIRE_AUTH=false` (monitor mode).
 
+mod collector;
 mod ingest;
 mod raw;
 mod sessions;
@@ -19,7 +20,8 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use crate::env::{Env, MapEnv, ProcessEnv};
-pub use ingest::{CollectorSection, CollectorSettings, IngestMode, IngestSection, IngestSettings};
+pub use collector::{CollectorSection, CollectorSettings};
+pub use ingest::{IngestMode, IngestSection, IngestSettings};
 pub use raw::*;
 pub use sessions::{
     PerUserLimit, RedisSettings, SessionSettings, SessionsSection, StoreBackend, StoreIp, StoreKind,
@@ -111,7 +113,7 @@ pub fn load(source: &ConfigSource, env: &dyn Env) -> Result<Settings, ConfigErro
         ConfigSource::Embedded => EMBEDDED_DEFAULT.to_string(),
     };
     let raw = parse_with_overrides(&text, source, env)?;
-    validate::validate(raw, &source.base_dir())
+    validate::validate(&raw, &source.base_dir())
 }
 
 /// Parses TOML, applies `TELEGATE_*` and legacy overrides, deserializes.

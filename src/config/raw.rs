@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::de::IntoDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::ingest::{CollectorSection, IngestSection};
+use super::collector::CollectorSection;
+use super::ingest::IngestSection;
 use super::sessions::SessionsSection;
 use super::validate::{AuthMethod, LogFormat};
 

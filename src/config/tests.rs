@@ -12,7 +12,7 @@ fn from_text(text: &str, env: &MapEnv) -> Result<Settings, ConfigError> {
         &ConfigSource::File("/etc/telegate/t.toml".into()),
         env,
     )?;
-    validate::validate(raw, Path::new("/etc/telegate"))
+    validate::validate(&raw, Path::new("/etc/telegate"))
 }
 
 fn invalid_key(result: Result<Settings, ConfigError>) -> String {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::{show, ConfigError};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -39,14 +39,19 @@ impl Default for CollectorSection {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CollectorSettings {
     /// Without a trailing slash.
+    #[serde(serialize_with = "show::url")]
     pub endpoint: String,
+    #[serde(serialize_with = "show::duration")]
     pub connect_timeout: Duration,
+    #[serde(serialize_with = "show::duration")]
     pub request_timeout: Duration,
     pub max_in_flight: usize,
     pub retry_after_secs: u64,
+    /// Shown by name only: a value may be a credential for the collector.
+    #[serde(serialize_with = "show::header_map_names")]
     pub headers: HeaderMap,
 }
 

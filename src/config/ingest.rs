@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::collector::{collector_settings, CollectorSection, CollectorSettings};
 use super::raw::by_name;
-use super::ConfigError;
+use super::{show, ConfigError};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -80,7 +80,7 @@ impl IngestMode {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct IngestSettings {
     pub enabled: bool,
     pub mode: IngestMode,
@@ -91,6 +91,7 @@ pub struct IngestSettings {
     pub detect_paths: Vec<String>,
     pub max_body_bytes: usize,
     pub max_decompressed_bytes: usize,
+    #[serde(serialize_with = "show::duration")]
     pub body_timeout: Duration,
     pub drop_attributes: Vec<String>,
     pub policy: Option<String>,

@@ -15,6 +15,7 @@ mod collector;
 mod ingest;
 mod raw;
 mod sessions;
+mod show;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -1,8 +1,8 @@
 //! `[sessions]`: where sessions live, how long they last, how many one
 //! address or user may hold and how much of a client's address is kept. The
 //! section as written (serde, defaults), the typed [`SessionSettings`] the
-//! session stores run on, and the validation between them. The stores
-//! re-export these types from `crate::session`.
+//! session stores run on, and the validation between them. The session
+//! module re-exports these types, so its stores name them as before.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::raw::by_name;
+use super::show;
 use super::validate::positive;
 use super::ConfigError;
 
@@ -130,38 +131,44 @@ pub enum PerUserLimit {
 }
 
 /// Where sessions live.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StoreBackend {
-    /// This process only (`crate::session::MemoryStore`).
+    /// This process only (the session module's `MemoryStore`).
     Memory,
-    /// Shared by every replica (`crate::session::RedisStore`).
+    /// Shared by every replica (the session module's `RedisStore`).
     Redis(RedisSettings),
 }
 
 /// `sessions.redis_*`: where the shared store is and how often this replica
 /// writes behind and catches up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RedisSettings {
     /// `redis://host:port/db`.
+    #[serde(serialize_with = "show::url")]
     pub url: String,
     /// Every key starts with this, so replicas of one deployment share it
     /// and other deployments (or tests) on the same server do not collide.
     pub prefix: String,
     /// Write-behind of signed-session counters and polling of revocations.
+    #[serde(serialize_with = "show::duration")]
     pub flush_interval: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SessionSettings {
     pub backend: StoreBackend,
     /// Record signed sessions on `/auth` (`sessions.track`); off, only
     /// revocations are checked.
     pub track: bool,
     /// A session (either kind) ends after this long without a request.
+    #[serde(serialize_with = "show::duration")]
     pub idle: Duration,
     /// Absolute lifetime of an issued session when created.
+    #[serde(serialize_with = "show::duration")]
     pub ttl: Duration,
     /// `extend` never pushes an issued session past `created + max_lifetime`.
+    #[serde(serialize_with = "show::duration")]
     pub max_lifetime: Duration,
     /// Live issued sessions one user may hold.
     pub max_per_user: usize,
@@ -179,8 +186,10 @@ pub struct SessionSettings {
     /// Most sessions held; the least recently used goes first.
     pub max_sessions: u64,
     /// How long a revocation lasts.
+    #[serde(serialize_with = "show::duration")]
     pub revocation_ttl: Duration,
     /// Expired records are kept this long so reads can say 410, not 404.
+    #[serde(serialize_with = "show::duration")]
     pub expired_retention: Duration,
     pub store_ip: StoreIp,
 }

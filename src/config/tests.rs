@@ -1,3 +1,7 @@
+//! Loading the configuration end to end: the embedded default, overrides by
+//! `TELEGATE_*` and the original service's variables, and that every invalid
+//! value is reported at its key (and the variable that set it).
+
 use std::collections::BTreeSet;
 
 use super::*;

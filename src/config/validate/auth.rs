@@ -10,14 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{positive, rate_spec, RateSpec};
 use crate::config::raw::{AuthSection, KeyEntry, RawConfig};
-use crate::config::ConfigError;
+use crate::config::{show, ConfigError};
 use crate::keyring::{KeyId, KeySource, KeySpec};
 use crate::signature_v2::V2Names;
 use crate::signed_request::HeaderNames;
 
 /// `[auth.static_headers]`: how long and from where a header set signed
 /// once may be used after it leaves the window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct StaticHeaders {
     pub max_age_secs: u64,
     pub pin_ip: bool,
@@ -27,13 +27,14 @@ pub struct StaticHeaders {
 pub const STATIC_HEADERS_MAX_AGE_LIMIT: u64 = 7 * 86400;
 
 /// What one `/auth?policy=NAME` decision checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Policy {
     pub name: String,
     pub max_skew_secs: u64,
     /// `None`: the default limiter.
     pub rate_limit: Option<RateSpec>,
     /// `None`: every live key verifies.
+    #[serde(serialize_with = "show::key_ids")]
     pub key_ids: Option<Vec<KeyId>>,
     pub require_build: Option<String>,
     /// Never empty.

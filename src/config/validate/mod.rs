@@ -17,10 +17,12 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::Serialize;
+
 use super::ingest::{validate_ingest, IngestSettings};
 use super::raw::RawConfig;
 use super::sessions::{session_settings, SessionSettings};
-use super::ConfigError;
+use super::{show, ConfigError};
 use crate::ip::TrustedProxies;
 use crate::keyring::KeySpec;
 use crate::signature_v2::V2Names;
@@ -30,21 +32,29 @@ pub use auth::{AuthMethod, Policy, StaticHeaders, STATIC_HEADERS_MAX_AGE_LIMIT};
 pub use observe::{LogFormat, StatusSettings};
 pub use server::ServerSettings;
 
-#[derive(Debug, Clone)]
+/// The whole configuration, typed. It serializes (for `check-config`)
+/// without a secret: keys show their id and source, header values of the
+/// collector are hidden, a Redis URL loses its credentials.
+#[derive(Debug, Clone, Serialize)]
 pub struct Settings {
     pub listen: SocketAddr,
     pub trusted_proxies: TrustedProxies,
     pub server: ServerSettings,
+    #[serde(serialize_with = "show::header_names")]
     pub header_names: HeaderNames,
+    #[serde(serialize_with = "show::v2_names")]
     pub v2_names: V2Names,
     pub require_session_id: bool,
     /// Allow every request after deciding it (logged and counted as decided).
     pub monitor_mode: bool,
     /// `Some`: static-header sessions are on.
     pub static_headers: Option<StaticHeaders>,
+    #[serde(serialize_with = "show::duration")]
     pub reload_poll: Duration,
+    #[serde(serialize_with = "show::keys")]
     pub keys: Vec<KeySpec>,
     pub rate_limit: RateSpec,
+    #[serde(serialize_with = "show::duration")]
     pub purge_interval: Duration,
     pub ipv6_prefix: u8,
     pub default_policy: Policy,
@@ -59,7 +69,7 @@ pub struct Settings {
 }
 
 /// A GCRA limit: the default one (`[rate_limit]`) or a policy's own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RateSpec {
     pub per_second: NonZeroU32,
     pub burst: NonZeroU32,

@@ -17,7 +17,7 @@ pub enum LogFormat {
 }
 
 /// The `/` and `/waiting` status pages.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct StatusSettings {
     pub templates_dir: Option<PathBuf>,
     pub refresh_secs: u64,

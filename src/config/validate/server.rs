@@ -6,18 +6,21 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use serde::Serialize;
 
 use super::{positive, rate_spec, RateSpec};
 use crate::config::raw::{RateLimitSection, RawConfig, ServerSection};
-use crate::config::ConfigError;
+use crate::config::{show, ConfigError};
 use crate::ip::TrustedProxies;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ServerSettings {
+    #[serde(serialize_with = "show::duration")]
     pub header_read_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_headers: usize,
     pub max_connections: usize,
+    #[serde(serialize_with = "show::duration")]
     pub shutdown_grace: Duration,
 }
 

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, ConfigError, ConfigSource, Env};
+use crate::config::{self, ConfigError, ConfigSource};
+use crate::env::Env;
 use crate::protocol::canonical::{self, MessageV1};
 use crate::protocol::keyring::Keyring;
 use crate::protocol::signature_v2::{self, MessageV2};
@@ -214,7 +215,8 @@ pub fn read_admin_token(settings: &config::Settings) -> Result<Option<Secret>, S
     Ok(Some(token))
 }
 
-/// `telegate check-config`: validates, reads every key, prints a summary.
+/// `telegate check-config`: validates, reads every key, prints the
+/// effective settings (no secret among them).
 pub fn check_config(source: &ConfigSource, env: &dyn Env) -> ExitCode {
     match check(source, env) {
         Ok(summary) => {
@@ -232,18 +234,14 @@ fn check(source: &ConfigSource, env: &dyn Env) -> Result<String, String> {
     let settings = config::load(source, env).map_err(|e: ConfigError| e.to_string())?;
     let ring = Keyring::load(&settings.keys, env).map_err(|e| e.to_string())?;
     read_admin_token(&settings)?;
-    let ids: Vec<&str> = ring.keys().iter().map(|k| k.id.as_str()).collect();
     let mut summary = format!(
-        "config OK: {}\nlisten {}\nkeys {:?}\npolicies {:?}\nmetrics namespace {}",
+        "config OK: {}\n# Effective settings, after defaults and overrides. Keys show their id and\n# source, never a secret; collector headers show their names only.\n{}",
         source.describe(),
-        settings.listen,
-        ids,
-        settings.policies.keys().collect::<Vec<_>>(),
-        settings.metrics_namespace
+        settings.effective_toml()?
     );
     if ring.uses_development_key() {
         summary.push_str(
-            "\nWARNING: the development key is in use; configure your own keys for production",
+            "WARNING: the development key is in use; configure your own keys for production",
         );
     }
     Ok(summary)

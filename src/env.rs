@@ -1,5 +1,6 @@
 //! Reading the environment through a trait, so tests never mutate the
-//! process environment (they fill a [`MapEnv`] instead).
+//! process environment (they fill a [`MapEnv`] instead). A leaf: the config
+//! loader and the keyring both read variables through it.
 
 use std::collections::BTreeMap;
 

@@ -9,7 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::config::{self, ConfigSource, Env};
+use crate::config::{self, ConfigSource};
+use crate::env::Env;
 
 /// Most bytes read from the answer: `/health` is a few dozen.
 const MAX_ANSWER: usize = 4096;

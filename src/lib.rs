@@ -7,6 +7,7 @@
 //! Leaves:
 //! - [`clock`]: the injected wall clock (`now` is read once per request).
 //! - [`env`]: environment variables, read through a trait tests can fill.
+//! - [`ip`]: address forms and the trusted proxy set.
 //! - [`secret`]: a secret that cannot be printed.
 //!
 //! The client protocol, pure:
@@ -38,6 +39,7 @@
 
 pub mod clock;
 pub mod env;
+pub mod ip;
 pub mod secret;
 
 pub mod protocol;

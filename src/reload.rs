@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{self, ConfigSource, Env};
+use crate::config::{self, ConfigSource};
+use crate::env::Env;
 use crate::pipeline::metrics::Metrics;
 use crate::protocol::keyring::{Keyring, SharedKeyring};
 
@@ -140,7 +141,7 @@ async fn recv(_: &mut Hangup) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::env::MapEnv;
 
     struct Fixture {
         dir: tempfile::TempDir,

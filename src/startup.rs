@@ -9,7 +9,8 @@ use anyhow::Context;
 
 use crate::cli;
 use crate::clock;
-use crate::config::{ConfigSource, ProcessEnv, Settings};
+use crate::config::{ConfigSource, Settings};
+use crate::env::ProcessEnv;
 use crate::http::server;
 use crate::http::state::AppState;
 use crate::pipeline::metrics::Metrics;

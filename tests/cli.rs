@@ -204,6 +204,111 @@ fn config_errors_exit_64_and_name_the_key() {
 }
 
 #[test]
+fn check_config_prints_the_effective_settings_and_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_secret = "file-secret-0123456789abcdef";
+    let env_secret = "env-secret-0123456789abcdef";
+    let admin_token = "admin-token-0123456789abcdef";
+    std::fs::write(dir.path().join("k1.key"), key_secret).unwrap();
+    std::fs::write(dir.path().join("admin.token"), admin_token).unwrap();
+    let path = dir.path().join("t.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[auth.keys]]
+id = "k1"
+file = "k1.key"
+not_after = "2030-01-01T00:00:00Z"
+[[auth.keys]]
+id = "k2"
+env = "CLI_TEST_K2"
+[admin]
+token_file = "admin.token"
+[policies.app]
+methods = ["session", "hmac"]
+key_ids = ["k2"]
+[sessions]
+store = "redis"
+redis_url = "redis://:redis-pass-0123@127.0.0.1:6379/1"
+store_ip = "truncated"
+[ingest]
+mode = "enrich"
+[collector]
+headers = { "Authorization" = "Bearer collector-secret-0123" }
+"#,
+    )
+    .unwrap();
+    let out = command()
+        .args(["check-config", "--config", path.to_str().unwrap()])
+        .env("CLI_TEST_K2", env_secret)
+        .env("TELEGATE_RATE_LIMIT__BURST", "7")
+        .env("TELEGATE_LOG__FORMAT", "json")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout} {stderr}");
+    for secret in [
+        key_secret,
+        env_secret,
+        admin_token,
+        "redis-pass-0123",
+        "collector-secret-0123",
+    ] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} printed: {stdout}"
+        );
+    }
+    let (first, rest) = stdout.split_once('\n').unwrap();
+    assert!(first.starts_with("config OK: "), "{first}");
+    let shown: toml::Table = toml::from_str(rest).unwrap_or_else(|e| panic!("{e}: {rest}"));
+    let get = |path: &[&str]| -> toml::Value {
+        let mut value = toml::Value::Table(shown.clone());
+        for key in path {
+            value = value
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| panic!("{path:?} missing: {rest}"));
+        }
+        value
+    };
+    assert_eq!(
+        get(&["rate_limit", "burst"]).as_integer(),
+        Some(7),
+        "override"
+    );
+    assert_eq!(get(&["log_format"]).as_str(), Some("json"));
+    assert_eq!(get(&["ingest", "mode"]).as_str(), Some("enrich"));
+    assert_eq!(get(&["sessions", "store_ip"]).as_str(), Some("truncated"));
+    assert_eq!(
+        get(&["sessions", "backend", "redis", "url"]).as_str(),
+        Some("redis://***@127.0.0.1:6379/1")
+    );
+    let methods = get(&["policies", "app", "methods"]);
+    assert_eq!(
+        methods.as_array().unwrap(),
+        &["hmac", "session"].map(toml::Value::from)
+    );
+    let keys = get(&["keys"]);
+    let keys = keys.as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0]["id"].as_str(), Some("k1"));
+    assert!(keys[0]["file"].as_str().unwrap().ends_with("k1.key"));
+    assert_eq!(keys[0]["not_after"].as_str(), Some("2030-01-01T00:00:00Z"));
+    assert_eq!(keys[1]["id"].as_str(), Some("k2"));
+    assert_eq!(keys[1]["env"].as_str(), Some("CLI_TEST_K2"));
+    assert_eq!(
+        get(&["ingest", "collector", "headers"]).as_array().unwrap(),
+        &[toml::Value::from("authorization")]
+    );
+    assert!(get(&["admin_token_file"])
+        .as_str()
+        .unwrap()
+        .ends_with("admin.token"));
+}
+
+#[test]
 fn check_config_fails_on_an_unreadable_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.toml");

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_norway::Value;
-use telegate::config::{self, ConfigSource, MapEnv};
+use telegate::config::{self, ConfigSource, MapEnv, StoreBackend};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -246,7 +246,10 @@ fn the_compose_telegate_config_validates_with_its_environment() {
         let settings = config::load(&source, &env)
             .unwrap_or_else(|e| panic!("{service}: deploy/telegate/telegate.toml: {e}"));
         assert_eq!(settings.listen.to_string(), "0.0.0.0:8080");
-        let store = &settings.raw.sessions.store;
+        let store = match settings.sessions.backend {
+            StoreBackend::Memory => "memory",
+            StoreBackend::Redis(_) => "redis",
+        };
         let expected = if service == "telegate" {
             "memory"
         } else {

@@ -1,15 +1,15 @@
-//! `[ingest]` and `[collector]`: the direct OTLP/HTTP routes and the
-//! collector they forward to. Raw sections (serde, defaults) and their
-//! validation into [`IngestSettings`], kept out of `raw.rs`/`validate.rs` so
-//! the ingest feature stays in one place.
+//! `[ingest]`: the direct OTLP/HTTP routes. The section as written (serde,
+//! defaults) and its validation, with `[collector]` (`collector.rs`),
+//! into [`IngestSettings`], kept out of `raw.rs`/`validate` so the ingest
+//! feature stays in one place.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::collector::{collector_settings, CollectorSection, CollectorSettings};
+use super::raw::by_name;
+use super::{show, ConfigError};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -17,7 +17,8 @@ pub struct IngestSection {
     /// Serve the OTLP/HTTP routes at all.
     pub enabled: bool,
     /// `passthrough`, `validate` or `enrich`.
-    pub mode: String,
+    #[serde(deserialize_with = "by_name")]
+    pub mode: IngestMode,
     pub traces_path: String,
     pub metrics_path: String,
     pub logs_path: String,
@@ -42,7 +43,7 @@ impl Default for IngestSection {
     fn default() -> Self {
         IngestSection {
             enabled: true,
-            mode: "validate".into(),
+            mode: IngestMode::Validate,
             traces_path: "/v1/traces".into(),
             metrics_path: "/v1/metrics".into(),
             logs_path: "/v1/logs".into(),
@@ -57,37 +58,9 @@ impl Default for IngestSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CollectorSection {
-    /// Base URL of the collector's OTLP/HTTP receiver; `/v1/{signal}` is appended.
-    pub endpoint: String,
-    pub connect_timeout_secs: u64,
-    /// Whole exchange with the collector, response body included.
-    pub request_timeout_secs: u64,
-    /// Exports in flight to the collector at once; beyond: 503 + `Retry-After`.
-    pub max_in_flight: usize,
-    /// `Retry-After` when the collector is down or busy and says nothing itself.
-    pub retry_after_secs: u64,
-    /// Static headers added to every forwarded export.
-    pub headers: BTreeMap<String, String>,
-}
-
-impl Default for CollectorSection {
-    fn default() -> Self {
-        CollectorSection {
-            endpoint: "http://127.0.0.1:4318".into(),
-            connect_timeout_secs: 2,
-            request_timeout_secs: 10,
-            max_in_flight: 64,
-            retry_after_secs: 5,
-            headers: BTreeMap::new(),
-        }
-    }
-}
-
-/// What the ingest routes do with a verified payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the ingest routes do with a verified payload (`ingest.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum IngestMode {
     /// Bytes forwarded untouched (sizes still checked).
     Passthrough,
@@ -107,7 +80,7 @@ impl IngestMode {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct IngestSettings {
     pub enabled: bool,
     pub mode: IngestMode,
@@ -118,22 +91,12 @@ pub struct IngestSettings {
     pub detect_paths: Vec<String>,
     pub max_body_bytes: usize,
     pub max_decompressed_bytes: usize,
+    #[serde(serialize_with = "show::duration")]
     pub body_timeout: Duration,
     pub drop_attributes: Vec<String>,
     pub policy: Option<String>,
     pub replay_capacity: u64,
     pub collector: CollectorSettings,
-}
-
-#[derive(Debug, Clone)]
-pub struct CollectorSettings {
-    /// Without a trailing slash.
-    pub endpoint: String,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-    pub max_in_flight: usize,
-    pub retry_after_secs: u64,
-    pub headers: HeaderMap,
 }
 
 /// Validates both sections; `policies` are the configured policy names.
@@ -142,17 +105,6 @@ pub fn validate_ingest<'a>(
     collector: &CollectorSection,
     mut policies: impl Iterator<Item = &'a String>,
 ) -> Result<IngestSettings, ConfigError> {
-    let mode = match ingest.mode.as_str() {
-        "passthrough" => IngestMode::Passthrough,
-        "validate" => IngestMode::Validate,
-        "enrich" => IngestMode::Enrich,
-        other => {
-            return Err(ConfigError::invalid(
-                "ingest.mode",
-                format!("{other:?} is not passthrough, validate or enrich"),
-            ))
-        }
-    };
     let paths = [
         ("ingest.traces_path", &ingest.traces_path),
         ("ingest.metrics_path", &ingest.metrics_path),
@@ -231,7 +183,7 @@ pub fn validate_ingest<'a>(
     }
     Ok(IngestSettings {
         enabled: ingest.enabled,
-        mode,
+        mode: ingest.mode,
         traces_path: ingest.traces_path.clone(),
         metrics_path: ingest.metrics_path.clone(),
         logs_path: ingest.logs_path.clone(),
@@ -249,61 +201,10 @@ pub fn validate_ingest<'a>(
 /// Routes an ingest path may not shadow.
 const RESERVED: &[&str] = &["/", "/auth", "/health", "/ready", "/metrics", "/waiting"];
 
-fn collector_settings(section: &CollectorSection) -> Result<CollectorSettings, ConfigError> {
-    let endpoint = section.endpoint.trim_end_matches('/');
-    let uri: http::Uri = endpoint.parse().map_err(|_| {
-        ConfigError::invalid("collector.endpoint", format!("{endpoint:?} is not a URL"))
-    })?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    if !scheme_ok || uri.host().is_none() || uri.query().is_some() {
-        return Err(ConfigError::invalid(
-            "collector.endpoint",
-            format!("{endpoint:?} must be an http:// or https:// URL without a query"),
-        ));
-    }
-    for (key, value) in [
-        (
-            "collector.connect_timeout_secs",
-            section.connect_timeout_secs,
-        ),
-        (
-            "collector.request_timeout_secs",
-            section.request_timeout_secs,
-        ),
-        ("collector.retry_after_secs", section.retry_after_secs),
-        ("collector.max_in_flight", section.max_in_flight as u64),
-    ] {
-        if value == 0 {
-            return Err(ConfigError::invalid(key, "must be greater than 0"));
-        }
-    }
-    let mut headers = HeaderMap::new();
-    for (name, value) in &section.headers {
-        let key = format!("collector.headers.{name}");
-        let header = HeaderName::try_from(name.as_str())
-            .map_err(|_| ConfigError::invalid(&key, "is not a header name"))?;
-        if matches!(
-            header.as_str(),
-            "content-type" | "content-encoding" | "content-length" | "host" | "transfer-encoding"
-        ) {
-            return Err(ConfigError::invalid(&key, "is set by telegate itself"));
-        }
-        let value = HeaderValue::try_from(value.as_str())
-            .map_err(|_| ConfigError::invalid(&key, "is not a valid header value"))?;
-        headers.insert(header, value);
-    }
-    Ok(CollectorSettings {
-        endpoint: endpoint.to_string(),
-        connect_timeout: Duration::from_secs(section.connect_timeout_secs),
-        request_timeout: Duration::from_secs(section.request_timeout_secs),
-        max_in_flight: section.max_in_flight,
-        retry_after_secs: section.retry_after_secs,
-        headers,
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn check(ingest: IngestSection, collector: CollectorSection) -> Result<IngestSettings, String> {
@@ -325,14 +226,6 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let bad_mode = IngestSection {
-            mode: "fast".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            check(bad_mode, CollectorSection::default()).unwrap_err(),
-            "ingest.mode"
-        );
         let clash = IngestSection {
             logs_path: "/v1/traces".into(),
             ..Default::default()
@@ -399,7 +292,7 @@ mod tests {
         };
         let ingest = IngestSection {
             policy: Some("tele".into()),
-            mode: "enrich".into(),
+            mode: IngestMode::Enrich,
             ..Default::default()
         };
         let settings = check(ingest, collector).unwrap();

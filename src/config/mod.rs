@@ -11,18 +11,25 @@
 //! `AUTH_SERVICE_PORT` (the listen port; `TELEGATE_LISTEN` wins) and
 //! `REQUIRE_AUTH=false` (monitor mode).
 
+mod collector;
 mod ingest;
 mod raw;
+mod sessions;
+mod show;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
 pub use crate::env::{Env, MapEnv, ProcessEnv};
-pub use ingest::{CollectorSection, CollectorSettings, IngestMode, IngestSection, IngestSettings};
+pub use collector::{CollectorSection, CollectorSettings};
+pub use ingest::{IngestMode, IngestSection, IngestSettings};
 pub use raw::*;
+pub use sessions::{
+    PerUserLimit, RedisSettings, SessionSettings, SessionsSection, StoreBackend, StoreIp, StoreKind,
+};
 pub use validate::{
-    LogFormat, Policy, RateSpec, ServerSettings, Settings, StaticHeaders, StatusSettings,
-    STATIC_HEADERS_MAX_AGE_LIMIT,
+    AuthMethod, LogFormat, Policy, RateSpec, ServerSettings, Settings, StaticHeaders,
+    StatusSettings, STATIC_HEADERS_MAX_AGE_LIMIT,
 };
 
 /// The embedded default (`config/telegate.toml`), used when no file is named.
@@ -107,7 +114,7 @@ pub fn load(source: &ConfigSource, env: &dyn Env) -> Result<Settings, ConfigErro
         ConfigSource::Embedded => EMBEDDED_DEFAULT.to_string(),
     };
     let raw = parse_with_overrides(&text, source, env)?;
-    validate::validate(raw, &source.base_dir())
+    validate::validate(&raw, &source.base_dir())
 }
 
 /// Parses TOML, applies `TELEGATE_*` and legacy overrides, deserializes.

@@ -3,9 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::de::IntoDeserializer;
+use serde::{Deserialize, Deserializer, Serialize};
 
-use super::ingest::{CollectorSection, IngestSection};
+use super::collector::CollectorSection;
+use super::ingest::IngestSection;
+use super::sessions::SessionsSection;
+use super::validate::{AuthMethod, LogFormat};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -164,7 +168,10 @@ pub struct PolicySection {
     pub key_ids: Option<Vec<String>>,
     /// When set, `X-KMS-Build` must equal it (e.g. `official`).
     pub require_build: Option<String>,
-    pub methods: Option<Vec<String>>,
+    /// Accepted credentials (default `["hmac"]`). An unknown one is named
+    /// at `methods` itself, not at its index, as before they were typed.
+    #[serde(deserialize_with = "auth_methods")]
+    pub methods: Option<Vec<AuthMethod>>,
     /// `2`: only body-bound v2 signatures pass (401 `signature_version_required`).
     pub min_signature_version: Option<u8>,
 }
@@ -174,76 +181,6 @@ pub struct PolicySection {
 pub struct PolicyRate {
     pub per_second: u32,
     pub burst: u32,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SessionsSection {
-    /// `memory` (this process only) or `redis` (shared by replicas).
-    pub store: String,
-    /// With `store = "redis"`: the server.
-    pub redis_url: String,
-    /// With `store = "redis"`: the prefix of every key.
-    pub redis_prefix: String,
-    /// With `store = "redis"`: how often counters are written behind and
-    /// revocations from other replicas are picked up.
-    pub flush_interval_ms: u64,
-    /// Record every verified signed session (off: only revocations are checked).
-    pub track: bool,
-    /// A session (signed or issued) ends after this long without a request.
-    pub idle_secs: u64,
-    /// Live sessions one client address may hold (429 `too_many_sessions` beyond).
-    pub max_per_ip: usize,
-    /// Most sessions held in memory; the least recently used is evicted.
-    pub max_sessions: u64,
-    /// How long a revocation lasts.
-    pub revocation_ttl_secs: u64,
-    /// Expired sessions stay readable (410) this long before they are dropped.
-    pub expired_retention_secs: u64,
-    /// `full`, `truncated` (IPv4 /24, IPv6 /48) or `none`.
-    pub store_ip: String,
-    /// Absolute lifetime of an issued session.
-    pub ttl_secs: u64,
-    /// `extend` never pushes an issued session past its creation plus this.
-    pub max_lifetime_secs: u64,
-    /// Live issued sessions one user may hold.
-    pub max_per_user: usize,
-    /// `evict_oldest` or `refuse` (429 `too_many_user_sessions`).
-    pub per_user_limit: String,
-    /// Keep the `metadata` given to `POST /sessions` (off: dropped).
-    pub store_metadata: bool,
-    /// Most bytes of a session API request body (413 `body_too_large`).
-    pub max_body_bytes: usize,
-    /// Most bytes of serialized `metadata` (400 `metadata_too_large`).
-    pub max_metadata_bytes: usize,
-    /// The cookie `/auth` reads a session token from.
-    pub cookie_name: String,
-}
-
-impl Default for SessionsSection {
-    fn default() -> Self {
-        SessionsSection {
-            store: "memory".into(),
-            redis_url: "redis://127.0.0.1:6379".into(),
-            redis_prefix: "telegate:".into(),
-            flush_interval_ms: 1000,
-            track: true,
-            idle_secs: 3600,
-            max_per_ip: 50,
-            max_sessions: 1_000_000,
-            revocation_ttl_secs: 7 * 86400,
-            expired_retention_secs: 3600,
-            store_ip: "full".into(),
-            ttl_secs: 86400,
-            max_lifetime_secs: 7 * 86400,
-            max_per_user: 10,
-            per_user_limit: "evict_oldest".into(),
-            store_metadata: false,
-            max_body_bytes: 8 * 1024,
-            max_metadata_bytes: 4096,
-            cookie_name: "telegate_session".into(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
@@ -272,7 +209,8 @@ impl Default for MetricsSection {
 #[serde(deny_unknown_fields, default)]
 pub struct LogSection {
     /// `text` or `json`.
-    pub format: String,
+    #[serde(deserialize_with = "by_name")]
+    pub format: LogFormat,
     /// A tracing filter: `info`, `warn`, `telegate=debug`, ...
     pub level: String,
 }
@@ -280,7 +218,7 @@ pub struct LogSection {
 impl Default for LogSection {
     fn default() -> Self {
         LogSection {
-            format: "text".into(),
+            format: LogFormat::Text,
             level: "info".into(),
         }
     }
@@ -303,4 +241,29 @@ impl Default for StatusSection {
             refresh_secs: 10,
         }
     }
+}
+
+/// A mode or method written as its name. The text is read first and then
+/// matched to a variant, so a value of the wrong type says "expected a
+/// string" (toml's own enum path would say "unit variant").
+pub(super) fn by_name<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    variant(String::deserialize(deserializer)?)
+}
+
+/// `policies.NAME.methods`: names, each an [`AuthMethod`]; an unknown one
+/// is reported at the key itself rather than at `methods[i]`.
+fn auth_methods<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<AuthMethod>>, D::Error> {
+    let names = Vec::<String>::deserialize(deserializer)?;
+    let methods = names.into_iter().map(variant).collect::<Result<_, _>>()?;
+    Ok(Some(methods))
+}
+
+fn variant<'de, T: Deserialize<'de>, E: serde::de::Error>(name: String) -> Result<T, E> {
+    T::deserialize(name.into_deserializer()).map_err(|err: serde::de::value::Error| E::custom(err))
 }

@@ -1,3 +1,9 @@
+//! Loading the configuration end to end: the embedded default, overrides by
+//! `TELEGATE_*` and the original service's variables, and that every invalid
+//! value is reported at its key (and the variable that set it).
+
+use std::collections::BTreeSet;
+
 use super::*;
 
 fn embedded(env: &MapEnv) -> Result<Settings, ConfigError> {
@@ -10,7 +16,7 @@ fn from_text(text: &str, env: &MapEnv) -> Result<Settings, ConfigError> {
         &ConfigSource::File("/etc/telegate/t.toml".into()),
         env,
     )?;
-    validate::validate(raw, Path::new("/etc/telegate"))
+    validate::validate(&raw, Path::new("/etc/telegate"))
 }
 
 fn invalid_key(result: Result<Settings, ConfigError>) -> String {
@@ -99,6 +105,9 @@ fn errors_name_the_key_and_the_variable() {
         ),
         ("[policies.p]\nkey_ids = [\"ghost\"]", "policies.p.key_ids"),
         ("[policies.p]\nmethods = [\"magic\"]", "policies.p.methods"),
+        ("[policies.p]\nmethods = []", "policies.p.methods"),
+        ("[ingest]\nmode = \"fast\"", "ingest.mode"),
+        ("[sessions]\nstore_ip = \"half\"", "sessions.store_ip"),
         ("[sessions]\nttl_secs = 0", "sessions.ttl_secs"),
         (
             "[sessions]\nttl_secs = 100\nmax_lifetime_secs = 50",
@@ -196,10 +205,7 @@ fn issued_session_settings_and_the_session_method() {
     assert_eq!(defaults.ttl.as_secs(), 86400);
     assert_eq!(defaults.max_lifetime.as_secs(), 7 * 86400);
     assert_eq!(defaults.max_per_user, 10);
-    assert_eq!(
-        defaults.per_user_limit,
-        crate::session::PerUserLimit::EvictOldest
-    );
+    assert_eq!(defaults.per_user_limit, PerUserLimit::EvictOldest);
     assert!(!defaults.store_metadata, "metadata is opt-in");
     assert_eq!(
         (defaults.max_body_bytes, defaults.max_metadata_bytes),
@@ -208,11 +214,14 @@ fn issued_session_settings_and_the_session_method() {
     assert_eq!(defaults.cookie_name, "telegate_session");
     let text = "[sessions]\nper_user_limit = \"refuse\"\n[policies.app]\nmethods = [\"hmac\", \"session\"]";
     let settings = from_text(text, &MapEnv::default()).unwrap();
+    assert_eq!(settings.sessions.per_user_limit, PerUserLimit::Refuse);
+    let app = &settings.policies["app"];
     assert_eq!(
-        settings.sessions.per_user_limit,
-        crate::session::PerUserLimit::Refuse
+        app.methods,
+        BTreeSet::from([AuthMethod::Hmac, AuthMethod::Session])
     );
-    assert_eq!(settings.policies["app"].methods, ["hmac", "session"]);
+    assert!(app.allows(AuthMethod::Session) && app.allows(AuthMethod::Hmac));
+    assert!(!settings.default_policy.allows(AuthMethod::Session));
 }
 
 #[test]
@@ -329,7 +338,6 @@ fn detect_paths_always_hold_the_root_and_refuse_signal_paths() {
 
 #[test]
 fn the_redis_store_and_its_defaults() {
-    use crate::session::{RedisSettings, StoreBackend};
     let defaults = from_text("", &MapEnv::default()).unwrap().sessions;
     assert_eq!(defaults.backend, StoreBackend::Memory);
     assert!(defaults.track);

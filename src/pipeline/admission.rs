@@ -25,7 +25,7 @@ use super::session;
 use super::session_gate::TokenOwner;
 use super::signature::{self, SignedOver, Verified};
 use super::Stages;
-use crate::config::Policy;
+use crate::config::{AuthMethod, Policy};
 use crate::protocol::headers::{
     header_values, X_FORWARDED_FOR, X_FORWARDED_METHOD, X_FORWARDED_URI,
 };
@@ -193,7 +193,7 @@ where
     // Credential: a session token (forwardAuth under a policy that allows
     // it), else the signature.
     if let Route::ForwardAuth { .. } = attempt.route {
-        if policy.allows("session") {
+        if policy.allows(AuthMethod::Session) {
             if let Some(presented) = token::presented(headers, &settings.sessions.cookie_name) {
                 let owner = session::open_token(stages, presented, headers, client_ip, now).await?;
                 return Ok(Admitted {
@@ -203,7 +203,7 @@ where
                     session_created: false,
                 });
             }
-            if !policy.allows("hmac") {
+            if !policy.allows(AuthMethod::Hmac) {
                 return Err(Reject::InvalidSession);
             }
         }

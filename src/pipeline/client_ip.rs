@@ -7,21 +7,8 @@
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<IpNet>);
-
-impl TrustedProxies {
-    pub fn new(nets: Vec<IpNet>) -> TrustedProxies {
-        TrustedProxies(nets)
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.0.iter().any(|net| net.contains(&ip))
-    }
-}
+use crate::ip::canonical;
+pub use crate::ip::TrustedProxies;
 
 /// Resolves the client address. `forwarded_for` holds every `X-Forwarded-For`
 /// header value in the order received.
@@ -68,14 +55,6 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         .ok()
         .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
         .map(canonical)
-}
-
-/// `::ffff:1.2.3.4` is the IPv4 client 1.2.3.4 (dual-stack sockets).
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    }
 }
 
 #[cfg(test)]

@@ -101,6 +101,7 @@ fn quota(spec: RateSpec) -> Quota {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AuthMethod;
     use governor::clock::FakeRelativeClock;
     use std::num::NonZeroU32;
     use std::time::Duration;
@@ -119,7 +120,7 @@ mod tests {
             rate_limit: rate,
             key_ids: None,
             require_build: None,
-            methods: vec!["hmac".into()],
+            methods: [AuthMethod::Hmac].into(),
             min_signature_version: 1,
         }
     }

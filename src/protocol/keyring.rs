@@ -241,7 +241,7 @@ impl SharedKeyring {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::MapEnv;
+    use crate::env::MapEnv;
 
     fn spec(id: &str, source: KeySource, not_after: Option<i64>) -> KeySpec {
         KeySpec {

@@ -27,10 +27,10 @@ pub mod petname;
 pub mod redis;
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::config::{PerUserLimit, RedisSettings, SessionSettings, StoreBackend, StoreIp};
 pub use crate::pipeline::session_gate::{
     answered, BoxFuture, HeaderSet, Refusal, SessionGate, Sighting, StaticSighting, StoreError,
     TokenCheck, TokenOwner, TokenUse,
@@ -55,95 +55,6 @@ impl SessionKind {
             SessionKind::Issued => "issued",
         }
     }
-}
-
-/// How much of a client's address is kept (seed 004: store no more than needed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreIp {
-    Full,
-    /// IPv4 /24, IPv6 /48.
-    Truncated,
-    None,
-}
-
-impl StoreIp {
-    pub fn apply(self, ip: IpAddr) -> Option<String> {
-        match self {
-            StoreIp::Full => Some(ip.to_string()),
-            StoreIp::None => None,
-            StoreIp::Truncated => {
-                let prefix = if ip.is_ipv4() { 24 } else { 48 };
-                ipnet::IpNet::new(ip, prefix)
-                    .ok()
-                    .map(|net| net.trunc().to_string())
-            }
-        }
-    }
-}
-
-/// What issuing a session for a user who already holds `max_per_user` does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PerUserLimit {
-    /// The user's oldest session is deleted to make room.
-    EvictOldest,
-    /// The new session is refused (429 `too_many_user_sessions`).
-    Refuse,
-}
-
-/// Where sessions live.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreBackend {
-    /// This process only ([`MemoryStore`]).
-    Memory,
-    /// Shared by every replica ([`RedisStore`]).
-    Redis(RedisSettings),
-}
-
-/// `sessions.redis_*`: where the shared store is and how often this replica
-/// writes behind and catches up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisSettings {
-    /// `redis://host:port/db`.
-    pub url: String,
-    /// Every key starts with this, so replicas of one deployment share it
-    /// and other deployments (or tests) on the same server do not collide.
-    pub prefix: String,
-    /// Write-behind of signed-session counters and polling of revocations.
-    pub flush_interval: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct SessionSettings {
-    pub backend: StoreBackend,
-    /// Record signed sessions on `/auth` (`sessions.track`); off, only
-    /// revocations are checked.
-    pub track: bool,
-    /// A session (either kind) ends after this long without a request.
-    pub idle: Duration,
-    /// Absolute lifetime of an issued session when created.
-    pub ttl: Duration,
-    /// `extend` never pushes an issued session past `created + max_lifetime`.
-    pub max_lifetime: Duration,
-    /// Live issued sessions one user may hold.
-    pub max_per_user: usize,
-    pub per_user_limit: PerUserLimit,
-    /// Keep the `metadata` of `POST /sessions` (off by default: privacy).
-    pub store_metadata: bool,
-    /// Cap on a session API request body.
-    pub max_body_bytes: usize,
-    /// Cap on the serialized `metadata` of `POST /sessions`.
-    pub max_metadata_bytes: usize,
-    /// The cookie `/auth` reads a session token from.
-    pub cookie_name: String,
-    /// Live sessions one client address may hold.
-    pub max_per_ip: usize,
-    /// Most sessions held; the least recently used goes first.
-    pub max_sessions: u64,
-    /// How long a revocation lasts.
-    pub revocation_ttl: Duration,
-    /// Expired records are kept this long so reads can say 410, not 404.
-    pub expired_retention: Duration,
-    pub store_ip: StoreIp,
 }
 
 /// One record, as the API shows it.
@@ -373,24 +284,3 @@ pub trait SessionAdmin: Send + Sync {
 pub trait SessionStore: SessionGate + IssuedSessions + SessionAdmin {}
 
 impl<T: SessionGate + IssuedSessions + SessionAdmin> SessionStore for T {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ip_privacy_levels() {
-        let v4: IpAddr = "203.0.113.77".parse().unwrap();
-        let v6: IpAddr = "2001:db8:1:2:3::9".parse().unwrap();
-        assert_eq!(StoreIp::Full.apply(v4).as_deref(), Some("203.0.113.77"));
-        assert_eq!(
-            StoreIp::Truncated.apply(v4).as_deref(),
-            Some("203.0.113.0/24")
-        );
-        assert_eq!(
-            StoreIp::Truncated.apply(v6).as_deref(),
-            Some("2001:db8:1::/48")
-        );
-        assert_eq!(StoreIp::None.apply(v4), None);
-    }
-}

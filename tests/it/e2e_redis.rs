@@ -20,12 +20,10 @@
 //!
 //! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_redis -- --nocapture`.
 
-mod e2e_support;
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use e2e_support::stack::{keygen, metric_value, Redis, Rotel, Telegate, Traefik};
-use e2e_support::{free_port, http_client, poll_until, require_tools, Workdir};
+use crate::support::stack::{keygen, metric_value, Redis, Rotel, Telegate, Traefik};
+use crate::support::{free_port, http_client, poll_until, require_tools, Workdir};
 use serde_json::{json, Value};
 use telegate::protocol::canonical::{sign_v1, MessageV1};
 use telegate::secret::Secret;

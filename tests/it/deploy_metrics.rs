@@ -7,12 +7,10 @@
 //! are allowed by prefix (see [`OTHER_JOBS`]); names that belong to work not
 //! merged yet would be listed, with a reason, in [`PENDING`] (empty now).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use common::{signed, with, NOW, SECRET_A};
+use crate::support::{signed, with, NOW, SECRET_A};
 use telegate::config::{self, ConfigSource, MapEnv};
 use telegate::http::state::AppState;
 use telegate::pipeline::metrics::Metrics;

@@ -3,10 +3,8 @@
 //! static-header sessions (each rule), `/` with X-Forwarded-Uri as a
 //! decision, and monitor mode.
 
-mod common;
-
-use common::collector::FakeCollector;
-use common::*;
+use crate::support::collector::FakeCollector;
+use crate::support::*;
 use prost::Message;
 use telegate::http::error::{ErrorInfo, Status};
 

@@ -10,13 +10,11 @@
 //!
 //! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_observe -- --nocapture`.
 
-mod e2e_support;
-
 use std::time::Duration;
 
-use e2e_support::otlp::{export_request, unix_now};
-use e2e_support::stack::{keygen, metric_value, Rotel, Telegate};
-use e2e_support::{http_client, poll_until, require_tools, Workdir};
+use crate::support::otlp::{export_request, unix_now};
+use crate::support::stack::{keygen, metric_value, Rotel, Telegate};
+use crate::support::{http_client, poll_until, require_tools, Workdir};
 use prost::Message;
 use telegate::protocol::canonical::{sign_v1, MessageV1};
 use telegate::secret::Secret;

@@ -19,13 +19,11 @@
 //!
 //! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_stack -- --nocapture`
 
-mod e2e_support;
-
 use std::time::Duration;
 
-use e2e_support::otlp::{export_request, unix_now};
-use e2e_support::stack::{keygen, Prometheus, Rotel, Telegate, Traefik};
-use e2e_support::{free_port, http_client, poll_until, require_tools, Workdir};
+use crate::support::otlp::{export_request, unix_now};
+use crate::support::stack::{keygen, Prometheus, Rotel, Telegate, Traefik};
+use crate::support::{free_port, http_client, poll_until, require_tools, Workdir};
 use prost::Message;
 use telegate::protocol::canonical::{sign_v1, MessageV1};
 use telegate::secret::Secret;

@@ -3,9 +3,7 @@
 //! ways, expiry on the injected clock, per-user limits, wipe, and the token
 //! never shown again after it is issued.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 
 const ADMIN: &str = "admin-token-0123456789abcdef";

@@ -1,9 +1,7 @@
 //! `/auth` over real HTTP: one test per status and reason, asserting status,
 //! `reason`, response headers and the metric counters.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 
 const DEFAULT: &str = "";
 
@@ -574,7 +572,7 @@ async fn the_kotormodsync_namespace_serves_the_original_names() {
 
 #[tokio::test]
 async fn a_development_key_is_flagged_on_ready() {
-    let dev_key = include_str!("../config/dev-signing.key");
+    let dev_key = include_str!("../../config/dev-signing.key");
     let config = "listen = \"127.0.0.1:0\"\n[[auth.keys]]\nid = \"dev\"\nfile = \"dev.key\"\n";
     let server = start_server_with_files(config, &[("dev.key", dev_key)]).await;
     let ready = server

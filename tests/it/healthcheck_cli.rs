@@ -2,12 +2,10 @@
 //! running gateway (found through the same config or `--addr`), 1 when
 //! nothing healthy answers.
 
-mod e2e_support;
-
 use std::process::{Command, Output};
 
-use e2e_support::stack::{Telegate, TELEGATE_BIN};
-use e2e_support::{free_port, Workdir};
+use crate::support::stack::{Telegate, TELEGATE_BIN};
+use crate::support::{free_port, Workdir};
 
 fn healthcheck(args: &[&str], config: Option<&std::path::Path>) -> Output {
     let mut command = Command::new(TELEGATE_BIN);

@@ -2,8 +2,6 @@
 //! to a temp dir, sign requests with the crate's own signer, read metrics.
 #![allow(dead_code)]
 
-pub mod collector;
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;

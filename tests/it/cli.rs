@@ -23,7 +23,7 @@ fn telegate(args: &[&str]) -> std::process::Output {
 
 /// The golden vector table's first row (computed with openssl).
 fn golden_row() -> Vec<String> {
-    include_str!("vectors/v1.tsv")
+    include_str!("../vectors/v1.tsv")
         .lines()
         .find(|l| !l.starts_with('#'))
         .unwrap()
@@ -64,7 +64,7 @@ fn sign_prints_curl_ready_headers_matching_openssl() {
 #[test]
 fn sign_v2_prints_body_bound_headers_matching_openssl() {
     // tests/vectors/v2.tsv: secret, key_id, method, path, ts, session, nonce, body hex, sha, message, signature
-    for line in include_str!("vectors/v2.tsv")
+    for line in include_str!("../vectors/v2.tsv")
         .lines()
         .filter(|l| !l.starts_with('#'))
     {

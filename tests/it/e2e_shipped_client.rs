@@ -16,14 +16,12 @@
 //!
 //! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_shipped_client -- --nocapture`.
 
-mod e2e_support;
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use e2e_support::otlp::unix_now;
-use e2e_support::stack::{keygen, metric_value, Rotel, Telegate, Traefik};
-use e2e_support::{require_tools, Workdir};
+use crate::support::otlp::unix_now;
+use crate::support::stack::{keygen, metric_value, Rotel, Telegate, Traefik};
+use crate::support::{require_tools, Workdir};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};

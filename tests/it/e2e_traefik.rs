@@ -19,13 +19,11 @@
 //! (tools: `scripts/install-tools`; without them and without the variable the
 //! test prints SKIPPED and passes).
 
-mod e2e_support;
-
 use std::time::Duration;
 
-use e2e_support::otlp::{export_request, unix_now};
-use e2e_support::stack::{keygen, metric_value, Rotel, Telegate, Traefik};
-use e2e_support::{http_client, require_tools, Workdir};
+use crate::support::otlp::{export_request, unix_now};
+use crate::support::stack::{keygen, metric_value, Rotel, Telegate, Traefik};
+use crate::support::{http_client, require_tools, Workdir};
 use prost::Message;
 use telegate::protocol::canonical::{sign_v1, MessageV1};
 use telegate::secret::Secret;

@@ -16,13 +16,11 @@
 //!
 //! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_ingest -- --nocapture`.
 
-mod e2e_support;
-
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use e2e_support::stack::{keygen, metric_value, Rotel, Telegate, Traefik};
-use e2e_support::{http_client, require_tools, Workdir};
+use crate::support::stack::{keygen, metric_value, Rotel, Telegate, Traefik};
+use crate::support::{http_client, require_tools, Workdir};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;

@@ -3,12 +3,10 @@
 //! the OTLP retry contract, v2 body binding and idempotent retries,
 //! enrichment, and `/auth` with a forwarded body.
 
-mod common;
-
 use std::time::Duration;
 
-use common::collector::{FakeCollector, Script};
-use common::*;
+use crate::support::collector::{FakeCollector, Script};
+use crate::support::*;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{

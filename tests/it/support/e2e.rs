@@ -14,9 +14,6 @@
 //! hence the `dead_code` allowance.
 #![allow(dead_code)]
 
-pub mod otlp;
-pub mod stack;
-
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::future::Future;

@@ -4,18 +4,15 @@
 //! gateway is ready; `templates_dir` replaces the built-in pages. Then one
 //! render of `/` in headless Chromium, checked for a real picture.
 
-mod common;
-mod e2e_support;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{
+use crate::support::{
     config_with, signed, start_server, start_server_with_files, valid, with, NOW, SECRET_A,
     SECRET_B, SESSION,
 };
-use e2e_support::{Proc, Workdir, REQUIRE_ENV};
+use crate::support::{Proc, Workdir, REQUIRE_ENV};
 
 /// Keys a and b (no not_after), one expiring in two days, one expired.
 fn config() -> String {
@@ -40,7 +37,10 @@ refresh_secs = 7
     ))
 }
 
-async fn get(server: &common::TestServer, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+async fn get(
+    server: &crate::support::TestServer,
+    path: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
     let response = server.client.get(server.url(path)).send().await.unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
@@ -48,7 +48,7 @@ async fn get(server: &common::TestServer, path: &str) -> (u16, reqwest::header::
 }
 
 /// One allowed request (key a), two refused (bad signature, stale).
-async fn some_traffic(server: &common::TestServer) {
+async fn some_traffic(server: &crate::support::TestServer) {
     let ok = server.auth_request(&valid()).send().await.unwrap();
     assert_eq!(ok.status(), 200);
     let bad = with(valid(), "X-KMS-Signature", Some(&"0".repeat(64)));
@@ -221,7 +221,7 @@ async fn templates_dir_replaces_the_built_in_pages() {
 }
 
 /// The temp dir holding the server's config (templates_dir is relative to it).
-fn server_dir(server: &common::TestServer) -> PathBuf {
+fn server_dir(server: &crate::support::TestServer) -> PathBuf {
     server
         .state
         .settings()
@@ -303,7 +303,7 @@ async fn headless_chromium_renders_the_status_page() {
     )
     .await;
     // The file is complete once chromium has exited.
-    let _ = e2e_support::poll_until("chromium to exit", Duration::from_secs(20), || {
+    let _ = crate::support::poll_until("chromium to exit", Duration::from_secs(20), || {
         std::future::ready(match proc.exited() {
             Some(_) => Ok(()),
             None => Err("running".to_string()),

@@ -13,6 +13,27 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
+use super::server::{config_with, start_server, TestServer};
+
+/// The real server (see [`start_server`]) in front of `collector`, with the
+/// rate limit out of the way; `extra` goes on in the `[collector]` table
+/// (and may open others).
+pub async fn start_server_before(collector: &FakeCollector, extra: &str) -> TestServer {
+    start_server(&config_with(&format!(
+        r#"
+[rate_limit]
+per_second = 10000
+burst = 10000
+[collector]
+endpoint = "{}"
+request_timeout_secs = 2
+{extra}
+"#,
+        collector.url()
+    )))
+    .await
+}
+
 /// One request the collector received.
 #[derive(Debug, Clone)]
 pub struct Received {

@@ -1,105 +1,49 @@
-//! Shared plumbing for the end-to-end tests: real binaries on 127.0.0.1.
+//! Child processes of a test and where they keep their files.
 //!
-//! - [`require_tools`]: finds the external tools (`scripts/install-tools`), or
-//!   skips the test loudly (fails it when `E2E_REQUIRE_TOOLS=1`).
 //! - [`Workdir`]: a temp dir that is kept, and named, when the test fails.
 //! - [`free_port`]: a loopback port nobody else in this test binary was given.
 //! - [`Proc`]: a child process whose output goes to a log file, killed on drop
-//!   (also during a panic), with its log printed when the test fails.
-//! - [`poll_until`] / [`Proc::wait_ready`]: bounded waits, in count and time.
-//! - [`stack`]: launchers for telegate, rotel (the collector), Traefik and Prometheus.
-//! - [`otlp`]: OTLP payloads (a one-counter metrics export) and the signed-request clock.
-//!
-//! Each `tests/e2e_*.rs` compiles this module on its own and uses a subset,
-//! hence the `dead_code` allowance.
-#![allow(dead_code)]
+//!   (also during a panic), with its log printed when the test fails;
+//!   [`Proc::wait_ready`] waits for it with a bound in count and time.
+//! - [`telegate_command`]: the telegate binary with none of the developer's
+//!   settings inherited.
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::future::Future;
-use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Set to `1` by the test script and CI: a missing tool is then a failure.
-pub const REQUIRE_ENV: &str = "E2E_REQUIRE_TOOLS";
-/// Overrides where the tools live (default: `$CARGO_MANIFEST_DIR/.tools/bin`).
-pub const TOOLS_ENV: &str = "E2E_TOOLS_BIN";
+use super::wait::poll;
 
-/// Time between two probes of a bounded wait.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// The telegate binary built by cargo for this test run.
+pub const TELEGATE_BIN: &str = env!("CARGO_BIN_EXE_telegate");
 
 /// Lines of a process log printed when a test fails.
 const LOG_TAIL_LINES: usize = 150;
 
-// ---------------------------------------------------------------- tools
-
-/// The directory holding the external tools.
-pub fn tools_dir() -> PathBuf {
-    match std::env::var_os(TOOLS_ENV) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin"),
+/// `telegate` with no setting inherited from the developer's shell: a
+/// test's config file (and the variables it sets on the command) must be the
+/// whole truth, so `TELEGATE_*` overrides, `RUST_LOG` and the legacy
+/// variables are removed from the child's environment (never from ours).
+pub fn telegate_command() -> Command {
+    let mut command = Command::new(TELEGATE_BIN);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("TELEGATE_")
+            || name.starts_with("KOTORMODSYNC_")
+            || name.starts_with("MODSYNC_")
+            || name == "RUST_LOG"
+            || name == "REQUIRE_AUTH"
+            || name == "AUTH_SERVICE_PORT"
+        {
+            command.env_remove(&*name);
+        }
     }
-}
-
-/// Where the external tools were found.
-#[derive(Debug, Clone)]
-pub struct Tools {
-    dir: PathBuf,
-}
-
-impl Tools {
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-/// The tools a test needs, or `None` when they are missing and the test should
-/// skip. With `E2E_REQUIRE_TOOLS=1` a missing tool panics instead, so CI can
-/// never go green by skipping.
-pub fn require_tools(test: &str, names: &[&str]) -> Option<Tools> {
-    let dir = tools_dir();
-    let missing: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|name| !is_executable(&dir.join(name)))
-        .collect();
-    if missing.is_empty() {
-        return Some(Tools { dir });
-    }
-    let message = format!(
-        "{test}: missing tools {missing:?} in {} (run scripts/install-tools, or set {TOOLS_ENV})",
-        dir.display()
-    );
-    let required = std::env::var(REQUIRE_ENV)
-        .map(|v| matches!(v.as_str(), "1" | "true" | "yes"))
-        .unwrap_or(false);
-    if required {
-        panic!("{message}; {REQUIRE_ENV}=1, so this is a failure, not a skip");
-    }
-    // Straight to the process's stderr: libtest captures eprintln! of passing
-    // tests, and a skip must be seen.
-    let bar = "!".repeat(72);
-    let _ = writeln!(std::io::stderr(), "\n{bar}\nSKIPPED: {message}\n{bar}\n");
-    None
-}
-
-fn is_executable(path: &Path) -> bool {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return false;
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        meta.is_file() && meta.permissions().mode() & 0o111 != 0
-    }
-    #[cfg(not(unix))]
-    {
-        meta.is_file()
-    }
+    command
 }
 
 // ---------------------------------------------------------------- workdir
@@ -192,12 +136,9 @@ impl Proc {
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn log_path(&self) -> &Path {
-        &self.log
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything the process has written so far.
@@ -268,64 +209,7 @@ impl Drop for Proc {
     }
 }
 
-// ---------------------------------------------------------------- waiting
-
-/// Polls `probe` every [`POLL_INTERVAL`] until it answers `Ok`, at most
-/// `timeout` long and at most `timeout / POLL_INTERVAL + 1` times. On timeout
-/// the error names `what` and the last probe error.
-pub async fn poll_until<T, Fut>(
-    what: &str,
-    timeout: Duration,
-    probe: impl FnMut() -> Fut,
-) -> Result<T, String>
-where
-    Fut: Future<Output = Result<T, String>>,
-{
-    poll(what, timeout, || Ok(()), probe).await
-}
-
-/// [`poll_until`] with a guard checked before each probe; a guard error ends
-/// the wait at once (e.g. the process being waited on has died).
-async fn poll<T, Fut>(
-    what: &str,
-    timeout: Duration,
-    mut guard: impl FnMut() -> Result<(), String>,
-    mut probe: impl FnMut() -> Fut,
-) -> Result<T, String>
-where
-    Fut: Future<Output = Result<T, String>>,
-{
-    let started = Instant::now();
-    let max_attempts = timeout.as_millis() / POLL_INTERVAL.as_millis() + 1;
-    let mut last = String::from("never probed");
-    for attempt in 1..=max_attempts {
-        guard().map_err(|err| format!("while waiting for {what}: {err}"))?;
-        match probe().await {
-            Ok(value) => return Ok(value),
-            Err(err) => last = err,
-        }
-        if started.elapsed() >= timeout || attempt == max_attempts {
-            break;
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
-    Err(format!(
-        "timed out after {:?} waiting for {what}; last probe: {last}",
-        started.elapsed()
-    ))
-}
-
-// ---------------------------------------------------------------- misc
-
-/// An HTTP client for loopback use: never goes through a proxy from the
-/// environment, and never hangs a test.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("build reqwest client")
-}
+// ---------------------------------------------------------------- logs
 
 /// The last `lines` lines of `text`.
 pub fn tail(text: &str, lines: usize) -> String {

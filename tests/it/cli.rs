@@ -5,7 +5,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{poll_blocking, telegate_command, Proc};
+use crate::support::{poll_blocking, sample, telegate_command, Proc, POLL_INTERVAL};
+
+/// Between two probes of [`wait_for`]: each one is an `/auth` request, and
+/// the default rate limit (10/s, burst 20) must not refuse them.
+const AUTH_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The binary run to its end, with no setting inherited from the shell:
 /// each test sets what it means.
@@ -220,19 +224,25 @@ fn serve(config: &Path) -> Served {
         .args(["serve", "--config", config.to_str().unwrap()])
         .env("TELEGATE_LOG__FORMAT", "json");
     let mut proc = Proc::spawn("telegate", command, config.with_file_name("telegate.log"));
-    let port = poll_blocking("telegate serving", Duration::from_secs(10), || {
-        if let Some(status) = proc.exited() {
-            panic!("telegate exited before serving ({status})");
-        }
-        log_lines(&proc)
-            .into_iter()
-            .find(|json| json["message"] == "telegate serving")
-            .map(|json| {
-                let addr: std::net::SocketAddr = json["listen"].as_str().unwrap().parse().unwrap();
-                addr.port()
-            })
-            .ok_or_else(|| "no serving line yet".to_string())
-    })
+    let port = poll_blocking(
+        "telegate serving",
+        Duration::from_secs(10),
+        POLL_INTERVAL,
+        || {
+            if let Some(status) = proc.exited() {
+                panic!("telegate exited before serving ({status})");
+            }
+            log_lines(&proc)
+                .into_iter()
+                .find(|json| json["message"] == "telegate serving")
+                .map(|json| {
+                    let addr: std::net::SocketAddr =
+                        json["listen"].as_str().unwrap().parse().unwrap();
+                    addr.port()
+                })
+                .ok_or_else(|| "no serving line yet".to_string())
+        },
+    )
     .unwrap_or_else(|err| panic!("telegate did not start within 10 s: {err}"));
     Served { proc, port }
 }
@@ -246,9 +256,20 @@ fn log_lines(proc: &Proc) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A plain HTTP/1.1 `GET path` with `headers` (whole lines, each ending in
+/// CRLF); the whole response as text.
+fn http_get(port: u16, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{headers}\r\n");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
 /// Signs with `telegate sign` and asks `/auth` with a plain HTTP/1.1 request.
 fn auth_with(port: u16, secret: &Path) -> u16 {
-    use std::io::{Read, Write};
     let out = telegate(&[
         "sign",
         "--secret-file",
@@ -257,15 +278,14 @@ fn auth_with(port: u16, secret: &Path) -> u16 {
         "/v1/metrics",
     ]);
     let headers = String::from_utf8(out.stdout).unwrap();
-    let request = format!(
-        "GET /auth HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Forwarded-Method: POST\r\nX-Forwarded-Uri: /v1/metrics\r\n{}\r\n",
-        headers.lines().map(|l| format!("{l}\r\n")).collect::<String>()
+    let headers = format!(
+        "X-Forwarded-Method: POST\r\nX-Forwarded-Uri: /v1/metrics\r\n{}",
+        headers
+            .lines()
+            .map(|l| format!("{l}\r\n"))
+            .collect::<String>()
     );
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
+    http_get(port, "/auth", &headers)
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
@@ -273,7 +293,7 @@ fn auth_with(port: u16, secret: &Path) -> u16 {
 }
 
 fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    poll_blocking(what, Duration::from_secs(10), || {
+    poll_blocking(what, Duration::from_secs(10), AUTH_PROBE_INTERVAL, || {
         check().then_some(()).ok_or_else(|| "not yet".to_string())
     })
     .unwrap_or_else(|err| panic!("{err}"));
@@ -319,9 +339,14 @@ fn keys_rotate_without_a_restart() {
         "the replaced secret verifies"
     );
 
-    // A broken reload keeps the ring.
+    // A broken reload keeps the ring: once the poll has counted the failed
+    // reload (rather than after a guessed sleep), the old key still verifies.
     std::fs::remove_file(&new).unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for("the broken reload to be counted", || {
+        let metrics = http_get(served.port, "/metrics", "");
+        sample(&metrics, "telegate_keyring_reloads_total{result=\"error\"}")
+            .is_some_and(|n| n >= 1.0)
+    });
     assert_eq!(
         auth_with(served.port, &old),
         200,
@@ -346,9 +371,12 @@ fn sigterm_stops_the_server_cleanly() {
         .status()
         .unwrap();
     assert!(term.success());
-    let status = poll_blocking("telegate to exit", Duration::from_secs(5), || {
-        served.proc.exited().ok_or_else(|| "running".to_string())
-    })
+    let status = poll_blocking(
+        "telegate to exit",
+        Duration::from_secs(5),
+        POLL_INTERVAL,
+        || served.proc.exited().ok_or_else(|| "running".to_string()),
+    )
     .unwrap_or_else(|err| panic!("telegate did not exit within 5 s of SIGTERM: {err}"));
     assert!(status.success(), "exit status {status:?}");
     assert!(std::net::TcpStream::connect(("127.0.0.1", served.port)).is_err());

@@ -26,7 +26,7 @@ use crate::support::otlp::unix_now;
 use crate::support::stack::{keygen, Redis, Rotel, Telegate, Traefik};
 use crate::support::{
     add_headers, free_port, http_client, kms_headers, poll_until, require_tools, sample, Reply,
-    Workdir,
+    Workdir, POLL_INTERVAL,
 };
 use serde_json::{json, Value};
 
@@ -319,7 +319,8 @@ async fn two_replicas_on_one_redis_behind_traefik() {
                 enforced[i] = Some(revoked_at.elapsed());
             }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A bounded poll of both gates at once (each one's time is measured).
+        tokio::time::sleep(POLL_INTERVAL).await;
     }
     for (name, took) in ["tg-a", "tg-b"].iter().zip(enforced) {
         let took = took.unwrap_or_else(|| panic!("{name} never refused the revoked session"));

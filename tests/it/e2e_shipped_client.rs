@@ -154,6 +154,8 @@ async fn the_shipped_client_works_with_static_header_sessions_and_only_then() {
         200
     );
 
+    // The one real wait here is the behaviour under test: the real binary
+    // reads the real clock, and the headers must be older than the window.
     tokio::time::sleep(LATE).await;
 
     // Twice the window later, the same headers still deliver, by signal.

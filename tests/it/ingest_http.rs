@@ -189,8 +189,7 @@ async fn the_collectors_answer_maps_onto_the_otlp_retry_contract() {
     }
 
     // Collector gone: 503 + Retry-After, counted; never a 200.
-    collector.stop();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    collector.stop().await;
     let down = start_server_before(&collector, "").await;
     let response = post(
         &down,
@@ -587,7 +586,20 @@ async fn a_saturated_collector_is_answered_at_once_not_queued() {
         .send()
     };
     let (a, b) = tokio::join!(send(), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The second goes once the first holds the only slot: the collector
+        // has it (and answers it only after its 400 ms).
+        poll_until(
+            "the first export at the collector",
+            Duration::from_secs(5),
+            || {
+                std::future::ready(match collector.received().len() {
+                    0 => Err("not yet".to_string()),
+                    _ => Ok(()),
+                })
+            },
+        )
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
         send().await
     });
     assert_eq!(a.unwrap().status(), 200);

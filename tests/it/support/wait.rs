@@ -1,6 +1,7 @@
-//! Bounded waits: a condition is probed every [`POLL_INTERVAL`] until it
-//! holds, at most `timeout` long and at most `timeout / POLL_INTERVAL + 1`
-//! times, so no test sleeps a fixed time hoping something has happened.
+//! Bounded waits: a condition is probed every [`POLL_INTERVAL`] (or a given
+//! interval) until it holds, at most `timeout` long and at most
+//! `timeout / interval + 1` times, so no test sleeps a fixed time hoping
+//! something has happened.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -32,7 +33,7 @@ pub(super) async fn poll<T, Fut>(
 where
     Fut: Future<Output = Result<T, String>>,
 {
-    let mut bounds = Bounds::new(timeout);
+    let mut bounds = Bounds::new(timeout, POLL_INTERVAL);
     loop {
         guard().map_err(|err| format!("while waiting for {what}: {err}"))?;
         match probe().await {
@@ -46,14 +47,16 @@ where
     }
 }
 
-/// [`poll_until`] for tests without a runtime: the thread sleeps between
-/// probes.
+/// [`poll_until`] for tests without a runtime: the thread sleeps `interval`
+/// between probes (longer than [`POLL_INTERVAL`] where each probe costs
+/// something that is limited, such as a rate-limited request).
 pub fn poll_blocking<T>(
     what: &str,
     timeout: Duration,
+    interval: Duration,
     mut probe: impl FnMut() -> Result<T, String>,
 ) -> Result<T, String> {
-    let mut bounds = Bounds::new(timeout);
+    let mut bounds = Bounds::new(timeout, interval);
     loop {
         match probe() {
             Ok(value) => return Ok(value),
@@ -62,7 +65,7 @@ pub fn poll_blocking<T>(
         if !bounds.again() {
             return Err(bounds.timed_out(what));
         }
-        std::thread::sleep(POLL_INTERVAL);
+        std::thread::sleep(interval);
     }
 }
 
@@ -75,11 +78,11 @@ struct Bounds {
 }
 
 impl Bounds {
-    fn new(timeout: Duration) -> Bounds {
+    fn new(timeout: Duration, interval: Duration) -> Bounds {
         Bounds {
             started: Instant::now(),
             timeout,
-            attempts_left: timeout.as_millis() / POLL_INTERVAL.as_millis() + 1,
+            attempts_left: timeout.as_millis() / interval.as_millis().max(1) + 1,
             last: String::from("never probed"),
         }
     }

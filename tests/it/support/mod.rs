@@ -9,7 +9,8 @@
 //! - [`collector`]: a scripted stand-in collector.
 //! - [`otlp`]: OTLP payloads and the wall clock.
 //! - [`tools`]: the external tools of the end-to-end tests, or a loud skip.
-//! - [`proc`]: work dirs, free ports, child processes, the telegate command.
+//! - [`proc`]: work dirs, child processes, the telegate command.
+//! - [`ports`]: loopback ports for children, safe beside in-process servers.
 //! - [`stack`]: launchers for the real binaries (telegate, rotel, Traefik,
 //!   Prometheus, Redis).
 //! - [`wait`]: bounded polls, in count and time.
@@ -17,6 +18,7 @@
 pub mod collector;
 pub mod http;
 pub mod otlp;
+pub mod ports;
 pub mod proc;
 pub mod server;
 pub mod sign;
@@ -25,6 +27,7 @@ pub mod tools;
 pub mod wait;
 
 pub use http::*;
+pub use ports::*;
 pub use proc::*;
 pub use server::*;
 pub use sign::*;

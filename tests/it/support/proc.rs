@@ -1,20 +1,16 @@
 //! Child processes of a test and where they keep their files.
 //!
 //! - [`Workdir`]: a temp dir that is kept, and named, when the test fails.
-//! - [`free_port`]: a loopback port nobody else in this test binary was given.
 //! - [`Proc`]: a child process whose output goes to a log file, killed on drop
 //!   (also during a panic), with its log printed when the test fails;
 //!   [`Proc::wait_ready`] waits for it with a bound in count and time.
 //! - [`telegate_command`]: the telegate binary with none of the developer's
 //!   settings inherited.
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::future::Future;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use super::wait::poll;
@@ -87,24 +83,6 @@ impl Drop for Workdir {
             }
         }
     }
-}
-
-// ---------------------------------------------------------------- ports
-
-/// A free 127.0.0.1 port. The OS picks it (bind to port 0) and the socket is
-/// closed again, so another process could still grab it before the child
-/// binds; the set below at least stops this test binary from handing the same
-/// port out twice. (rotel panics on port 0, so children get real ports.)
-pub fn free_port() -> u16 {
-    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
-    for _ in 0..64 {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local addr").port();
-        if GIVEN.lock().expect("port set lock").insert(port) {
-            return port;
-        }
-    }
-    panic!("no fresh loopback port after 64 tries");
 }
 
 // ---------------------------------------------------------------- processes

@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::http::http_client;
-use super::proc::{free_port, telegate_command, Proc, Workdir};
+use super::ports::free_port;
+use super::proc::{telegate_command, Proc, Workdir};
 use super::tools::Tools;
 
 /// Cold starts on a loaded 2-core machine take well under this.

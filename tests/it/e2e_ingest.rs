@@ -14,7 +14,7 @@
 //! Every export carries a name unique to the run and the case, so "not
 //! delivered" is a grep that finds nothing once a later export is seen.
 //!
-//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_ingest -- --nocapture`.
+//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_ingest:: -- --nocapture`.
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@
 //! reqwest --GET /auth, POST /v1/metrics, POST /sessions--> telegate binary --> rotel
 //! ```
 //!
-//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_observe -- --nocapture`.
+//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_observe:: -- --nocapture`.
 
 use std::time::Duration;
 

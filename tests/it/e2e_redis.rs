@@ -18,7 +18,7 @@
 //!    token checks and the session API say 503, and all come back when
 //!    Redis does (restarted on the same port).
 //!
-//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_redis -- --nocapture`.
+//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_redis:: -- --nocapture`.
 
 use std::time::{Duration, Instant};
 

@@ -14,7 +14,7 @@
 //! The only real waits in the suite are here: `max_skew_secs = 3` and
 //! exports 6 s after the headers were made, as the issue asks.
 //!
-//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_shipped_client -- --nocapture`.
+//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_shipped_client:: -- --nocapture`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;

@@ -17,7 +17,7 @@
 //! `up{job="telegate"} == 1`, a non-zero success counter, and the alert
 //! rules loaded.
 //!
-//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_stack -- --nocapture`
+//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_stack:: -- --nocapture`
 
 use std::time::Duration;
 

@@ -15,7 +15,7 @@
 //! prints in arrival order, so the sentinel proves the earlier ones would be
 //! there by now).
 //!
-//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_traefik -- --nocapture`
+//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_traefik:: -- --nocapture`
 //! (tools: `scripts/install-tools`; without them and without the variable the
 //! test prints SKIPPED and passes).
 

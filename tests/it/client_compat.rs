@@ -3,30 +3,17 @@
 //! static-header sessions (each rule), `/` with X-Forwarded-Uri as a
 //! decision, and monitor mode.
 
-mod common;
-
-use common::collector::FakeCollector;
-use common::*;
-use prost::Message;
-use telegate::http::error::{ErrorInfo, Status};
+use crate::support::collector::{start_server_before, FakeCollector};
+use crate::support::*;
 
 const OTHER_SESSION: &str = "9b2c1d3e-0000-4000-8000-00000000abcd";
 
+/// In passthrough mode (`extra` opens its own tables).
 async fn start(collector: &FakeCollector, extra: &str) -> TestServer {
-    start_server(&config_with(&format!(
-        r#"
-[rate_limit]
-per_second = 10000
-burst = 10000
-[ingest]
-mode = "passthrough"
-[collector]
-endpoint = "{}"
-request_timeout_secs = 2
-{extra}
-"#,
-        collector.url()
-    )))
+    start_server_before(
+        collector,
+        &format!("[ingest]\nmode = \"passthrough\"\n{extra}"),
+    )
     .await
 }
 
@@ -44,35 +31,14 @@ async fn post_root(
     headers: &[(&'static str, String)],
     from: Option<&str>,
 ) -> reqwest::Response {
-    let mut request = server.client.post(server.url("/")).body(vec![1u8, 2, 3]);
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
+    let mut request = add_headers(
+        server.client.post(server.url("/")).body(vec![1u8, 2, 3]),
+        headers,
+    );
     if let Some(ip) = from {
         request = request.header("X-Forwarded-For", ip);
     }
     request.send().await.unwrap()
-}
-
-/// Status and `reason`, from a JSON body or a protobuf `google.rpc.Status`
-/// (ingest answers in the request's media type).
-async fn status_reason(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let protobuf = response
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v == "application/x-protobuf");
-    let bytes = response.bytes().await.unwrap();
-    let reason = if protobuf {
-        let status = Status::decode(bytes).unwrap();
-        ErrorInfo::decode(&status.details[0].value[..])
-            .unwrap()
-            .reason
-    } else {
-        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        json["reason"].as_str().unwrap_or("").to_string()
-    };
-    (status, reason)
 }
 
 #[tokio::test]
@@ -113,7 +79,7 @@ async fn a_root_signature_over_no_signal_path_is_a_bad_signature() {
     for signed_path in ["/", "/v1/other", "/v1/metricsx"] {
         let response = post_root(&server, &shipped(signed_path, NOW, SESSION), None).await;
         assert_eq!(
-            status_reason(response).await,
+            reason_any(response).await,
             (403, "bad_signature".into()),
             "{signed_path}"
         );
@@ -124,7 +90,7 @@ async fn a_root_signature_over_no_signal_path_is_a_bad_signature() {
         h
     };
     let response = post_root(&server, &wrong_key, None).await;
-    assert_eq!(status_reason(response).await, (403, "bad_signature".into()));
+    assert_eq!(reason_any(response).await, (403, "bad_signature".into()));
     assert!(collector.received().is_empty(), "nothing forwarded");
     let text = server.scrape().await;
     assert_eq!(
@@ -133,7 +99,7 @@ async fn a_root_signature_over_no_signal_path_is_a_bad_signature() {
     );
     // Missing headers on `/` are the same 401 as anywhere.
     let response = post_root(&server, &[], None).await;
-    assert_eq!(status_reason(response).await.0, 401);
+    assert_eq!(reason_any(response).await.0, 401);
     server.stop().await;
 }
 
@@ -170,7 +136,7 @@ async fn root_with_x_forwarded_uri_is_a_decision_and_names_the_signal() {
         request = request.header(name, value);
     }
     assert_eq!(
-        status_reason(request.send().await.unwrap()).await,
+        reason_any(request.send().await.unwrap()).await,
         (403, "bad_signature".into())
     );
     // A browser still gets the status page.
@@ -239,31 +205,19 @@ async fn static_headers_pass_only_under_every_rule() {
     );
     // pin_ip: another address is refused as a stale timestamp.
     let response = post_root(&server, &headers, Some("203.0.113.99")).await;
-    assert_eq!(
-        status_reason(response).await,
-        (401, "stale_timestamp".into())
-    );
+    assert_eq!(reason_any(response).await, (401, "stale_timestamp".into()));
     // Never seen inside the window: refused.
     let unseen = shipped("/v1/metrics", NOW - 100, SESSION);
     let response = post_root(&server, &unseen, Some(client)).await;
-    assert_eq!(
-        status_reason(response).await,
-        (401, "stale_timestamp".into())
-    );
+    assert_eq!(reason_any(response).await, (401, "stale_timestamp".into()));
     // A changed signature is not the remembered set: still the stale 401.
     let forged = with(headers.clone(), "X-KMS-Signature", Some(&"ab".repeat(32)));
     let response = post_root(&server, &forged, Some(client)).await;
-    assert_eq!(
-        status_reason(response).await,
-        (401, "stale_timestamp".into())
-    );
+    assert_eq!(reason_any(response).await, (401, "stale_timestamp".into()));
     // The session stops being tracked (idle 600 s after NOW + 400): refused.
     server.set_now(NOW + 1_100);
     let response = post_root(&server, &headers, Some(client)).await;
-    assert_eq!(
-        status_reason(response).await,
-        (401, "stale_timestamp".into())
-    );
+    assert_eq!(reason_any(response).await, (401, "stale_timestamp".into()));
     server.stop().await;
 }
 
@@ -292,10 +246,7 @@ async fn static_headers_end_at_max_age_and_with_revocation() {
     }
     server.set_now(NOW + 2_001);
     let response = post_root(&server, &headers, Some(client)).await;
-    assert_eq!(
-        status_reason(response).await,
-        (401, "stale_timestamp".into())
-    );
+    assert_eq!(reason_any(response).await, (401, "stale_timestamp".into()));
 
     // Revocation ends a static set at once.
     let other = shipped("/v1/metrics", NOW + 2_001, OTHER_SESSION);
@@ -309,7 +260,7 @@ async fn static_headers_end_at_max_age_and_with_revocation() {
         .await
         .unwrap();
     let response = post_root(&server, &other, Some(client)).await;
-    assert_eq!(status_reason(response).await.0, 401);
+    assert_eq!(reason_any(response).await.0, 401);
     server.stop().await;
 }
 
@@ -334,10 +285,7 @@ async fn without_pin_ip_another_address_may_use_the_set_and_without_the_mode_not
     assert_eq!(post_root(&strict, &headers, None).await.status(), 200);
     strict.set_now(NOW + 301);
     let response = post_root(&strict, &headers, None).await;
-    assert_eq!(
-        status_reason(response).await,
-        (401, "stale_timestamp".into())
-    );
+    assert_eq!(reason_any(response).await, (401, "stale_timestamp".into()));
     strict.stop().await;
 }
 

@@ -13,6 +13,28 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 
+use super::server::{config_with, start_server, TestServer};
+use super::wait::poll_until;
+
+/// The real server (see [`start_server`]) in front of `collector`, with the
+/// rate limit out of the way; `extra` goes on in the `[collector]` table
+/// (and may open others).
+pub async fn start_server_before(collector: &FakeCollector, extra: &str) -> TestServer {
+    start_server(&config_with(&format!(
+        r#"
+[rate_limit]
+per_second = 10000
+burst = 10000
+[collector]
+endpoint = "{}"
+request_timeout_secs = 2
+{extra}
+"#,
+        collector.url()
+    )))
+    .await
+}
+
 /// One request the collector received.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -80,6 +102,8 @@ impl FakeCollector {
                                 body,
                             });
                             let script = s.lock().unwrap().clone();
+                            // A slow collector is the behaviour under test
+                            // (timeouts, saturation): this wait is the script.
                             tokio::time::sleep(script.delay).await;
                             let mut response = Response::builder()
                                 .status(script.status)
@@ -120,7 +144,22 @@ impl FakeCollector {
         self.received.lock().unwrap().clone()
     }
 
-    pub fn stop(&self) {
+    /// Stops accepting: returns once a connection to [`FakeCollector::addr`]
+    /// is refused (the aborted task drops its listener when next polled).
+    pub async fn stop(&self) {
         self.task.abort();
+        let addr = self.addr;
+        poll_until(
+            "the collector to refuse connections",
+            Duration::from_secs(5),
+            || async move {
+                match tokio::net::TcpStream::connect(addr).await {
+                    Ok(_) => Err("still accepting".to_string()),
+                    Err(_) => Ok(()),
+                }
+            },
+        )
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
     }
 }

@@ -1,18 +1,19 @@
 //! Launchers for the real components: the telegate binary, rotel (an OTLP
-//! collector that prints what it receives), Traefik, Prometheus and Redis. Each starts on fresh
-//! 127.0.0.1 ports in the test's [`Workdir`], waits until it really serves,
-//! and is killed when dropped. Flags and quirks: docs/e2e-notes.md.
+//! collector that prints what it receives), Traefik, Prometheus and Redis.
+//! Each starts on fresh 127.0.0.1 ports in the test's [`Workdir`], waits
+//! until it really serves, and is killed when dropped. Flags and quirks:
+//! docs/e2e-notes.md.
 
 use std::process::Command;
 use std::time::Duration;
 
-use super::{free_port, http_client, Proc, Tools, Workdir};
+use super::http::http_client;
+use super::ports::free_port;
+use super::proc::{telegate_command, Proc, Workdir};
+use super::tools::Tools;
 
 /// Cold starts on a loaded 2-core machine take well under this.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The telegate binary built by cargo for this test run.
-pub const TELEGATE_BIN: &str = env!("CARGO_BIN_EXE_telegate");
 
 // ---------------------------------------------------------------- telegate
 
@@ -53,27 +54,14 @@ impl Telegate {
             &format!("{name}.toml"),
             &format!("listen = \"127.0.0.1:{port}\"\n{config}"),
         );
-        let mut command = Command::new(TELEGATE_BIN);
+        // The config file must be the whole truth: nothing from the
+        // developer's shell (see `telegate_command`).
+        let mut command = telegate_command();
         command
             .arg("serve")
             .arg("--config")
             .arg(&path)
             .current_dir(work.path());
-        // The config file must be the whole truth: TELEGATE_* overrides,
-        // RUST_LOG and the legacy secret variables from the developer's shell
-        // would change what is under test.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if name.starts_with("TELEGATE_")
-                || name.starts_with("KOTORMODSYNC_")
-                || name.starts_with("MODSYNC_")
-                || name == "RUST_LOG"
-                || name == "REQUIRE_AUTH"
-                || name == "AUTH_SERVICE_PORT"
-            {
-                command.env_remove(&*name);
-            }
-        }
         for (name, value) in env {
             command.env(name, value);
         }
@@ -105,7 +93,7 @@ impl Telegate {
 
 /// A fresh secret from `telegate keygen` (64 hex characters).
 pub fn keygen() -> String {
-    let output = Command::new(TELEGATE_BIN)
+    let output = telegate_command()
         .arg("keygen")
         .output()
         .expect("run telegate keygen");
@@ -119,15 +107,6 @@ pub fn keygen() -> String {
         "keygen printed {secret:?}"
     );
     secret
-}
-
-/// The value of one series in a Prometheus text exposition, e.g.
-/// `telegate_auth_failed{reason="bad_signature"}`.
-pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
-    exposition.lines().find_map(|line| {
-        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
-        value.split_whitespace().next()?.parse().ok()
-    })
 }
 
 // ---------------------------------------------------------------- rotel
@@ -203,7 +182,8 @@ impl Rotel {
 
 /// Traefik 3 with one entrypoint `web` and a file provider.
 pub struct Traefik {
-    pub proc: Proc,
+    /// Held so that Traefik lives as long as this value (killed on drop).
+    _proc: Proc,
     pub port: u16,
 }
 
@@ -262,7 +242,7 @@ impl Traefik {
             }
         })
         .await;
-        Traefik { proc, port }
+        Traefik { _proc: proc, port }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -349,7 +329,8 @@ impl Prometheus {
 
 /// `redis-server` without persistence on a loopback port.
 pub struct Redis {
-    pub proc: Proc,
+    /// Held so that Redis lives as long as this value (killed on drop).
+    _proc: Proc,
     pub port: u16,
 }
 
@@ -376,7 +357,7 @@ impl Redis {
         let mut proc = Proc::spawn("redis-server", command, log);
         proc.wait_for_log("Ready to accept connections", START_TIMEOUT)
             .await;
-        Redis { proc, port }
+        Redis { _proc: proc, port }
     }
 
     pub fn url(&self) -> String {

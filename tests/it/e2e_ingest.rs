@@ -14,19 +14,20 @@
 //! Every export carries a name unique to the run and the case, so "not
 //! delivered" is a grep that finds nothing once a later export is seen.
 //!
-//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_ingest -- --nocapture`.
+//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_ingest:: -- --nocapture`.
 
-mod e2e_support;
+use std::time::Duration;
 
-use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-use e2e_support::stack::{keygen, metric_value, Rotel, Telegate, Traefik};
-use e2e_support::{http_client, require_tools, Workdir};
+use crate::support::otlp::{gzip, gzip_zeros, text, unix_now};
+use crate::support::stack::{keygen, Rotel, Telegate, Traefik};
+use crate::support::{
+    add_headers, http_client, kms_headers, require_tools, sample, signed_v2, Reply, Workdir,
+    PROTOBUF,
+};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     metric, number_data_point, AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics,
@@ -35,9 +36,6 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use telegate::protocol::canonical::{sign_v1, MessageV1};
-use telegate::protocol::signature_v2::{self, MessageV2};
-use telegate::secret::Secret;
 
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 const KEY_ID: &str = "e2e";
@@ -178,7 +176,7 @@ async fn ingest_delivers_to_the_real_collector_and_never_fakes_a_delivery() {
     assert_eq!(reply.status, 200, "replayed nonce: {reply:?}");
 
     // 4. Bad input: each a clear 4xx with a reason; the gateway stays up.
-    let bomb = gzip_best_zeros(32);
+    let bomb = gzip_zeros(32);
     let good = metrics(&format!("bad_{run}"), &run).encode_to_vec();
     let cases: Vec<BadCase> = vec![
         ("gzip bomb", PROTOBUF, true, bomb, 413, "body_too_large"),
@@ -299,7 +297,7 @@ async fn ingest_delivers_to_the_real_collector_and_never_fakes_a_delivery() {
     let exposition = validate.metrics().await;
     let series =
         "telegate_ingest_requests_total{result=\"collector_unavailable\",signal=\"metrics\"}";
-    assert_eq!(metric_value(&exposition, series), Some(1.0), "{exposition}");
+    assert_eq!(sample(&exposition, series), Some(1.0), "{exposition}");
     let mut rotel =
         Rotel::start_on(&tools, &work, http_port, grpc_port, "rotel-restarted.log").await;
     let reply = client
@@ -318,7 +316,7 @@ async fn ingest_delivers_to_the_real_collector_and_never_fakes_a_delivery() {
 
     let exposition = validate.metrics().await;
     assert!(
-        metric_value(
+        sample(
             &exposition,
             "telegate_ingest_items_total{signal=\"metrics\"}"
         )
@@ -419,7 +417,6 @@ async fn v2_through_real_traefik_with_forward_body() {
 /// (name, content type, gzipped, body, expected status, expected reason).
 type BadCase = (&'static str, &'static str, bool, Vec<u8>, u16, &'static str);
 
-const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
 
 fn config(collector: &str, mode: &str) -> String {
@@ -447,15 +444,6 @@ level = "info"
 }
 
 // ---------------------------------------------------------------- payloads
-
-fn text(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-    }
-}
 
 fn resource(run: &str) -> Option<Resource> {
     Some(Resource {
@@ -536,27 +524,6 @@ fn logs(body: &str) -> ExportLogsServiceRequest {
     }
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    telegate::ingest::body::gzip(data)
-}
-
-/// `mib` MiB of zeros, gzipped at the best ratio (about 1 KiB per MiB).
-fn gzip_best_zeros(mib: usize) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    let zeros = vec![0u8; 1024 * 1024];
-    for _ in 0..mib {
-        encoder.write_all(&zeros).expect("gzip into memory");
-    }
-    encoder.finish().expect("gzip into memory")
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
-
 // ---------------------------------------------------------------- client
 
 /// An exporter signing with v1 or v2.
@@ -575,25 +542,9 @@ impl Client {
         gzipped: bool,
         body: Vec<u8>,
     ) -> Reply {
-        let timestamp = unix_now();
-        let secret = Secret::from_text(&self.secret).expect("secret");
-        let signature = sign_v1(
-            &secret,
-            &MessageV1 {
-                method: "POST",
-                path,
-                timestamp,
-                session_id: &self.session,
-            },
-        );
-        let mut request = self
-            .http
-            .post(url)
-            .header("Content-Type", content_type)
-            .header("X-KMS-Signature", signature)
-            .header("X-KMS-Timestamp", timestamp.to_string())
-            .header("X-KMS-Session-ID", &self.session)
-            .header("X-KMS-Client-Version", "2.0.0.0");
+        let signed = kms_headers(&self.secret, "POST", path, unix_now(), &self.session);
+        let request = self.http.post(url).header("Content-Type", content_type);
+        let mut request = add_headers(request, &signed);
         if gzipped {
             request = request.header("Content-Encoding", "gzip");
         }
@@ -630,83 +581,21 @@ impl Client {
         send_instead: Option<Vec<u8>>,
         gzipped: bool,
     ) -> Reply {
-        let timestamp = unix_now();
-        let content_sha256 = signature_v2::content_sha256(&body);
-        let secret = Secret::from_text(&self.secret).expect("secret");
-        let signature = signature_v2::sign(
-            &secret,
-            &MessageV2 {
-                method: "POST",
-                path: "/v1/metrics",
-                timestamp,
-                session_id: &self.session,
-                nonce,
-                key_id: KEY_ID,
-                content_sha256_hex: &content_sha256,
-            },
+        let signed = signed_v2(
+            &self.secret,
+            KEY_ID,
+            "/v1/metrics",
+            unix_now(),
+            &self.session,
+            nonce,
+            &body,
         );
-        let mut request = self
-            .http
-            .post(url)
-            .header("Content-Type", PROTOBUF)
-            .header("X-KMS-Signature-Version", "2")
-            .header("X-KMS-Key-Id", KEY_ID)
-            .header("X-KMS-Nonce", nonce)
-            .header("X-KMS-Content-SHA256", content_sha256)
-            .header("X-KMS-Signature", signature)
-            .header("X-KMS-Timestamp", timestamp.to_string())
-            .header("X-KMS-Session-ID", &self.session)
-            .header("X-KMS-Client-Version", "2.0.0.0");
+        let request = self.http.post(url).header("Content-Type", PROTOBUF);
+        let mut request = add_headers(request, &signed);
         if gzipped {
             request = request.header("Content-Encoding", "gzip");
         }
         let body = send_instead.unwrap_or(body);
         Reply::of(request.body(body).send().await.expect("POST")).await
-    }
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    content_type: Option<String>,
-    retry_after: Option<String>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    async fn of(response: reqwest::Response) -> Reply {
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .map(|v| v.to_str().unwrap_or("<not text>").to_owned())
-        };
-        let status = response.status().as_u16();
-        let content_type = header("content-type");
-        let retry_after = header("retry-after");
-        let body = response.bytes().await.expect("read the body").to_vec();
-        Reply {
-            status,
-            content_type,
-            retry_after,
-            body,
-        }
-    }
-
-    /// The `reason`, from JSON or from a protobuf `google.rpc.Status`.
-    fn reason(&self) -> Option<String> {
-        if self.content_type.as_deref() == Some(PROTOBUF) {
-            let status = telegate::http::error::Status::decode(&self.body[..]).ok()?;
-            let detail = status.details.first()?;
-            let info = telegate::http::error::ErrorInfo::decode(&detail.value[..]).ok()?;
-            return Some(info.reason);
-        }
-        let json: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
-        json["reason"].as_str().map(str::to_owned)
-    }
-
-    fn assert_refused(&self, status: u16, reason: &str) {
-        assert_eq!(self.status, status, "expected {status} {reason}: {self:?}");
-        assert_eq!(self.reason().as_deref(), Some(reason), "{self:?}");
     }
 }

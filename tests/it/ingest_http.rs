@@ -1,16 +1,14 @@
 //! The OTLP ingest routes over real HTTP, in process, with a scripted
-//! collector (tests/common/collector.rs): every refusal's status and reason,
+//! collector (`support::collector`): every refusal's status and reason,
 //! the OTLP retry contract, v2 body binding and idempotent retries,
 //! enrichment, and `/auth` with a forwarded body.
 
-mod common;
-
 use std::time::Duration;
 
-use common::collector::{FakeCollector, Script};
-use common::*;
+use crate::support::collector::{start_server_before, FakeCollector, Script};
+use crate::support::otlp::{gzip, gzip_zeros, text};
+use crate::support::*;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
     metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
@@ -19,15 +17,6 @@ use prost::Message;
 use telegate::http::error::{ErrorInfo, Status};
 
 const NONCE: &str = "00112233445566778899aabbccddeeff";
-
-fn text(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-    }
-}
 
 /// One gauge with `points` data points and a `user.id` attribute on the resource.
 fn export(name: &str, points: usize) -> ExportMetricsServiceRequest {
@@ -58,37 +47,13 @@ fn export(name: &str, points: usize) -> ExportMetricsServiceRequest {
     }
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    telegate::ingest::body::gzip(data)
-}
-
-async fn start(collector: &FakeCollector, extra: &str) -> TestServer {
-    start_server(&config_with(&format!(
-        r#"
-[rate_limit]
-per_second = 10000
-burst = 10000
-[collector]
-endpoint = "{}"
-request_timeout_secs = 2
-{extra}
-"#,
-        collector.url()
-    )))
-    .await
-}
-
 fn post(
     server: &TestServer,
     path: &str,
     headers: &[(&str, String)],
     body: Vec<u8>,
 ) -> reqwest::RequestBuilder {
-    let mut request = server.client.post(server.url(path)).body(body);
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    request
+    add_headers(server.client.post(server.url(path)).body(body), headers)
 }
 
 fn protobuf(headers: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
@@ -97,26 +62,6 @@ fn protobuf(headers: Vec<(&'static str, String)>) -> Vec<(&'static str, String)>
 
 fn v1(path: &str) -> Vec<(&'static str, String)> {
     protobuf(signed(SECRET_A, "POST", path, NOW, SESSION))
-}
-
-/// Status and `reason`, from a JSON body or a protobuf `google.rpc.Status`.
-async fn reason_any(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let protobuf = response
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v == "application/x-protobuf");
-    let bytes = response.bytes().await.unwrap();
-    let reason = if protobuf {
-        let status = Status::decode(bytes).unwrap();
-        ErrorInfo::decode(&status.details[0].value[..])
-            .unwrap()
-            .reason
-    } else {
-        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        json["reason"].as_str().unwrap().to_string()
-    };
-    (status, reason)
 }
 
 async fn status_reason(response: reqwest::Response) -> (u16, String, Option<String>) {
@@ -137,21 +82,11 @@ type Case = (
     &'static str,
 );
 
-/// A gzip bomb: 32 MiB of zeros at the best ratio (about 32 KiB).
-fn bomb() -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    let zeros = vec![0u8; 1024 * 1024];
-    for _ in 0..32 {
-        encoder.write_all(&zeros).unwrap();
-    }
-    encoder.finish().unwrap()
-}
-
 #[tokio::test]
 async fn a_signed_protobuf_export_is_forwarded_untouched_and_counted() {
     let collector = FakeCollector::start().await;
-    let server = start(&collector, r#"headers = { "X-Scope-OrgID" = "tenant-1" }"#).await;
+    let server =
+        start_server_before(&collector, r#"headers = { "X-Scope-OrgID" = "tenant-1" }"#).await;
     let body = export("m1", 3).encode_to_vec();
     let response = post(&server, "/v1/metrics", &v1("/v1/metrics"), body.clone())
         .send()
@@ -198,7 +133,7 @@ async fn a_signed_protobuf_export_is_forwarded_untouched_and_counted() {
 #[tokio::test]
 async fn the_collectors_answer_maps_onto_the_otlp_retry_contract() {
     let collector = FakeCollector::start().await;
-    let server = start(&collector, "").await;
+    let server = start_server_before(&collector, "").await;
     let send = || {
         post(
             &server,
@@ -254,9 +189,8 @@ async fn the_collectors_answer_maps_onto_the_otlp_retry_contract() {
     }
 
     // Collector gone: 503 + Retry-After, counted; never a 200.
-    collector.stop();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let down = start(&collector, "").await;
+    collector.stop().await;
+    let down = start_server_before(&collector, "").await;
     let response = post(
         &down,
         "/v1/metrics",
@@ -285,14 +219,15 @@ async fn the_collectors_answer_maps_onto_the_otlp_retry_contract() {
 #[tokio::test]
 async fn bad_input_gets_a_clear_4xx_with_a_reason() {
     let collector = FakeCollector::start().await;
-    let server = start(
+    let server = start_server_before(
         &collector,
         "[ingest]\nmax_body_bytes = 65536\nmax_decompressed_bytes = 1048576",
     )
     .await;
     let json = |h| with(h, "Content-Type", Some("application/json"));
     let good = export("m", 1).encode_to_vec();
-    let bomb = bomb();
+    // A gzip bomb: 32 MiB of zeros at the best ratio (about 32 KiB).
+    let bomb = gzip_zeros(32);
     assert!(bomb.len() < 65536, "the bomb fits under the compressed cap");
     let cases: Vec<Case> = vec![
         (
@@ -431,7 +366,7 @@ async fn v2_binds_the_body_and_a_delivered_nonce_is_answered_not_forwarded_again
         body: b"first-answer",
         ..Default::default()
     });
-    let server = start(&collector, "").await;
+    let server = start_server_before(&collector, "").await;
     let body = gzip(&export("v2", 2).encode_to_vec());
     let headers = with(
         protobuf(signed_v2(
@@ -507,7 +442,7 @@ async fn a_v2_export_that_failed_is_processed_again_and_v1_is_never_a_replay() {
         status: 503,
         ..Default::default()
     });
-    let server = start(&collector, "").await;
+    let server = start_server_before(&collector, "").await;
     let body = export("retry", 1).encode_to_vec();
     let headers = protobuf(signed_v2(
         SECRET_B,
@@ -546,7 +481,7 @@ async fn a_v2_export_that_failed_is_processed_again_and_v1_is_never_a_replay() {
 #[tokio::test]
 async fn a_policy_can_require_v2() {
     let collector = FakeCollector::start().await;
-    let server = start(
+    let server = start_server_before(
         &collector,
         "[ingest]\npolicy = \"strict\"\n[policies.strict]\nmin_signature_version = 2",
     )
@@ -580,7 +515,7 @@ async fn a_policy_can_require_v2() {
 #[tokio::test]
 async fn enrich_sets_verified_attributes_drops_private_ones_and_keeps_the_encoding() {
     let collector = FakeCollector::start().await;
-    let server = start(
+    let server = start_server_before(
         &collector,
         "[ingest]\nmode = \"enrich\"\ndrop_attributes = [\"user.id\"]",
     )
@@ -640,7 +575,7 @@ async fn a_saturated_collector_is_answered_at_once_not_queued() {
         delay: Duration::from_millis(400),
         ..Default::default()
     });
-    let server = start(&collector, "max_in_flight = 1").await;
+    let server = start_server_before(&collector, "max_in_flight = 1").await;
     let send = || {
         post(
             &server,
@@ -651,7 +586,20 @@ async fn a_saturated_collector_is_answered_at_once_not_queued() {
         .send()
     };
     let (a, b) = tokio::join!(send(), async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The second goes once the first holds the only slot: the collector
+        // has it (and answers it only after its 400 ms).
+        poll_until(
+            "the first export at the collector",
+            Duration::from_secs(5),
+            || {
+                std::future::ready(match collector.received().len() {
+                    0 => Err("not yet".to_string()),
+                    _ => Ok(()),
+                })
+            },
+        )
+        .await
+        .unwrap_or_else(|err| panic!("{err}"));
         send().await
     });
     assert_eq!(a.unwrap().status(), 200);
@@ -664,7 +612,7 @@ async fn a_saturated_collector_is_answered_at_once_not_queued() {
 #[tokio::test]
 async fn forward_auth_checks_a_v2_body_when_traefik_sends_one() {
     let collector = FakeCollector::start().await;
-    let server = start(&collector, "").await;
+    let server = start_server_before(&collector, "").await;
     let body = export("m", 1).encode_to_vec();
     let mut headers = signed_v2(SECRET_A, "a", "/v1/metrics", NOW, SESSION, NONCE, &body);
     headers.push(("X-Forwarded-Method", "POST".into()));

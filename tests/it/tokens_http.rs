@@ -3,9 +3,7 @@
 //! ways, expiry on the injected clock, per-user limits, wipe, and the token
 //! never shown again after it is issued.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
@@ -122,11 +120,10 @@ fn signed_create(timestamp: i64, session: &str) -> Vec<(&'static str, String)> {
 }
 
 async fn signed_post(server: &TestServer, headers: &[(&'static str, String)]) -> reqwest::Response {
-    let mut request = server.client.post(server.url("/sessions"));
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    request.send().await.unwrap()
+    add_headers(server.client.post(server.url("/sessions")), headers)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

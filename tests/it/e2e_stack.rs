@@ -17,18 +17,16 @@
 //! `up{job="telegate"} == 1`, a non-zero success counter, and the alert
 //! rules loaded.
 //!
-//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_stack -- --nocapture`
-
-mod e2e_support;
+//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_stack:: -- --nocapture`
 
 use std::time::Duration;
 
-use e2e_support::otlp::{export_request, unix_now};
-use e2e_support::stack::{keygen, Prometheus, Rotel, Telegate, Traefik};
-use e2e_support::{free_port, http_client, poll_until, require_tools, Workdir};
+use crate::support::otlp::{export_request, unix_now};
+use crate::support::stack::{keygen, Prometheus, Rotel, Telegate, Traefik};
+use crate::support::{
+    add_headers, free_port, http_client, kms_headers, poll_until, require_tools, Workdir,
+};
 use prost::Message;
-use telegate::protocol::canonical::{sign_v1, MessageV1};
-use telegate::secret::Secret;
 
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Prometheus 2.42 holds a new target about 5 s before its first scrape.
@@ -149,19 +147,8 @@ async fn the_deploy_stack_runs_from_real_binaries() {
             .header("Content-Type", "application/x-protobuf")
             .body(export_request(name, &run).encode_to_vec());
         if signed {
-            let now = unix_now();
-            let message = MessageV1 {
-                method: "POST",
-                path: "/v1/metrics",
-                timestamp: now,
-                session_id: &session,
-            };
-            let secret = Secret::from_text(&secret).expect("secret");
-            request = request
-                .header("X-KMS-Signature", sign_v1(&secret, &message))
-                .header("X-KMS-Timestamp", now.to_string())
-                .header("X-KMS-Session-ID", &session)
-                .header("X-KMS-Client-Version", "2.0.0.0");
+            let headers = kms_headers(&secret, "POST", "/v1/metrics", unix_now(), &session);
+            request = add_headers(request, &headers);
         }
         request.send()
     };

@@ -18,17 +18,17 @@
 //!    token checks and the session API say 503, and all come back when
 //!    Redis does (restarted on the same port).
 //!
-//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_redis -- --nocapture`.
+//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_redis:: -- --nocapture`.
 
-mod e2e_support;
+use std::time::{Duration, Instant};
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use e2e_support::stack::{keygen, metric_value, Redis, Rotel, Telegate, Traefik};
-use e2e_support::{free_port, http_client, poll_until, require_tools, Workdir};
+use crate::support::otlp::unix_now;
+use crate::support::stack::{keygen, Redis, Rotel, Telegate, Traefik};
+use crate::support::{
+    add_headers, free_port, http_client, kms_headers, poll_until, require_tools, sample, Reply,
+    Workdir, POLL_INTERVAL,
+};
 use serde_json::{json, Value};
-use telegate::protocol::canonical::{sign_v1, MessageV1};
-use telegate::secret::Secret;
 
 /// How long a revocation may take to reach another replica.
 const PROPAGATION: Duration = Duration::from_secs(2);
@@ -68,19 +68,8 @@ struct Client {
 
 impl Client {
     fn signed(&self, request: reqwest::RequestBuilder, session: &str) -> reqwest::RequestBuilder {
-        let timestamp = unix_now();
-        let secret = Secret::from_text(&self.secret).expect("secret");
-        let message = MessageV1 {
-            method: "POST",
-            path: "/v1/metrics",
-            timestamp,
-            session_id: session,
-        };
-        request
-            .header("X-KMS-Signature", sign_v1(&secret, &message))
-            .header("X-KMS-Timestamp", timestamp.to_string())
-            .header("X-KMS-Session-ID", session)
-            .header("X-KMS-Client-Version", "2.0.0.0")
+        let headers = kms_headers(&self.secret, "POST", "/v1/metrics", unix_now(), session);
+        add_headers(request, &headers)
     }
 
     /// `GET /auth` straight to one replica, as Traefik would send it.
@@ -141,24 +130,14 @@ impl Client {
     }
 }
 
+/// Status and `reason` (empty when the answer has none, as a 200 has not).
 async fn reason(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    (
-        status,
-        body["reason"].as_str().unwrap_or_default().to_owned(),
-    )
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
+    let reply = Reply::of(response).await;
+    (reply.status, reply.reason().unwrap_or_default())
 }
 
 async fn auth_successes(gate: &Telegate) -> f64 {
-    metric_value(&gate.metrics().await, "telegate_auth_success").unwrap_or(0.0)
+    sample(&gate.metrics().await, "telegate_auth_success").unwrap_or(0.0)
 }
 
 fn setup(work: &Workdir) -> Client {
@@ -340,7 +319,8 @@ async fn two_replicas_on_one_redis_behind_traefik() {
                 enforced[i] = Some(revoked_at.elapsed());
             }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A bounded poll of both gates at once (each one's time is measured).
+        tokio::time::sleep(POLL_INTERVAL).await;
     }
     for (name, took) in ["tg-a", "tg-b"].iter().zip(enforced) {
         let took = took.unwrap_or_else(|| panic!("{name} never refused the revoked session"));
@@ -418,7 +398,7 @@ async fn a_redis_outage_degrades_and_recovers() {
         (503, &json!("store_unavailable"))
     );
     let metrics = gate.metrics().await;
-    let poll_errors = metric_value(&metrics, "telegate_store_errors_total{op=\"poll\"}");
+    let poll_errors = sample(&metrics, "telegate_store_errors_total{op=\"poll\"}");
     assert!(poll_errors.is_some_and(|n| n >= 1.0), "{metrics}");
 
     // Back on the same port (empty: no persistence): ready again, and the

@@ -1,11 +1,9 @@
 //! The server's socket behaviour: h2c, header caps, the header-read timeout,
 //! graceful shutdown.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -1,8 +1,7 @@
-//! Shared helpers: start the real server on 127.0.0.1:0 with a config written
-//! to a temp dir, sign requests with the crate's own signer, read metrics.
-#![allow(dead_code)]
-
-pub mod collector;
+//! The real server in process: [`start_server`] binds 127.0.0.1:0 with a
+//! config written to its own temp dir, key `a` in a file and key `b` in a
+//! [`MapEnv`] (never the process environment), and a clock fixed at [`NOW`]
+//! that the test moves with [`TestServer::set_now`].
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -11,10 +10,10 @@ use std::sync::Arc;
 use telegate::config::{self, ConfigSource, MapEnv};
 use telegate::http::state::AppState;
 use telegate::pipeline::metrics::Metrics;
-use telegate::protocol::canonical::{sign_v1, MessageV1};
 use telegate::protocol::keyring::{Keyring, SharedKeyring};
-use telegate::secret::Secret;
 use tokio::sync::oneshot;
+
+use super::http::{add_headers, http_client};
 
 pub const SECRET_A: &str = "7d1f0c3e9b2a4d5f8e6c1b0a9f8e7d6c5b4a39281706f5e4d3c2b1a098f7e6d5";
 pub const SECRET_B: &str = "Zm9vYmFyYmF6cXV1eHF1dXhjb3JnZ3JhdWx0Z2FycGx5Cg==";
@@ -60,17 +59,10 @@ impl TestServer {
         self.clock.store(now, Ordering::SeqCst);
     }
 
-    pub fn metrics(&self) -> &Metrics {
-        self.state.metrics()
-    }
-
     /// `GET /auth` as Traefik sends it: signed headers for `method path`.
     pub fn auth_request(&self, headers: &[(&str, String)]) -> reqwest::RequestBuilder {
-        let mut request = self.client.get(self.url("/auth"));
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        request
+        let request = self.client.get(self.url("/auth"));
+        add_headers(request, headers)
     }
 
     pub async fn scrape(&self) -> String {
@@ -138,108 +130,10 @@ pub async fn start_server_with_files(config_text: &str, files: &[(&str, &str)]) 
     TestServer {
         addr,
         state,
-        client: reqwest::Client::builder().no_proxy().build().unwrap(),
+        client: http_client(),
         clock,
         shutdown: Some(tx),
         task: Some(task),
         _dir: dir,
     }
-}
-
-/// The four KMS headers plus Traefik's X-Forwarded-Method/-Uri.
-pub fn signed(
-    secret: &str,
-    method: &str,
-    uri: &str,
-    timestamp: i64,
-    session: &str,
-) -> Vec<(&'static str, String)> {
-    let path = uri.split('?').next().unwrap();
-    let message = MessageV1 {
-        method,
-        path,
-        timestamp,
-        session_id: session,
-    };
-    let signature = sign_v1(&Secret::from_text(secret).unwrap(), &message);
-    vec![
-        ("X-Forwarded-Method", method.to_string()),
-        ("X-Forwarded-Uri", uri.to_string()),
-        ("X-KMS-Signature", signature),
-        ("X-KMS-Timestamp", timestamp.to_string()),
-        ("X-KMS-Session-ID", session.to_string()),
-        ("X-KMS-Client-Version", "2.0.0.0".to_string()),
-    ]
-}
-
-/// The eight v2 headers for `POST path` with `body` (as sent) under `key_id`.
-pub fn signed_v2(
-    secret: &str,
-    key_id: &str,
-    path: &str,
-    timestamp: i64,
-    session: &str,
-    nonce: &str,
-    body: &[u8],
-) -> Vec<(&'static str, String)> {
-    let content_sha256 = telegate::protocol::signature_v2::content_sha256(body);
-    let message = telegate::protocol::signature_v2::MessageV2 {
-        method: "POST",
-        path,
-        timestamp,
-        session_id: session,
-        nonce,
-        key_id,
-        content_sha256_hex: &content_sha256,
-    };
-    let signature =
-        telegate::protocol::signature_v2::sign(&Secret::from_text(secret).unwrap(), &message);
-    vec![
-        ("X-KMS-Signature-Version", "2".to_string()),
-        ("X-KMS-Key-Id", key_id.to_string()),
-        ("X-KMS-Nonce", nonce.to_string()),
-        ("X-KMS-Content-SHA256", content_sha256),
-        ("X-KMS-Signature", signature),
-        ("X-KMS-Timestamp", timestamp.to_string()),
-        ("X-KMS-Session-ID", session.to_string()),
-        ("X-KMS-Client-Version", "2.0.0.0".to_string()),
-    ]
-}
-
-/// A valid request for `/v1/metrics` under key `a` at [`NOW`].
-pub fn valid() -> Vec<(&'static str, String)> {
-    signed(SECRET_A, "POST", "/v1/metrics", NOW, SESSION)
-}
-
-/// Replaces or removes (`None`) one header of a list.
-pub fn with(
-    mut headers: Vec<(&'static str, String)>,
-    name: &'static str,
-    value: Option<&str>,
-) -> Vec<(&'static str, String)> {
-    headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-    if let Some(value) = value {
-        headers.push((name, value.to_string()));
-    }
-    headers
-}
-
-/// The value of one sample in Prometheus text, e.g. `telegate_auth_failed{reason="bad_signature"}`.
-pub fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().ok()).flatten()
-        })
-}
-
-/// Status, `reason` and the response itself.
-pub async fn reason_of(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let body: serde_json::Value = response.json().await.unwrap();
-    (
-        status,
-        body["reason"].as_str().unwrap_or_default().to_string(),
-    )
 }

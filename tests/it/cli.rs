@@ -1,29 +1,25 @@
 //! The `telegate` binary: sign, keygen, check-config, exit codes, and a live
 //! key rotation through SIGHUP and through a changed key file.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_telegate");
+use crate::support::{poll_blocking, sample, telegate_command, Proc, POLL_INTERVAL};
 
-/// The binary with no `TELEGATE_*` variables inherited: each test sets what it means.
-fn command() -> Command {
-    let mut command = Command::new(BIN);
-    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("TELEGATE_")) {
-        command.env_remove(name);
-    }
-    command
-}
+/// Between two probes of [`wait_for`]: each one is an `/auth` request, and
+/// the default rate limit (10/s, burst 20) must not refuse them.
+const AUTH_PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
+/// The binary run to its end, with no setting inherited from the shell:
+/// each test sets what it means.
 fn telegate(args: &[&str]) -> std::process::Output {
-    command().args(args).output().unwrap()
+    telegate_command().args(args).output().unwrap()
 }
 
 /// The golden vector table's first row (computed with openssl).
 fn golden_row() -> Vec<String> {
-    include_str!("vectors/v1.tsv")
+    include_str!("../vectors/v1.tsv")
         .lines()
         .find(|l| !l.starts_with('#'))
         .unwrap()
@@ -64,7 +60,7 @@ fn sign_prints_curl_ready_headers_matching_openssl() {
 #[test]
 fn sign_v2_prints_body_bound_headers_matching_openssl() {
     // tests/vectors/v2.tsv: secret, key_id, method, path, ts, session, nonce, body hex, sha, message, signature
-    for line in include_str!("vectors/v2.tsv")
+    for line in include_str!("../vectors/v2.tsv")
         .lines()
         .filter(|l| !l.starts_with('#'))
     {
@@ -164,7 +160,7 @@ fn keygen_prints_64_fresh_hex_chars() {
 
 #[test]
 fn check_config_accepts_the_embedded_default_and_warns_of_the_dev_key() {
-    let out = command()
+    let out = telegate_command()
         .arg("check-config")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -192,7 +188,7 @@ fn config_errors_exit_64_and_name_the_key() {
             "{command}"
         );
     }
-    let out = command()
+    let out = telegate_command()
         .args(["check-config", "--config", path.to_str().unwrap()])
         .env("TELEGATE_RATE_LIMIT__BURST", "5")
         .env("TELEGATE_AUTH__MAX_SKEW_SECS", "-1")
@@ -238,7 +234,7 @@ headers = { "Authorization" = "Bearer collector-secret-0123" }
 "#,
     )
     .unwrap();
-    let out = command()
+    let out = telegate_command()
         .args(["check-config", "--config", path.to_str().unwrap()])
         .env("CLI_TEST_K2", env_secret)
         .env("TELEGATE_RATE_LIMIT__BURST", "7")
@@ -318,57 +314,67 @@ fn check_config_fails_on_an_unreadable_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("key k"));
 }
 
-/// A served binary, killed on drop.
+/// A served binary (killed on drop, its log printed if the test fails) and
+/// the port it bound.
 struct Served {
-    child: Child,
+    proc: Proc,
     port: u16,
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `telegate serve` with JSON logs into `telegate.log` beside `config`
+/// (which says `listen = 127.0.0.1:0`); the "serving" line names the port.
+fn serve(config: &Path) -> Served {
+    let mut command = telegate_command();
+    command
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("TELEGATE_LOG__FORMAT", "json");
+    let mut proc = Proc::spawn("telegate", command, config.with_file_name("telegate.log"));
+    let port = poll_blocking(
+        "telegate serving",
+        Duration::from_secs(10),
+        POLL_INTERVAL,
+        || {
+            if let Some(status) = proc.exited() {
+                panic!("telegate exited before serving ({status})");
+            }
+            log_lines(&proc)
+                .into_iter()
+                .find(|json| json["message"] == "telegate serving")
+                .map(|json| {
+                    let addr: std::net::SocketAddr =
+                        json["listen"].as_str().unwrap().parse().unwrap();
+                    addr.port()
+                })
+                .ok_or_else(|| "no serving line yet".to_string())
+        },
+    )
+    .unwrap_or_else(|err| panic!("telegate did not start within 10 s: {err}"));
+    Served { proc, port }
 }
 
-fn serve(config: &Path) -> Served {
-    let mut child = command()
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env("TELEGATE_LOG__FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    // The "serving" log line names the bound address (listen = 127.0.0.1:0).
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if json["message"] == "telegate serving" {
-                let addr: std::net::SocketAddr = json["listen"].as_str().unwrap().parse().unwrap();
-                std::thread::spawn(move || while rx.recv().is_ok() {});
-                return Served {
-                    child,
-                    port: addr.port(),
-                };
-            }
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("telegate did not start within 10 s");
+/// The JSON lines the process has logged so far (a line still being
+/// written is skipped).
+fn log_lines(proc: &Proc) -> Vec<serde_json::Value> {
+    proc.log_text()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// A plain HTTP/1.1 `GET path` with `headers` (whole lines, each ending in
+/// CRLF); the whole response as text.
+fn http_get(port: u16, path: &str, headers: &str) -> String {
+    use std::io::{Read, Write};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{headers}\r\n");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }
 
 /// Signs with `telegate sign` and asks `/auth` with a plain HTTP/1.1 request.
 fn auth_with(port: u16, secret: &Path) -> u16 {
-    use std::io::{Read, Write};
     let out = telegate(&[
         "sign",
         "--secret-file",
@@ -377,15 +383,14 @@ fn auth_with(port: u16, secret: &Path) -> u16 {
         "/v1/metrics",
     ]);
     let headers = String::from_utf8(out.stdout).unwrap();
-    let request = format!(
-        "GET /auth HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Forwarded-Method: POST\r\nX-Forwarded-Uri: /v1/metrics\r\n{}\r\n",
-        headers.lines().map(|l| format!("{l}\r\n")).collect::<String>()
+    let headers = format!(
+        "X-Forwarded-Method: POST\r\nX-Forwarded-Uri: /v1/metrics\r\n{}",
+        headers
+            .lines()
+            .map(|l| format!("{l}\r\n"))
+            .collect::<String>()
     );
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
+    http_get(port, "/auth", &headers)
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
@@ -393,14 +398,10 @@ fn auth_with(port: u16, secret: &Path) -> u16 {
 }
 
 fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
+    poll_blocking(what, Duration::from_secs(10), AUTH_PROBE_INTERVAL, || {
+        check().then_some(()).ok_or_else(|| "not yet".to_string())
+    })
+    .unwrap_or_else(|err| panic!("{err}"));
 }
 
 #[test]
@@ -421,7 +422,7 @@ fn keys_rotate_without_a_restart() {
     let two_keys = format!("{one_key}[[auth.keys]]\nid = \"new\"\nfile = \"new.key\"\n");
     std::fs::write(&config, two_keys).unwrap();
     let hup = Command::new("kill")
-        .args(["-HUP", &served.child.id().to_string()])
+        .args(["-HUP", &served.proc.pid().to_string()])
         .status()
         .unwrap();
     assert!(hup.success());
@@ -443,9 +444,14 @@ fn keys_rotate_without_a_restart() {
         "the replaced secret verifies"
     );
 
-    // A broken reload keeps the ring.
+    // A broken reload keeps the ring: once the poll has counted the failed
+    // reload (rather than after a guessed sleep), the old key still verifies.
     std::fs::remove_file(&new).unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for("the broken reload to be counted", || {
+        let metrics = http_get(served.port, "/metrics", "");
+        sample(&metrics, "telegate_keyring_reloads_total{result=\"error\"}")
+            .is_some_and(|n| n >= 1.0)
+    });
     assert_eq!(
         auth_with(served.port, &old),
         200,
@@ -466,21 +472,17 @@ fn sigterm_stops_the_server_cleanly() {
     let mut served = serve(&config);
     assert_eq!(auth_with(served.port, &dir.path().join("k.key")), 200);
     let term = Command::new("kill")
-        .args(["-TERM", &served.child.id().to_string()])
+        .args(["-TERM", &served.proc.pid().to_string()])
         .status()
         .unwrap();
     assert!(term.success());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = served.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "telegate did not exit within 5 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = poll_blocking(
+        "telegate to exit",
+        Duration::from_secs(5),
+        POLL_INTERVAL,
+        || served.proc.exited().ok_or_else(|| "running".to_string()),
+    )
+    .unwrap_or_else(|err| panic!("telegate did not exit within 5 s of SIGTERM: {err}"));
     assert!(status.success(), "exit status {status:?}");
     assert!(std::net::TcpStream::connect(("127.0.0.1", served.port)).is_err());
 }

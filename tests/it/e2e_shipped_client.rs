@@ -14,27 +14,24 @@
 //! The only real waits in the suite are here: `max_skew_secs = 3` and
 //! exports 6 s after the headers were made, as the issue asks.
 //!
-//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_shipped_client -- --nocapture`.
-
-mod e2e_support;
+//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_shipped_client:: -- --nocapture`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use e2e_support::otlp::unix_now;
-use e2e_support::stack::{keygen, metric_value, Rotel, Telegate, Traefik};
-use e2e_support::{require_tools, Workdir};
+use crate::support::otlp::{text, unix_now};
+use crate::support::stack::{keygen, Rotel, Telegate, Traefik};
+use crate::support::{
+    add_headers, header_map, http_client, kms_headers, require_tools, sample, Headers, Workdir,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
     metric, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-use telegate::protocol::canonical::{sign_v1, MessageV1};
-use telegate::secret::Secret;
 
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 const ADMIN: &str = "e2e-admin-token-0123456789abcdef";
@@ -50,36 +47,17 @@ const LATE: Duration = Duration::from_secs(6);
 struct ShippedClient {
     http: reqwest::Client,
     origin: String,
-    traces_headers: Vec<(&'static str, String)>,
-    metrics_headers: Vec<(&'static str, String)>,
+    traces_headers: Headers,
+    metrics_headers: Headers,
 }
 
 impl ShippedClient {
     /// "Telemetry starts": the headers are computed now, never again.
     fn start(origin: &str, secret: &str, session: &str, source: IpAddr) -> ShippedClient {
         let timestamp = unix_now();
-        let headers = |path: &str| {
-            let message = MessageV1 {
-                method: "POST",
-                path,
-                timestamp,
-                session_id: session,
-            };
-            let signature = sign_v1(&Secret::from_text(secret).unwrap(), &message);
-            vec![
-                ("X-KMS-Signature", signature),
-                ("X-KMS-Timestamp", timestamp.to_string()),
-                ("X-KMS-Session-ID", session.to_string()),
-                ("X-KMS-Client-Version", "2.0.0.0".to_string()),
-            ]
-        };
+        let headers = |path: &str| kms_headers(secret, "POST", path, timestamp, session);
         ShippedClient {
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .local_address(source)
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("client"),
+            http: client_from(source),
             origin: origin.to_string(),
             traces_headers: headers("/v1/traces"),
             metrics_headers: headers("/v1/metrics"),
@@ -89,12 +67,7 @@ impl ShippedClient {
     /// The same headers, sent from another local address.
     fn from(&self, source: IpAddr) -> ShippedClient {
         ShippedClient {
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .local_address(source)
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("client"),
+            http: client_from(source),
             origin: self.origin.clone(),
             traces_headers: self.traces_headers.clone(),
             metrics_headers: self.metrics_headers.clone(),
@@ -107,16 +80,18 @@ impl ShippedClient {
         other
     }
 
-    async fn post(&self, headers: &[(&'static str, String)], body: Vec<u8>) -> u16 {
-        let mut request = self
+    async fn post(&self, headers: &[(&str, String)], body: Vec<u8>) -> u16 {
+        let request = self
             .http
             .post(format!("{}/", self.origin))
             .header("Content-Type", "application/x-protobuf")
             .body(body);
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        request.send().await.expect("POST /").status().as_u16()
+        add_headers(request, headers)
+            .send()
+            .await
+            .expect("POST /")
+            .status()
+            .as_u16()
     }
 
     async fn export_metrics(&self, name: &str) -> u16 {
@@ -128,6 +103,16 @@ impl ShippedClient {
         self.post(&self.traces_headers, traces(name).encode_to_vec())
             .await
     }
+}
+
+/// A loopback client whose connections come from `source` (127.0.0.x).
+fn client_from(source: IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(source)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
 }
 
 // ---------------------------------------------------------------- tests
@@ -169,6 +154,8 @@ async fn the_shipped_client_works_with_static_header_sessions_and_only_then() {
         200
     );
 
+    // The one real wait here is the behaviour under test: the real binary
+    // reads the real clock, and the headers must be older than the window.
     tokio::time::sleep(LATE).await;
 
     // Twice the window later, the same headers still deliver, by signal.
@@ -184,10 +171,7 @@ async fn the_shipped_client_works_with_static_header_sessions_and_only_then() {
     let stolen = format!("stolen_{run}");
     assert_eq!(thief.export_metrics(&stolen).await, 401);
     // Revoked: refused.
-    let revoke = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
+    let revoke = http_client()
         .delete(lenient.url(&format!("/sessions/{session}")))
         .bearer_auth(ADMIN)
         .send()
@@ -210,11 +194,11 @@ async fn the_shipped_client_works_with_static_header_sessions_and_only_then() {
     }
     let text = lenient.metrics().await;
     assert_eq!(
-        metric_value(&text, "telegate_auth_static_accepted_total"),
+        sample(&text, "telegate_auth_static_accepted_total"),
         Some(2.0)
     );
     assert_eq!(
-        metric_value(
+        sample(
             &text,
             "telegate_auth_signal_detected_total{signal=\"traces\"}"
         ),
@@ -316,10 +300,7 @@ async fn require_auth_false_is_monitor_mode_logged_and_counted() {
         &[("REQUIRE_AUTH", "false")],
     )
     .await;
-    let response = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
+    let response = http_client()
         .get(telegate.url("/"))
         .header("X-Forwarded-Method", "POST")
         .header("X-Forwarded-Uri", "/v1/metrics")
@@ -333,10 +314,10 @@ async fn require_auth_false_is_monitor_mode_logged_and_counted() {
     assert_eq!(response.headers()["x-auth-monitor"], "bad_signature");
     let text = telegate.metrics().await;
     assert_eq!(
-        metric_value(&text, "telegate_auth_failed{reason=\"bad_signature\"}"),
+        sample(&text, "telegate_auth_failed{reason=\"bad_signature\"}"),
         Some(1.0)
     );
-    assert_eq!(metric_value(&text, "telegate_auth_monitor_mode"), Some(1.0));
+    assert_eq!(sample(&text, "telegate_auth_monitor_mode"), Some(1.0));
     let log = telegate.proc.log_text();
     assert!(log.contains("MONITOR MODE"), "startup warning: {log}");
     assert!(
@@ -379,23 +360,6 @@ request_timeout_secs = 3
 level = "info"
 "#
     )
-}
-
-fn header_map(pairs: &[(&'static str, String)]) -> reqwest::header::HeaderMap {
-    let mut map = reqwest::header::HeaderMap::new();
-    for (name, value) in pairs {
-        map.insert(*name, value.parse().expect("header value"));
-    }
-    map
-}
-
-fn text(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-    }
 }
 
 fn resource() -> Option<Resource> {

@@ -15,20 +15,18 @@
 //! prints in arrival order, so the sentinel proves the earlier ones would be
 //! there by now).
 //!
-//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_traefik -- --nocapture`
+//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_traefik:: -- --nocapture`
 //! (tools: `scripts/install-tools`; without them and without the variable the
 //! test prints SKIPPED and passes).
 
-mod e2e_support;
-
 use std::time::Duration;
 
-use e2e_support::otlp::{export_request, unix_now};
-use e2e_support::stack::{keygen, metric_value, Rotel, Telegate, Traefik};
-use e2e_support::{http_client, require_tools, Workdir};
+use crate::support::otlp::{export_request, unix_now};
+use crate::support::stack::{keygen, Rotel, Telegate, Traefik};
+use crate::support::{
+    add_headers, http_client, kms_headers, require_tools, sample, Reply, Workdir, PROTOBUF,
+};
 use prost::Message;
-use telegate::protocol::canonical::{sign_v1, MessageV1};
-use telegate::secret::Secret;
 
 /// How long an allowed export may take to show up in rotel's output
 /// (measured: about 10 ms).
@@ -91,7 +89,7 @@ async fn traefik_forward_auth_guards_the_collector() {
     // 2. Unsigned: 401 missing_signature.
     let unsigned = client.metric_name("unsigned");
     let reply = client.post(&unsigned, Auth::None, Route::Default).await;
-    reply.assert_refused(401, "missing_signature");
+    reply.assert_refused_json(401, "missing_signature");
 
     // 3. Signed with a key telegate does not hold: 403 bad_signature.
     let wrong_key = client.metric_name("wrong_key");
@@ -99,14 +97,14 @@ async fn traefik_forward_auth_guards_the_collector() {
     let reply = client
         .post(&wrong_key, Auth::Signed(&other_secret, now), Route::Default)
         .await;
-    reply.assert_refused(403, "bad_signature");
+    reply.assert_refused_json(403, "bad_signature");
 
     // 4. Right key, timestamp beyond the 300 s window: 401 stale_timestamp.
     let stale = client.metric_name("stale");
     let reply = client
         .post(&stale, Auth::Signed(&secret, now - 400), Route::Default)
         .await;
-    reply.assert_refused(401, "stale_timestamp");
+    reply.assert_refused_json(401, "stale_timestamp");
 
     // 5. The tight policy (burst 2, 1/s): valid exports until one is 429.
     let mut allowed_before_limit = Vec::new();
@@ -128,7 +126,7 @@ async fn traefik_forward_auth_guards_the_collector() {
     let Some((limited, reply)) = limited else {
         panic!("no 429 after {MAX_RATE_LIMIT_TRIES} requests on the tight policy (burst 2)");
     };
-    reply.assert_refused(429, "rate_limited");
+    reply.assert_refused_json(429, "rate_limited");
     let retry_after = reply
         .retry_after
         .as_deref()
@@ -169,7 +167,7 @@ async fn traefik_forward_auth_guards_the_collector() {
     // 6. telegate counted what it decided.
     let metrics = telegate.metrics().await;
     let value = |series: &str| {
-        metric_value(&metrics, series)
+        sample(&metrics, series)
             .unwrap_or_else(|| panic!("{series} missing from /metrics:\n{metrics}"))
     };
     // ok + sentinel + the tight route's allowed ones.
@@ -302,64 +300,15 @@ impl Client {
         let mut request = self
             .http
             .post(&self.url)
-            .header("Content-Type", "application/x-protobuf")
+            .header("Content-Type", PROTOBUF)
             .body(export_request(metric_name, &self.run).encode_to_vec());
         if let Auth::Signed(secret, timestamp) = auth {
-            let secret = Secret::from_text(secret).expect("non-empty secret");
-            let signature = sign_v1(
-                &secret,
-                &MessageV1 {
-                    method: "POST",
-                    path: SIGNED_PATH,
-                    timestamp,
-                    session_id: &self.session,
-                },
-            );
-            request = request
-                .header("X-KMS-Signature", signature)
-                .header("X-KMS-Timestamp", timestamp.to_string())
-                .header("X-KMS-Session-ID", &self.session)
-                .header("X-KMS-Client-Version", "2.0.0.0");
+            let signed = kms_headers(secret, "POST", SIGNED_PATH, timestamp, &self.session);
+            request = add_headers(request, &signed);
         }
         if let Route::Tight = route {
             request = request.header(TIGHT_ROUTE_HEADER, "tight");
         }
-        let response = request.send().await.expect("POST through Traefik");
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .map(|v| v.to_str().unwrap_or("<not text>").to_owned())
-        };
-        let status = response.status().as_u16();
-        let content_type = header("content-type");
-        let retry_after = header("retry-after");
-        let body = response.bytes().await.expect("read the response body");
-        Reply {
-            status,
-            content_type,
-            retry_after,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
-    }
-}
-
-/// What came back through Traefik.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    content_type: Option<String>,
-    retry_after: Option<String>,
-    body: String,
-}
-
-impl Reply {
-    /// telegate's refusal, passed through by Traefik: status and JSON reason.
-    fn assert_refused(&self, status: u16, reason: &str) {
-        assert_eq!(self.status, status, "expected {status} {reason}: {self:?}");
-        let json: serde_json::Value = serde_json::from_str(&self.body)
-            .unwrap_or_else(|err| panic!("refusal body is not JSON ({err}): {self:?}"));
-        assert_eq!(json["reason"], reason, "{self:?}");
-        assert!(json["error"].is_string(), "no human error text: {self:?}");
+        Reply::of(request.send().await.expect("POST through Traefik")).await
     }
 }

@@ -1,8 +1,6 @@
 //! Signed-session tracking and the operator's session API over real HTTP.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 
 const ADMIN: &str = "admin-token-0123456789abcdef";
 

@@ -1,6 +1,7 @@
-//! OTLP payloads for the end-to-end tests, and the wall clock signed
-//! requests are stamped with.
+//! OTLP payloads (a one-counter metrics export, string attributes, gzip)
+//! and the wall clock that requests to the real binaries are signed with.
 
+use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -14,12 +15,6 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 /// One cumulative counter with a unique name, from a resource tagged with
 /// this run's id.
 pub fn export_request(metric_name: &str, run: &str) -> ExportMetricsServiceRequest {
-    let text = |key: &str, value: &str| KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-    };
     let point = NumberDataPoint {
         time_unix_nano: unix_now() as u64 * 1_000_000_000,
         value: Some(number_data_point::Value::AsInt(1)),
@@ -64,4 +59,30 @@ pub fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
         .as_secs() as i64
+}
+
+/// A string attribute.
+pub fn text(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+    }
+}
+
+/// `data` gzipped as a client sends it (the crate's own encoder).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    telegate::ingest::body::gzip(data)
+}
+
+/// `mib` MiB of zeros, gzipped at the best ratio (about 1 KiB per MiB): a
+/// gzip bomb when `mib` is over the inflated-body cap.
+pub fn gzip_zeros(mib: usize) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1024 * 1024];
+    for _ in 0..mib {
+        encoder.write_all(&zeros).expect("gzip into memory");
+    }
+    encoder.finish().expect("gzip into memory")
 }

@@ -1,9 +1,7 @@
 //! `/auth` over real HTTP: one test per status and reason, asserting status,
 //! `reason`, response headers and the metric counters.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 
 const DEFAULT: &str = "";
 
@@ -389,7 +387,7 @@ async fn a_policy_narrows_keys_window_and_build() {
         server
             .client
             .get(server.url("/auth?policy=strict"))
-            .headers(to_map(&headers))
+            .headers(header_map(&headers))
             .send()
     };
     let mut ok = signed(SECRET_B, "POST", "/v1/metrics", NOW - 10, SESSION);
@@ -435,7 +433,7 @@ async fn a_policy_has_its_own_rate_limit() {
         let response = server
             .client
             .get(server.url("/auth?policy=bulk"))
-            .headers(to_map(&valid()))
+            .headers(header_map(&valid()))
             .send()
             .await
             .unwrap();
@@ -457,7 +455,7 @@ async fn an_unknown_policy_is_an_operator_error() {
     let response = server
         .client
         .get(server.url("/auth?policy=nope"))
-        .headers(to_map(&valid()))
+        .headers(header_map(&valid()))
         .send()
         .await
         .unwrap();
@@ -574,7 +572,7 @@ async fn the_kotormodsync_namespace_serves_the_original_names() {
 
 #[tokio::test]
 async fn a_development_key_is_flagged_on_ready() {
-    let dev_key = include_str!("../config/dev-signing.key");
+    let dev_key = include_str!("../../config/dev-signing.key");
     let config = "listen = \"127.0.0.1:0\"\n[[auth.keys]]\nid = \"dev\"\nfile = \"dev.key\"\n";
     let server = start_server_with_files(config, &[("dev.key", dev_key)]).await;
     let ready = server
@@ -589,14 +587,6 @@ async fn a_development_key_is_flagged_on_ready() {
         body["warnings"].to_string().contains("DEVELOPMENT KEY"),
         "{body}"
     );
-}
-
-fn to_map(headers: &[(&'static str, String)]) -> reqwest::header::HeaderMap {
-    let mut map = reqwest::header::HeaderMap::new();
-    for (name, value) in headers {
-        map.insert(*name, value.parse().unwrap());
-    }
-    map
 }
 
 /// Nothing is read for a request that fails the header checks: an unsigned

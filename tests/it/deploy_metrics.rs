@@ -7,12 +7,10 @@
 //! are allowed by prefix (see [`OTHER_JOBS`]); names that belong to work not
 //! merged yet would be listed, with a reason, in [`PENDING`] (empty now).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use common::{signed, with, NOW, SECRET_A};
+use crate::support::{add_headers, http_client, signed, with, Headers, NOW, SECRET_A};
 use telegate::config::{self, ConfigSource, MapEnv};
 use telegate::http::state::AppState;
 use telegate::pipeline::metrics::Metrics;
@@ -218,14 +216,9 @@ not_after = "2099-01-01T00:00:00Z"
     let server = tokio::spawn(telegate::http::server::run(listener, state, async {
         let _ = stopped.await;
     }));
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let auth = |headers: Vec<(&'static str, String)>| {
-        let mut request = client.get(format!("http://{addr}/auth"));
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        request.send()
-    };
+    let client = http_client();
+    let auth =
+        |headers: Headers| add_headers(client.get(format!("http://{addr}/auth")), &headers).send();
     let valid = signed(SECRET_A, "POST", "/v1/metrics", NOW, "deploy-metrics");
     assert_eq!(auth(valid.clone()).await.unwrap().status(), 200);
     let bad = with(valid, "X-KMS-Signature", Some(&"0".repeat(64)));

@@ -8,15 +8,13 @@
 //! reqwest --GET /auth, POST /v1/metrics, POST /sessions--> telegate binary --> rotel
 //! ```
 //!
-//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test e2e_observe -- --nocapture`.
-
-mod e2e_support;
+//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_observe:: -- --nocapture`.
 
 use std::time::Duration;
 
-use e2e_support::otlp::{export_request, unix_now};
-use e2e_support::stack::{keygen, metric_value, Rotel, Telegate};
-use e2e_support::{http_client, poll_until, require_tools, Workdir};
+use crate::support::otlp::{export_request, unix_now};
+use crate::support::stack::{keygen, Rotel, Telegate};
+use crate::support::{http_client, poll_until, require_tools, sample, Workdir};
 use prost::Message;
 use telegate::protocol::canonical::{sign_v1, MessageV1};
 use telegate::secret::Secret;
@@ -115,7 +113,7 @@ async fn every_route_is_observed_in_metrics_log_and_board() {
 
     // Metrics: four decisions, three allowed, each signed one counted by key.
     let metrics = telegate.metrics().await;
-    let value = |series: &str| metric_value(&metrics, series).unwrap_or(-1.0);
+    let value = |series: &str| sample(&metrics, series).unwrap_or(-1.0);
     assert_eq!(value("telegate_auth_total"), 4.0, "{metrics}");
     assert_eq!(value("telegate_auth_success"), 3.0, "{metrics}");
     assert_eq!(

@@ -2,19 +2,14 @@
 //! running gateway (found through the same config or `--addr`), 1 when
 //! nothing healthy answers.
 
-mod e2e_support;
+use std::process::Output;
 
-use std::process::{Command, Output};
-
-use e2e_support::stack::{Telegate, TELEGATE_BIN};
-use e2e_support::{free_port, Workdir};
+use crate::support::stack::Telegate;
+use crate::support::{free_port, telegate_command, Workdir};
 
 fn healthcheck(args: &[&str], config: Option<&std::path::Path>) -> Output {
-    let mut command = Command::new(TELEGATE_BIN);
+    let mut command = telegate_command();
     command.arg("healthcheck").args(args);
-    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("TELEGATE_")) {
-        command.env_remove(name);
-    }
     if let Some(config) = config {
         command.env("TELEGATE_CONFIG", config);
     }

@@ -4,18 +4,14 @@
 //! gateway is ready; `templates_dir` replaces the built-in pages. Then one
 //! render of `/` in headless Chromium, checked for a real picture.
 
-mod common;
-mod e2e_support;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{
-    config_with, signed, start_server, start_server_with_files, valid, with, NOW, SECRET_A,
-    SECRET_B, SESSION,
+use crate::support::{
+    config_with, env_flag, poll_until, signed, start_server, start_server_with_files, valid, with,
+    Proc, TestServer, Workdir, NOW, REQUIRE_ENV, SECRET_A, SECRET_B, SESSION,
 };
-use e2e_support::{Proc, Workdir, REQUIRE_ENV};
 
 /// Keys a and b (no not_after), one expiring in two days, one expired.
 fn config() -> String {
@@ -40,7 +36,7 @@ refresh_secs = 7
     ))
 }
 
-async fn get(server: &common::TestServer, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
+async fn get(server: &TestServer, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
     let response = server.client.get(server.url(path)).send().await.unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
@@ -48,7 +44,7 @@ async fn get(server: &common::TestServer, path: &str) -> (u16, reqwest::header::
 }
 
 /// One allowed request (key a), two refused (bad signature, stale).
-async fn some_traffic(server: &common::TestServer) {
+async fn some_traffic(server: &TestServer) {
     let ok = server.auth_request(&valid()).send().await.unwrap();
     assert_eq!(ok.status(), 200);
     let bad = with(valid(), "X-KMS-Signature", Some(&"0".repeat(64)));
@@ -221,7 +217,7 @@ async fn templates_dir_replaces_the_built_in_pages() {
 }
 
 /// The temp dir holding the server's config (templates_dir is relative to it).
-fn server_dir(server: &common::TestServer) -> PathBuf {
+fn server_dir(server: &TestServer) -> PathBuf {
     server
         .state
         .settings()
@@ -249,19 +245,15 @@ fn chromium() -> Option<PathBuf> {
 #[tokio::test]
 async fn headless_chromium_renders_the_status_page() {
     // scripts/install-tools skips chromium with this variable: so does the test.
-    if std::env::var("TELEGATE_SKIP_CHROMIUM")
-        .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"))
-    {
+    if env_flag("TELEGATE_SKIP_CHROMIUM") {
         eprintln!(
             "SKIPPED: headless_chromium_renders_the_status_page: TELEGATE_SKIP_CHROMIUM is set"
         );
         return;
     }
     let Some(browser) = chromium() else {
-        let required =
-            std::env::var(REQUIRE_ENV).is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
         assert!(
-            !required,
+            !env_flag(REQUIRE_ENV),
             "chromium not found and {REQUIRE_ENV}=1 (scripts/install-tools installs it)"
         );
         eprintln!("SKIPPED: headless_chromium_renders_the_status_page: no chromium");
@@ -303,7 +295,7 @@ async fn headless_chromium_renders_the_status_page() {
     )
     .await;
     // The file is complete once chromium has exited.
-    let _ = e2e_support::poll_until("chromium to exit", Duration::from_secs(20), || {
+    let _ = poll_until("chromium to exit", Duration::from_secs(20), || {
         std::future::ready(match proc.exited() {
             Some(_) => Ok(()),
             None => Err("running".to_string()),

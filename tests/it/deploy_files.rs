@@ -7,8 +7,6 @@
 //! There is no Docker engine here, so `docker compose config` is replaced by
 //! these structural checks.
 
-mod e2e_support;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -474,7 +472,7 @@ fn the_dockerfile_is_multi_stage_non_root_and_health_checked() {
 // ---------------------------------------------------------------- promtool
 
 fn promtool(args: &[&str]) {
-    let Some(tools) = e2e_support::require_tools("promtool", &["promtool"]) else {
+    let Some(tools) = crate::support::require_tools("promtool", &["promtool"]) else {
         return;
     };
     let output = Command::new(tools.path("promtool"))

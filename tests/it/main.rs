@@ -1,0 +1,31 @@
+//! telegate's integration tests, one module per area, in one test binary
+//! (`cargo test --test it`): one link instead of one per file, and the
+//! helpers in [`support`] compiled once.
+//!
+//! The modules share one process, so none of them may touch process-wide
+//! state: no environment or current-directory changes (env overrides go
+//! through `MapEnv`, children get their own `Command::env`), no global
+//! subscriber, no fixed port (in-process servers bind 127.0.0.1:0, children
+//! get [`support::free_port`]).
+
+mod support;
+
+mod auth_http;
+mod cli;
+mod client_compat;
+mod deploy_files;
+mod deploy_metrics;
+mod docs;
+mod e2e_ingest;
+mod e2e_observe;
+mod e2e_redis;
+mod e2e_shipped_client;
+mod e2e_stack;
+mod e2e_traefik;
+mod healthcheck_cli;
+mod ingest_http;
+mod layers;
+mod server;
+mod sessions_http;
+mod status_page;
+mod tokens_http;

@@ -28,7 +28,7 @@ pub use sessions::{
     PerUserLimit, RedisSettings, SessionSettings, SessionsSection, StoreBackend, StoreIp, StoreKind,
 };
 pub use validate::{
-    AuthMethod, LogFormat, Policy, RateSpec, ServerSettings, Settings, StaticHeaders,
+    AuthMethod, DecisionLog, LogFormat, Policy, RateSpec, ServerSettings, Settings, StaticHeaders,
     StatusSettings, STATIC_HEADERS_MAX_AGE_LIMIT,
 };
 

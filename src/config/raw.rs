@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::collector::CollectorSection;
 use super::ingest::IngestSection;
 use super::sessions::SessionsSection;
-use super::validate::{AuthMethod, LogFormat};
+use super::validate::{AuthMethod, DecisionLog, LogFormat};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -213,6 +213,10 @@ pub struct LogSection {
     pub format: LogFormat,
     /// A tracing filter: `info`, `warn`, `telegate=debug`, ...
     pub level: String,
+    /// Which decisions get a log line: `all`, `denied` or `none` (metrics
+    /// count every decision regardless).
+    #[serde(deserialize_with = "by_name")]
+    pub decisions: DecisionLog,
 }
 
 impl Default for LogSection {
@@ -220,6 +224,7 @@ impl Default for LogSection {
         LogSection {
             format: LogFormat::Text,
             level: "info".into(),
+            decisions: DecisionLog::All,
         }
     }
 }

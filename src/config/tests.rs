@@ -89,6 +89,7 @@ fn errors_name_the_key_and_the_variable() {
         ("[rate_limit]\nburst = 0", "rate_limit.burst"),
         ("[metrics]\nnamespace = \"bad-name\"", "metrics.namespace"),
         ("[log]\nformat = \"xml\"", "log.format"),
+        ("[log]\ndecisions = \"some\"", "log.decisions"),
         ("[server]\nmax_header_bytes = 10", "server.max_header_bytes"),
         ("[[auth.keys]]\nid = \"a\"", "auth.keys[0]"),
         (

@@ -124,6 +124,7 @@ impl AppState {
             ingest: &self.ingest.metrics,
             board: &self.board,
             names: &self.settings.header_names,
+            decisions: self.settings.log_decisions,
         }
     }
 

@@ -7,7 +7,8 @@
 //! The log line is `auth decision` (target `telegate::decision`) for
 //! forwardAuth and the session API, `ingest decision` (target
 //! `telegate::ingest`) for an export, with the export's delivery facts.
-//! Metrics count every decision whatever the log level.
+//! Metrics count every decision whatever the log level; `log.decisions`
+//! (`all`, `denied`, `none`) says which decisions get a line.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -18,6 +19,7 @@ use super::admission::{Admission, Admitted, Credential, Route};
 use super::board::Board;
 use super::ingest_metrics::IngestMetrics;
 use super::metrics::Metrics;
+use crate::config::DecisionLog;
 use crate::protocol::headers::{header_str, truncate};
 use crate::protocol::signal::Signal;
 use crate::protocol::signed_request::{self, HeaderNames};
@@ -70,6 +72,8 @@ pub struct Observer<'a> {
     pub(crate) ingest: &'a IngestMetrics,
     pub(crate) board: &'a Board,
     pub(crate) names: &'a HeaderNames,
+    /// `log.decisions`: which decisions get a line.
+    pub(crate) decisions: DecisionLog,
 }
 
 impl Observer<'_> {
@@ -94,6 +98,15 @@ impl Observer<'_> {
         metrics
             .auth_duration_seconds
             .observe(decision.started.elapsed().as_secs_f64());
+        let allowed = match &decision.delivery {
+            Some(delivery) => {
+                admission.outcome.is_ok() && !matches!(delivery.result, Delivered::No { .. })
+            }
+            None => admission.outcome.is_ok(),
+        };
+        if !self.decisions.logs(allowed) {
+            return;
+        }
         match &decision.delivery {
             Some(delivery) => self.log_ingest(decision, delivery, latency_us),
             None => self.log_decision(decision, latency_us),

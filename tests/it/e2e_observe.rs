@@ -217,3 +217,67 @@ format = "json"
 "#
     )
 }
+
+/// `log.decisions = "denied"`: an allowed decision is counted but gets no
+/// line; a refusal gets its line.
+#[tokio::test]
+async fn log_decisions_denied_logs_refusals_only_and_counts_all() {
+    let work = Workdir::new("telegate-e2e-observe-denied");
+    let secret = keygen();
+    work.write("obs.key", &secret);
+    let config = format!(
+        r#"
+trusted_proxies = ["127.0.0.1/32"]
+[[auth.keys]]
+id = "{KEY_ID}"
+file = "obs.key"
+[log]
+level = "info"
+format = "json"
+decisions = "denied"
+"#
+    );
+    let telegate = Telegate::start(&work, &config).await;
+    let http = http_client();
+    let timestamp = unix_now();
+    let signature = sign_v1(
+        &Secret::from_text(&secret).unwrap(),
+        &MessageV1 {
+            method: "POST",
+            path: "/v1/metrics",
+            timestamp,
+            session_id: "quiet-allowed",
+        },
+    );
+    let auth = |session: &'static str, signature: String| {
+        http.get(telegate.url("/auth"))
+            .header("X-Forwarded-Method", "POST")
+            .header("X-Forwarded-Uri", "/v1/metrics")
+            .header("X-KMS-Signature", signature)
+            .header("X-KMS-Timestamp", timestamp.to_string())
+            .header("X-KMS-Session-ID", session)
+            .send()
+    };
+    assert_eq!(
+        auth("quiet-allowed", signature).await.unwrap().status(),
+        200
+    );
+    let forged = "0".repeat(64);
+    assert_eq!(auth("loud-refused", forged).await.unwrap().status(), 403);
+    let metrics = telegate.metrics().await;
+    assert_eq!(sample(&metrics, "telegate_auth_total"), Some(2.0));
+    assert_eq!(sample(&metrics, "telegate_auth_success"), Some(1.0));
+    let lines = poll_until("the refusal's line", Duration::from_secs(5), || {
+        let log = telegate.proc.log_text();
+        async move {
+            if log.contains("loud-refused") {
+                Ok(log)
+            } else {
+                Err("not yet".to_string())
+            }
+        }
+    })
+    .await
+    .expect("a line for the refusal");
+    assert!(!lines.contains("quiet-allowed"), "{lines}");
+}

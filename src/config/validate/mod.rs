@@ -29,7 +29,7 @@ use crate::protocol::signature_v2::V2Names;
 use crate::protocol::signed_request::HeaderNames;
 
 pub use auth::{AuthMethod, Policy, StaticHeaders, STATIC_HEADERS_MAX_AGE_LIMIT};
-pub use observe::{LogFormat, StatusSettings};
+pub use observe::{DecisionLog, LogFormat, StatusSettings};
 pub use server::ServerSettings;
 
 /// The whole configuration, typed. It serializes (for `check-config`)
@@ -64,6 +64,7 @@ pub struct Settings {
     pub metrics_namespace: String,
     pub log_format: LogFormat,
     pub log_level: String,
+    pub log_decisions: DecisionLog,
     pub status: StatusSettings,
     pub ingest: IngestSettings,
 }
@@ -112,6 +113,7 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
         metrics_namespace: raw.metrics.namespace.clone(),
         log_format: raw.log.format,
         log_level: raw.log.level.clone(),
+        log_decisions: raw.log.decisions,
         status,
         ingest,
     })

@@ -16,6 +16,31 @@ pub enum LogFormat {
     Json,
 }
 
+/// `log.decisions`: which decisions get a line. A line costs more than the
+/// decision itself (see docs/benchmarks.md); metrics count every decision
+/// whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionLog {
+    /// One line per decision (the default).
+    All,
+    /// Refusals only: allowed requests are counted, not logged.
+    Denied,
+    /// No decision lines at all.
+    None,
+}
+
+impl DecisionLog {
+    /// Whether a decision with this outcome gets a line.
+    pub fn logs(self, allowed: bool) -> bool {
+        match self {
+            DecisionLog::All => true,
+            DecisionLog::Denied => !allowed,
+            DecisionLog::None => false,
+        }
+    }
+}
+
 /// The `/` and `/waiting` status pages.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusSettings {

@@ -3,6 +3,11 @@
 //! dependencies and the same hyper-util auto builder, on tokio's default
 //! multi-thread runtime.
 //!
+//! It exits cleanly on SIGTERM (stops accepting and returns from `main`), as
+//! telegate does, so a run under `valgrind --tool=callgrind` writes its totals
+//! (scripts/bench-instructions). That costs one branch per accept, nothing
+//! per request.
+//!
 //!   cargo run --release --example bare_responder -- 18080
 
 use std::convert::Infallible;
@@ -14,6 +19,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -22,8 +28,12 @@ async fn main() -> std::io::Result<()> {
         .and_then(|p| p.parse().ok())
         .expect("usage: bare_responder PORT");
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    let mut terminate = signal(SignalKind::terminate())?;
     loop {
-        let (stream, _) = listener.accept().await?;
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            _ = terminate.recv() => return Ok(()),
+        };
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
             let service = service_fn(|_request: Request<hyper::body::Incoming>| async {

@@ -54,7 +54,7 @@ impl Ingest {
         // A timestamp passes up to max_skew either side of now.
         let ttl = Duration::from_secs(max_skew.saturating_mul(2).saturating_add(1));
         Ok(Ingest {
-            collector: Collector::new(&ingest.collector).map_err(|e| e.to_string())?,
+            collector: Collector::new(&ingest.collector)?,
             replay: match nonces {
                 Some(nonces) => ReplayCache::new(ingest.replay_capacity, ttl).with_shared(nonces),
                 None => ReplayCache::new(ingest.replay_capacity, ttl),

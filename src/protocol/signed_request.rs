@@ -102,7 +102,7 @@ pub fn parse<'a>(
     options: ParseOptions,
 ) -> Result<SignedRequest<'a>, Reject> {
     let signature = text(headers, &names.signature)?.ok_or(Reject::MissingSignature)?;
-    let timestamp = text(headers, &names.timestamp)?.ok_or(Reject::MissingTimestamp)?;
+    let timestamp = raw_text(headers, &names.timestamp)?.ok_or(Reject::MissingTimestamp)?;
     let session_id = match first_of(headers, &names.session_id, &names.session_alt)? {
         Some(id) => id,
         None if options.require_session_id => return Err(Reject::MissingSessionId),
@@ -129,9 +129,13 @@ pub fn parse<'a>(
     })
 }
 
-/// Unix seconds as a plain decimal integer: no sign, no fraction, no spaces.
+/// Unix seconds as a plain decimal integer: no sign, no fraction, no spaces,
+/// no leading zero (`0` itself aside), so one instant has one spelling.
 pub fn parse_timestamp(text: &str) -> Result<i64, Reject> {
     if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Reject::MalformedTimestamp);
+    }
+    if text.len() > 1 && text.starts_with('0') {
         return Err(Reject::MalformedTimestamp);
     }
     text.parse().map_err(|_| Reject::MalformedTimestamp)
@@ -160,6 +164,19 @@ fn text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>
         Some(value) => {
             let value = value.to_str().map_err(|_| Reject::MalformedHeader)?.trim();
             Ok((!value.is_empty()).then_some(value))
+        }
+    }
+}
+
+/// A header's value exactly as received (no trimming), `None` when absent or
+/// blank: for fields whose one spelling is part of the rule (the timestamp),
+/// where whitespace an HTTP/2 peer left in is refused, not repaired.
+fn raw_text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, Reject> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => {
+            let value = value.to_str().map_err(|_| Reject::MalformedHeader)?;
+            Ok((!value.trim().is_empty()).then_some(value))
         }
     }
 }
@@ -285,7 +302,19 @@ mod tests {
 
     #[test]
     fn malformed_values() {
-        for bad in ["", "-5", "+5", "1.5", "12a", " ", "9999999999999999999"] {
+        for bad in [
+            "",
+            "-5",
+            "+5",
+            "1.5",
+            "12a",
+            " ",
+            "9999999999999999999",
+            "01697234567",
+            "00",
+            " 1697234567",
+            "1697234567 ",
+        ] {
             assert!(parse_timestamp(bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse_timestamp("0"), Ok(0));

@@ -148,6 +148,52 @@ async fn malformed_timestamp_is_401_with_the_original_sentence() {
     assert_eq!(body["error"], "Invalid timestamp format");
 }
 
+/// One spelling per instant (docs/protocol.md): digits only. A leading zero
+/// or a plus sign over HTTP/1; a leading or trailing space over h2c, where
+/// no HTTP/1 parser strips it first.
+#[tokio::test]
+async fn a_timestamp_that_is_not_plain_decimal_is_refused() {
+    let server = start_server(&config_with(DEFAULT)).await;
+    for spelling in ["01800000000", "+1800000000", "0x6b49d200"] {
+        let response = server
+            .auth_request(&with(valid(), "X-KMS-Timestamp", Some(spelling)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            reason_of(response).await,
+            (401, "malformed_timestamp".to_string()),
+            "{spelling}"
+        );
+    }
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for spelling in [" 1800000000", "1800000000 "] {
+        let mut request = h2.get(server.url("/auth"));
+        for (name, value) in with(valid(), "X-KMS-Timestamp", Some(spelling)) {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        assert_eq!(
+            reason_of(response).await,
+            (401, "malformed_timestamp".to_string()),
+            "{spelling:?}"
+        );
+    }
+    let text = server.scrape().await;
+    assert_eq!(
+        sample(&text, "telegate_auth_failed{reason=\"malformed_timestamp\"}"),
+        Some(5.0)
+    );
+    assert_eq!(sample(&text, "telegate_auth_success"), Some(0.0));
+    let response = server.auth_request(&valid()).send().await.unwrap();
+    assert_eq!(response.status(), 200, "the plain spelling still passes");
+}
+
 #[tokio::test]
 async fn malformed_session_id_is_401() {
     let server = start_server(&config_with(DEFAULT)).await;

@@ -309,6 +309,29 @@ async fn bodies_are_capped_and_checked() {
     assert_eq!(record["metadata"], json!({"theme": "dark"}));
 }
 
+/// Every session API body is a JSON object: an array that serde would read
+/// field by field (`["carol"]` as `user_id`) is refused, on create and extend.
+#[tokio::test]
+async fn json_arrays_are_refused_as_bodies() {
+    let server = server("").await;
+    for body in [r#"["carol"]"#, r#"["carol", null]"#, "[]", "null", "\"carol\""] {
+        let response = post_as(&server, "/sessions", ADMIN, Some(body)).await;
+        assert_eq!(
+            reason_of(response).await,
+            (400, "malformed_body".into()),
+            "{body}"
+        );
+    }
+    let (id, _) = issue_for(&server, "dave").await;
+    let extend = format!("/sessions/{id}/extend");
+    let response = post_as(&server, &extend, ADMIN, Some("[60]")).await;
+    assert_eq!(reason_of(response).await, (400, "malformed_body".into()));
+    let response = post_as(&server, &extend, ADMIN, Some(r#"{"additional_seconds": 60}"#)).await;
+    assert_eq!(response.status(), 200, "the object form still works");
+    let listed = json_of(get_as(&server, "/sessions?user=carol", ADMIN).await).await;
+    assert_eq!(listed["sessions"], json!([]), "{listed}");
+}
+
 async fn server_keeping_metadata() -> TestServer {
     server("[sessions]\nstore_metadata = true").await
 }

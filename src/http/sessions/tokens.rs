@@ -69,7 +69,7 @@ where
 {
     let headers = &parts.headers;
     let (issuer, bytes) = issuer(state, parts, body, peer, now).await?;
-    let request: CreateBody = body::json(&bytes)?.unwrap_or_default();
+    let request: CreateBody = body::object(&bytes)?.unwrap_or_default();
     let user_id = request.user_id.map(valid_user_id).transpose()?;
     let metadata = metadata(state, request.metadata)?;
     let metadata_stored = metadata.is_some();
@@ -262,7 +262,7 @@ where
     let settings = &state.settings.sessions;
     let deadline = state.settings.ingest.body_timeout;
     let bytes = body::read_limited(body, headers, settings.max_body_bytes, deadline).await?;
-    let request: ExtendBody = body::json(&bytes)?.ok_or(ApiError::MalformedBody(
+    let request: ExtendBody = body::object(&bytes)?.ok_or(ApiError::MalformedBody(
         "expected {\"additional_seconds\": N}",
     ))?;
     let seconds = request.additional_seconds;

@@ -5,13 +5,15 @@
 //! `X-KMS-Build`. Missing or malformed values are 401s; a signature that is not
 //! 64 hex characters is a 403 like any other wrong signature (PROTOCOL.md).
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::protocol::canonical::{MessageV1, TAG_LEN};
 use crate::protocol::reject::Reject;
+use crate::protocol::session_id;
 
-/// Longest session id, version or build string we keep: bounds what a client
-/// can make us store and log. A GUID is 36 bytes.
+/// Longest version or build string we keep: bounds what a client can make us
+/// store and log (the session id has its own rule, [`session_id`], with the
+/// same bound).
 pub const MAX_FIELD_LEN: usize = 128;
 
 /// The header names, built once from the configured prefix (`X-KMS`).
@@ -103,19 +105,21 @@ pub fn parse<'a>(
 ) -> Result<SignedRequest<'a>, Reject> {
     let signature = text(headers, &names.signature)?.ok_or(Reject::MissingSignature)?;
     let timestamp = raw_text(headers, &names.timestamp)?.ok_or(Reject::MissingTimestamp)?;
-    let session_id = match first_of(headers, &names.session_id, &names.session_alt)? {
-        Some(id) => id,
+    // The session id may be UTF-8 (the other fields are visible ASCII); what
+    // it may contain is one rule, shared with the session API.
+    let session_id = match first_of(headers, &names.session_id, &names.session_alt, utf8)? {
+        Some(id) => {
+            session_id::check(id)?;
+            id
+        }
         None if options.require_session_id => return Err(Reject::MissingSessionId),
         None => "",
     };
-    // `|` separates the signed fields: refusing it keeps the message unambiguous.
-    if session_id.contains('|') || session_id.len() > MAX_FIELD_LEN {
-        return Err(Reject::MalformedHeader);
-    }
     let client_version = bounded(first_of(
         headers,
         &names.client_version,
         &names.version_alt,
+        ascii,
     )?)?;
     let build = bounded(text(headers, &names.build)?)?;
     Ok(SignedRequest {
@@ -158,11 +162,31 @@ pub fn signed_path(uri: &str) -> &str {
     &uri[..end]
 }
 
+/// How a header value becomes text: visible ASCII, or any UTF-8.
+type Decode = fn(&HeaderValue) -> Option<&str>;
+
+fn ascii(value: &HeaderValue) -> Option<&str> {
+    value.to_str().ok()
+}
+
+fn utf8(value: &HeaderValue) -> Option<&str> {
+    std::str::from_utf8(value.as_bytes()).ok()
+}
+
+/// A trimmed visible-ASCII value, `None` when absent or blank.
 fn text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, Reject> {
+    decoded(headers, name, ascii)
+}
+
+fn decoded<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+    decode: Decode,
+) -> Result<Option<&'a str>, Reject> {
     match headers.get(name) {
         None => Ok(None),
         Some(value) => {
-            let value = value.to_str().map_err(|_| Reject::MalformedHeader)?.trim();
+            let value = decode(value).ok_or(Reject::MalformedHeader)?.trim();
             Ok((!value.is_empty()).then_some(value))
         }
     }
@@ -185,10 +209,11 @@ fn first_of<'a>(
     headers: &'a HeaderMap,
     preferred: &HeaderName,
     fallback: &HeaderName,
+    decode: Decode,
 ) -> Result<Option<&'a str>, Reject> {
-    match text(headers, preferred)? {
+    match decoded(headers, preferred, decode)? {
         Some(value) => Ok(Some(value)),
-        None => text(headers, fallback),
+        None => decoded(headers, fallback, decode),
     }
 }
 
@@ -202,7 +227,6 @@ fn bounded(value: Option<&str>) -> Result<Option<&str>, Reject> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     const SIG: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -352,6 +376,32 @@ mod tests {
             ]),
             Err(Reject::MalformedTimestamp)
         );
+    }
+
+    #[test]
+    fn a_utf8_session_id_parses_and_url_structure_does_not() {
+        let mut map = headers(&[("X-KMS-Signature", SIG), ("X-KMS-Timestamp", "1")]);
+        let name = HeaderName::from_static("x-kms-session-id");
+        map.insert(name.clone(), HeaderValue::from_str("séssion").unwrap());
+        let parsed = parse(
+            &HeaderNames::default(),
+            &map,
+            "POST",
+            "/",
+            ParseOptions::default(),
+        );
+        assert_eq!(parsed.map(|r| r.session_id), Ok("séssion"));
+        for bad in ["evil/one", "a?b", "a#b", "a b", "a%2Fb", "a\u{85}b"] {
+            map.insert(name.clone(), HeaderValue::from_str(bad).unwrap());
+            let parsed = parse(
+                &HeaderNames::default(),
+                &map,
+                "POST",
+                "/",
+                ParseOptions::default(),
+            );
+            assert_eq!(parsed, Err(Reject::MalformedHeader), "{bad:?}");
+        }
     }
 
     #[test]

@@ -314,7 +314,13 @@ async fn bodies_are_capped_and_checked() {
 #[tokio::test]
 async fn json_arrays_are_refused_as_bodies() {
     let server = server("").await;
-    for body in [r#"["carol"]"#, r#"["carol", null]"#, "[]", "null", "\"carol\""] {
+    for body in [
+        r#"["carol"]"#,
+        r#"["carol", null]"#,
+        "[]",
+        "null",
+        "\"carol\"",
+    ] {
         let response = post_as(&server, "/sessions", ADMIN, Some(body)).await;
         assert_eq!(
             reason_of(response).await,
@@ -326,7 +332,13 @@ async fn json_arrays_are_refused_as_bodies() {
     let extend = format!("/sessions/{id}/extend");
     let response = post_as(&server, &extend, ADMIN, Some("[60]")).await;
     assert_eq!(reason_of(response).await, (400, "malformed_body".into()));
-    let response = post_as(&server, &extend, ADMIN, Some(r#"{"additional_seconds": 60}"#)).await;
+    let response = post_as(
+        &server,
+        &extend,
+        ADMIN,
+        Some(r#"{"additional_seconds": 60}"#),
+    )
+    .await;
     assert_eq!(response.status(), 200, "the object form still works");
     let listed = json_of(get_as(&server, "/sessions?user=carol", ADMIN).await).await;
     assert_eq!(listed["sessions"], json!([]), "{listed}");

@@ -134,7 +134,13 @@ mod tests {
             })
         );
         // What serde alone would take: `[1, 2]` as a = 1, b = 2.
-        assert_eq!(json::<Two>(b"[1,2]").unwrap(), Some(Two { a: Some(1), b: Some(2) }));
+        assert_eq!(
+            json::<Two>(b"[1,2]").unwrap(),
+            Some(Two {
+                a: Some(1),
+                b: Some(2)
+            })
+        );
         for refused in [&b"[1,2]"[..], b"[]", b"null", b"7", b"\"x\""] {
             assert!(
                 matches!(object::<Two>(refused), Err(ApiError::MalformedBody(_))),

@@ -129,21 +129,25 @@ where
             }
             _ => Err(ApiError::MethodNotAllowed),
         },
-        Route::One(id) => match *method {
-            Method::GET => {
-                owner_or_admin(state, headers, id, now).await?;
-                read(state, id, now).await
+        Route::One(id) => {
+            let id = &session_segment(id)?;
+            match *method {
+                Method::GET => {
+                    owner_or_admin(state, headers, id, now).await?;
+                    read(state, id, now).await
+                }
+                Method::DELETE => {
+                    let access = owner_or_admin(state, headers, id, now).await?;
+                    delete(state, access, id, now).await
+                }
+                _ => Err(ApiError::MethodNotAllowed),
             }
-            Method::DELETE => {
-                let access = owner_or_admin(state, headers, id, now).await?;
-                delete(state, access, id, now).await
-            }
-            _ => Err(ApiError::MethodNotAllowed),
-        },
+        }
         Route::Action(id, action) => {
             if *method != Method::POST {
                 return Err(ApiError::MethodNotAllowed);
             }
+            let id = &session_segment(id)?;
             owner_or_admin(state, headers, id, now).await?;
             match action {
                 "activity" => tokens::activity(state, id, now).await,
@@ -160,6 +164,16 @@ where
         },
         Route::NotFound => Err(ApiError::NotFound),
     }
+}
+
+/// A session id as named in a path: percent-decoded, as `/users/{user}` is,
+/// so an id with characters a URL must escape (UTF-8) is reachable, and an
+/// id stored before the session-id rule (`evil/one`) can still be revoked
+/// as `evil%2Fone`.
+fn session_segment(raw: &str) -> Result<String, ApiError> {
+    percent_decode(raw, false).ok_or(ApiError::BadQuery(
+        "the session id is not valid percent-encoded UTF-8",
+    ))
 }
 
 /// Who is calling a per-session route.

@@ -206,6 +206,70 @@ async fn an_id_with_a_slash_stored_earlier_can_be_revoked() {
     assert_eq!(reason_of(raw).await, (404, "not_found".into()));
 }
 
+/// A 15 KB User-Agent is kept as its first 256 bytes (cut on a character
+/// boundary), whether a signed request, `POST /sessions` or a token on
+/// `/auth` brings it: a session costs what docs/configuration.md says.
+#[tokio::test]
+async fn long_user_agents_are_stored_cut() {
+    let server = server("[policies.app]\nmethods = [\"hmac\", \"session\"]").await;
+    let long = format!("Exporter/1.0 {}", "x".repeat(15_000));
+    let cut = &long[..256];
+    let mut headers = signed(SECRET_A, "POST", "/v1/metrics", NOW, SESSION);
+    headers.push(("User-Agent", long.clone()));
+    assert_eq!(
+        server.auth_request(&headers).send().await.unwrap().status(),
+        200
+    );
+    let record: serde_json::Value = admin_get(&server, &format!("/sessions/{SESSION}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record["user_agent"], cut);
+
+    let issued: serde_json::Value = server
+        .client
+        .post(server.url("/sessions"))
+        .bearer_auth(ADMIN)
+        .header("User-Agent", long.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = issued["session_id"].as_str().unwrap();
+    let record: serde_json::Value = admin_get(&server, &format!("/sessions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record["user_agent"], cut);
+
+    let other = format!("Other/2.0 {}", "y".repeat(15_000));
+    let response = server
+        .client
+        .get(server.url("/auth?policy=app"))
+        .header("X-Forwarded-Method", "POST")
+        .header("X-Forwarded-Uri", "/v1/traces")
+        .bearer_auth(issued["token"].as_str().unwrap())
+        .header("User-Agent", other.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let record: serde_json::Value = admin_get(&server, &format!("/sessions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        record["user_agent"],
+        &other[..256],
+        "a token's use updates it, cut too"
+    );
+}
+
 #[tokio::test]
 async fn unknown_and_expired_sessions() {
     let server = server("").await;

@@ -26,7 +26,7 @@ use crate::http::state::AppState;
 use crate::pipeline::admission::{admit, Attempt, BodyLimits, BodyStage, Route};
 use crate::pipeline::body::BoxError;
 use crate::pipeline::observe::Decision;
-use crate::protocol::headers::header_str;
+use crate::pipeline::session_gate;
 use crate::protocol::reject::Reject;
 use crate::protocol::token::{self, Token};
 use crate::session::{Change, Changed, Issue, NewSession, SessionRecord};
@@ -82,7 +82,7 @@ where
         user_id,
         metadata,
         client_ip: issuer.client_ip,
-        user_agent: header_str(headers, &http::header::USER_AGENT).map(str::to_string),
+        user_agent: session_gate::user_agent(headers).map(str::to_string),
         client_version: issuer.client_version,
         key_id: issuer.key_id,
         now,

@@ -146,6 +146,9 @@ pub struct RateLimitSection {
     pub purge_interval_secs: u64,
     /// IPv6 clients are limited per prefix of this length (one /64 is one host).
     pub ipv6_prefix: u8,
+    /// The session API's own limiter (every route, every caller), so token
+    /// guessing and listing floods are bounded apart from `/auth`'s quota.
+    pub session_api: PolicyRate,
 }
 
 impl Default for RateLimitSection {
@@ -155,6 +158,10 @@ impl Default for RateLimitSection {
             burst: 20,
             purge_interval_secs: 60,
             ipv6_prefix: 64,
+            session_api: PolicyRate {
+                per_second: 20,
+                burst: 50,
+            },
         }
     }
 }

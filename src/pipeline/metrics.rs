@@ -35,7 +35,20 @@ pub struct Metrics {
     pub static_accepted_total: IntCounter,
     /// 1 while monitor mode allows every request.
     pub monitor_mode: IntGauge,
+    /// Session API requests refused at their credential (admin or owner token).
+    pub api_auth_failed: IntCounterVec,
 }
+
+/// The reasons `{ns}_api_auth_failed_total` counts: a session API request
+/// whose admin or owner credential was missing or wrong.
+pub const API_AUTH_REASONS: &[&str] = &[
+    "admin_token_required",
+    "bad_admin_token",
+    "credential_required",
+    "invalid_session",
+    "not_owner",
+    "session_revoked",
+];
 
 impl Metrics {
     pub fn new(namespace: &str) -> Result<Metrics, prometheus::Error> {
@@ -126,6 +139,13 @@ impl Metrics {
                 "auth_monitor_mode",
                 "1 when monitor mode allows every request after deciding it",
             ))?,
+            api_auth_failed: IntCounterVec::new(
+                opts(
+                    "api_auth_failed_total",
+                    "session API requests refused at their admin or owner credential, by reason",
+                ),
+                &["reason"],
+            )?,
             registry,
         };
         metrics.register()?;
@@ -143,6 +163,9 @@ impl Metrics {
         }
         for result in ["ok", "error"] {
             metrics.keyring_reloads_total.with_label_values(&[result]);
+        }
+        for reason in API_AUTH_REASONS {
+            metrics.api_auth_failed.with_label_values(&[reason]);
         }
         Ok(metrics)
     }
@@ -167,6 +190,7 @@ impl Metrics {
         r.register(Box::new(self.signal_detected_total.clone()))?;
         r.register(Box::new(self.static_accepted_total.clone()))?;
         r.register(Box::new(self.monitor_mode.clone()))?;
+        r.register(Box::new(self.api_auth_failed.clone()))?;
         Ok(())
     }
 

@@ -393,6 +393,126 @@ async fn the_session_api_needs_the_admin_token() {
     assert_eq!(reason_of(put).await, (405, "method_not_allowed".into()));
 }
 
+/// The session API has its own limiter (`rate_limit.session_api`), per
+/// client address (a trusted proxy's `X-Forwarded-For` names it), apart
+/// from `/auth`'s quota; a refusal is a counted 429 with `Retry-After`.
+#[tokio::test]
+async fn the_session_api_has_its_own_rate_limit() {
+    let server = server("[rate_limit]\nsession_api = { per_second = 1, burst = 3 }").await;
+    for n in 0..3 {
+        let response = admin_get(&server, "/sessions/stats").await;
+        assert_eq!(response.status(), 200, "request {n}");
+    }
+    let response = admin_get(&server, "/sessions/stats").await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(reason_of(response).await, (429, "rate_limited".into()));
+    let wrong = server
+        .client
+        .get(server.url("/sessions"))
+        .bearer_auth("guess-0000000000000000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reason_of(wrong).await,
+        (429, "rate_limited".into()),
+        "a guess is limited before its token is compared"
+    );
+    let other_client = server
+        .client
+        .get(server.url("/sessions/stats"))
+        .bearer_auth(ADMIN)
+        .header("X-Forwarded-For", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other_client.status(),
+        200,
+        "another address has its own cells"
+    );
+    assert_eq!(
+        auth_as(&server, SESSION).await.status(),
+        200,
+        "/auth is apart"
+    );
+    let text = server.scrape().await;
+    assert_eq!(sample(&text, "telegate_rate_limited_total"), Some(2.0));
+    assert_eq!(
+        sample(&text, "telegate_auth_failed{reason=\"rate_limited\"}"),
+        Some(0.0),
+        "not a forwardAuth decision"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "telegate_api_auth_failed_total{reason=\"bad_admin_token\"}"
+        ),
+        Some(0.0),
+        "refused before the token was looked at"
+    );
+}
+
+/// Failed admin and owner credentials are counted by reason
+/// (`{ns}_api_auth_failed_total`); the log line is checked on the real
+/// binary in `e2e_observe`.
+#[tokio::test]
+async fn failed_api_credentials_are_counted_by_reason() {
+    let server = server("").await;
+    for _ in 0..5 {
+        let wrong = server
+            .client
+            .get(server.url("/sessions"))
+            .bearer_auth("not-the-token-xxxxxx")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reason_of(wrong).await, (403, "bad_admin_token".into()));
+    }
+    let none = server
+        .client
+        .get(server.url("/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reason_of(none).await, (401, "admin_token_required".into()));
+    let unknown_token = server
+        .client
+        .get(server.url(&format!("/sessions/{SESSION}")))
+        .bearer_auth("no-such-session-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reason_of(unknown_token).await,
+        (401, "invalid_session".into())
+    );
+    let bare = server
+        .client
+        .delete(server.url(&format!("/sessions/{SESSION}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reason_of(bare).await, (401, "credential_required".into()));
+    assert_eq!(admin_get(&server, "/sessions/stats").await.status(), 200);
+    let text = server.scrape().await;
+    for (reason, count) in [
+        ("bad_admin_token", 5.0),
+        ("admin_token_required", 1.0),
+        ("invalid_session", 1.0),
+        ("credential_required", 1.0),
+        ("not_owner", 0.0),
+    ] {
+        let series = format!("telegate_api_auth_failed_total{{reason=\"{reason}\"}}");
+        assert_eq!(sample(&text, &series), Some(count), "{reason}");
+    }
+    assert_eq!(
+        sample(&text, "telegate_auth_failed{reason=\"invalid_session\"}"),
+        Some(0.0),
+        "the API's refusals are not forwardAuth decisions"
+    );
+}
+
 #[tokio::test]
 async fn with_tracking_off_nothing_is_recorded_but_revocations_hold() {
     let server = server("[sessions]\ntrack = false").await;

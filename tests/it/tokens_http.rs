@@ -344,6 +344,36 @@ async fn json_arrays_are_refused_as_bodies() {
     assert_eq!(listed["sessions"], json!([]), "{listed}");
 }
 
+/// A session API body that trickles in is cut off at the body deadline
+/// (`ingest.body_timeout_secs`) with 408 `body_timeout`, for an admin and for
+/// a signed client alike: a slow sender cannot hold the request open.
+#[tokio::test]
+async fn a_slow_api_body_meets_the_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = server("[ingest]\nbody_timeout_secs = 1").await;
+    let admin = vec![("Authorization", format!("Bearer {ADMIN}"))];
+    for headers in [admin, signed_create(NOW, "slow-body")] {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut head = String::from("POST /sessions HTTP/1.1\r\nHost: t\r\n");
+        head.push_str("Content-Type: application/json\r\nContent-Length: 64\r\n");
+        for (name, value) in &headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n{");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer))
+            .await
+            .expect("answered within the deadline, not held open")
+            .unwrap();
+        let text = String::from_utf8_lossy(&answer[..n]);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("body_timeout"), "{text}");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    }
+}
+
 async fn server_keeping_metadata() -> TestServer {
     server("[sessions]\nstore_metadata = true").await
 }

@@ -27,6 +27,7 @@ pub struct ServerSettings {
 /// `[rate_limit]`, validated.
 pub(super) struct Limits {
     pub rate_limit: RateSpec,
+    pub session_api: RateSpec,
     pub purge_interval: Duration,
     pub ipv6_prefix: u8,
 }
@@ -77,6 +78,8 @@ pub(super) fn server_settings(server: &ServerSection) -> Result<ServerSettings, 
 
 pub(super) fn limits(section: &RateLimitSection) -> Result<Limits, ConfigError> {
     let rate_limit = rate_spec("rate_limit", section.per_second, section.burst)?;
+    let api = &section.session_api;
+    let session_api = rate_spec("rate_limit.session_api", api.per_second, api.burst)?;
     positive(
         "rate_limit.purge_interval_secs",
         section.purge_interval_secs,
@@ -89,6 +92,7 @@ pub(super) fn limits(section: &RateLimitSection) -> Result<Limits, ConfigError> 
     }
     Ok(Limits {
         rate_limit,
+        session_api,
         purge_interval: Duration::from_secs(section.purge_interval_secs),
         ipv6_prefix: section.ipv6_prefix,
     })

@@ -60,6 +60,10 @@ pub struct ServerSection {
     pub max_headers: usize,
     /// Open connections beyond this wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Open connections one peer address (IPv6: one `rate_limit.ipv6_prefix`)
+    /// may hold; beyond it a new one is closed at accept. Trusted proxies
+    /// are not capped: they carry many clients.
+    pub max_connections_per_ip: usize,
     /// In-flight requests get this long to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
 }
@@ -71,6 +75,7 @@ impl Default for ServerSection {
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             max_connections: 10_000,
+            max_connections_per_ip: 64,
             shutdown_grace_secs: 10,
         }
     }

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub monitor_mode: IntGauge,
     /// Session API requests refused at their credential (admin or owner token).
     pub api_auth_failed: IntCounterVec,
+    /// Connections closed at accept: their address held `max_connections_per_ip`.
+    pub connections_refused_total: IntCounter,
 }
 
 /// The reasons `{ns}_api_auth_failed_total` counts: a session API request
@@ -146,6 +148,10 @@ impl Metrics {
                 ),
                 &["reason"],
             )?,
+            connections_refused_total: IntCounter::with_opts(opts(
+                "connections_refused_total",
+                "connections closed at accept because their address held server.max_connections_per_ip",
+            ))?,
             registry,
         };
         metrics.register()?;
@@ -191,6 +197,7 @@ impl Metrics {
         r.register(Box::new(self.static_accepted_total.clone()))?;
         r.register(Box::new(self.monitor_mode.clone()))?;
         r.register(Box::new(self.api_auth_failed.clone()))?;
+        r.register(Box::new(self.connections_refused_total.clone()))?;
         Ok(())
     }
 

@@ -20,6 +20,7 @@ pub struct ServerSettings {
     pub max_header_bytes: usize,
     pub max_headers: usize,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     #[serde(serialize_with = "show::duration")]
     pub shutdown_grace: Duration,
 }
@@ -67,11 +68,16 @@ pub(super) fn server_settings(server: &ServerSection) -> Result<ServerSettings, 
         ));
     }
     positive("server.max_connections", server.max_connections as u64)?;
+    positive(
+        "server.max_connections_per_ip",
+        server.max_connections_per_ip as u64,
+    )?;
     Ok(ServerSettings {
         header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
         max_header_bytes: server.max_header_bytes,
         max_headers: server.max_headers,
         max_connections: server.max_connections,
+        max_connections_per_ip: server.max_connections_per_ip,
         shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
     })
 }

@@ -22,6 +22,13 @@ async fn admin_get(server: &TestServer, path: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// `GET /sessions/{id}` as the admin: the record (a 200 is asserted).
+async fn admin_record(server: &TestServer, id: &str) -> serde_json::Value {
+    let response = admin_get(server, &format!("/sessions/{id}")).await;
+    assert_eq!(response.status(), 200, "{id}");
+    response.json().await.unwrap()
+}
+
 async fn admin_delete(server: &TestServer, path: &str) -> reqwest::Response {
     server
         .client
@@ -130,10 +137,7 @@ async fn every_id_that_passes_auth_can_be_read_and_revoked() {
             response.headers()["x-auth-session-id"].as_bytes(),
             id.as_bytes()
         );
-        let response = admin_get(&server, &format!("/sessions/{encoded}")).await;
-        assert_eq!(response.status(), 200, "{id}");
-        let record: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(record["session_id"], id);
+        assert_eq!(admin_record(&server, encoded).await["session_id"], id);
         let response = admin_delete(&server, &format!("/sessions/{encoded}")).await;
         assert_eq!(response.status(), 200, "{id}");
         let response = auth_as(&server, id).await;
@@ -197,8 +201,10 @@ async fn an_id_with_a_slash_stored_earlier_can_be_revoked() {
         now: NOW,
     };
     assert_eq!(server.state.sessions().observe(&sighting), Ok(true));
-    let response = admin_get(&server, "/sessions/evil%2Fone").await;
-    assert_eq!(response.status(), 200);
+    assert_eq!(
+        admin_record(&server, "evil%2Fone").await["session_id"],
+        "evil/one"
+    );
     let response = admin_delete(&server, "/sessions/evil%2Fone").await;
     assert_eq!(response.status(), 200);
     assert!(server.state.sessions().is_revoked("evil/one", NOW));
@@ -220,11 +226,7 @@ async fn long_user_agents_are_stored_cut() {
         server.auth_request(&headers).send().await.unwrap().status(),
         200
     );
-    let record: serde_json::Value = admin_get(&server, &format!("/sessions/{SESSION}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let record = admin_record(&server, SESSION).await;
     assert_eq!(record["user_agent"], cut);
 
     let issued: serde_json::Value = server
@@ -239,11 +241,7 @@ async fn long_user_agents_are_stored_cut() {
         .await
         .unwrap();
     let id = issued["session_id"].as_str().unwrap();
-    let record: serde_json::Value = admin_get(&server, &format!("/sessions/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let record = admin_record(&server, id).await;
     assert_eq!(record["user_agent"], cut);
 
     let other = format!("Other/2.0 {}", "y".repeat(15_000));
@@ -258,11 +256,7 @@ async fn long_user_agents_are_stored_cut() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let record: serde_json::Value = admin_get(&server, &format!("/sessions/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let record = admin_record(&server, id).await;
     assert_eq!(
         record["user_agent"],
         &other[..256],

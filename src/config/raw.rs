@@ -60,6 +60,10 @@ pub struct ServerSection {
     pub max_headers: usize,
     /// Open connections beyond this wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// Open connections one peer address (IPv6: one `rate_limit.ipv6_prefix`)
+    /// may hold; beyond it a new one is closed at accept. Trusted proxies
+    /// are not capped: they carry many clients.
+    pub max_connections_per_ip: usize,
     /// In-flight requests get this long to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
 }
@@ -71,6 +75,7 @@ impl Default for ServerSection {
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             max_connections: 10_000,
+            max_connections_per_ip: 64,
             shutdown_grace_secs: 10,
         }
     }
@@ -146,6 +151,9 @@ pub struct RateLimitSection {
     pub purge_interval_secs: u64,
     /// IPv6 clients are limited per prefix of this length (one /64 is one host).
     pub ipv6_prefix: u8,
+    /// The session API's own limiter (every route, every caller), so token
+    /// guessing and listing floods are bounded apart from `/auth`'s quota.
+    pub session_api: PolicyRate,
 }
 
 impl Default for RateLimitSection {
@@ -155,6 +163,10 @@ impl Default for RateLimitSection {
             burst: 20,
             purge_interval_secs: 60,
             ipv6_prefix: 64,
+            session_api: PolicyRate {
+                per_second: 20,
+                burst: 50,
+            },
         }
     }
 }

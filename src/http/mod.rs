@@ -3,6 +3,7 @@
 //! refusals through the one renderer.
 //!
 //! - [`server`]: accept loop, per-connection hyper service, graceful shutdown.
+//! - [`conn`]: per-connection bounds: connections per address, the idle timeout.
 //! - [`router`]: maps method and path to a handler.
 //! - [`auth`]: `/auth` (and `/` with `X-Forwarded-Uri`): Traefik's forwardAuth.
 //! - [`ingest`]: `POST /v1/traces|metrics|logs` and `POST /`: OTLP ingest.
@@ -14,6 +15,7 @@
 //! - [`state`]: the shared handle every request gets.
 
 pub mod auth;
+pub mod conn;
 pub mod error;
 pub mod ingest;
 pub mod ops;

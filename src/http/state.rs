@@ -76,7 +76,8 @@ impl AppState {
             settings.rate_limit,
             settings.policies.values(),
             settings.ipv6_prefix,
-        );
+        )
+        .with_session_api(settings.session_api_rate);
         // Startup invariants: rustls builds without custom roots, and the
         // ingest metric names are not registered twice.
         metrics.monitor_mode.set(i64::from(settings.monitor_mode));

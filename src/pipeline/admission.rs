@@ -237,6 +237,24 @@ where
     })
 }
 
+/// The session API's gate, ahead of its own credential checks (admin and
+/// owner tokens are the API's; a signed `POST /sessions` then goes through
+/// [`admit`] too): client IP -> the API's own rate limit. Returns the
+/// client address either way, for the observation step.
+pub fn session_api_gate(
+    stages: &Stages<'_>,
+    peer: IpAddr,
+    headers: &HeaderMap,
+) -> (IpAddr, Result<(), Reject>) {
+    let settings = stages.settings;
+    let client_ip = client_ip::resolve(
+        peer,
+        header_values(headers, &X_FORWARDED_FOR),
+        &settings.trusted_proxies,
+    );
+    (client_ip, stages.limits.check_session_api(client_ip))
+}
+
 /// The method and path the signature must cover, by route.
 fn signed_over<'r, B>(
     stages: &Stages<'r>,

@@ -35,7 +35,22 @@ pub struct Metrics {
     pub static_accepted_total: IntCounter,
     /// 1 while monitor mode allows every request.
     pub monitor_mode: IntGauge,
+    /// Session API requests refused at their credential (admin or owner token).
+    pub api_auth_failed: IntCounterVec,
+    /// Connections closed at accept: their address held `max_connections_per_ip`.
+    pub connections_refused_total: IntCounter,
 }
+
+/// The reasons `{ns}_api_auth_failed_total` counts: a session API request
+/// whose admin or owner credential was missing or wrong.
+pub const API_AUTH_REASONS: &[&str] = &[
+    "admin_token_required",
+    "bad_admin_token",
+    "credential_required",
+    "invalid_session",
+    "not_owner",
+    "session_revoked",
+];
 
 impl Metrics {
     pub fn new(namespace: &str) -> Result<Metrics, prometheus::Error> {
@@ -126,6 +141,17 @@ impl Metrics {
                 "auth_monitor_mode",
                 "1 when monitor mode allows every request after deciding it",
             ))?,
+            api_auth_failed: IntCounterVec::new(
+                opts(
+                    "api_auth_failed_total",
+                    "session API requests refused at their admin or owner credential, by reason",
+                ),
+                &["reason"],
+            )?,
+            connections_refused_total: IntCounter::with_opts(opts(
+                "connections_refused_total",
+                "connections closed at accept because their address held server.max_connections_per_ip",
+            ))?,
             registry,
         };
         metrics.register()?;
@@ -143,6 +169,9 @@ impl Metrics {
         }
         for result in ["ok", "error"] {
             metrics.keyring_reloads_total.with_label_values(&[result]);
+        }
+        for reason in API_AUTH_REASONS {
+            metrics.api_auth_failed.with_label_values(&[reason]);
         }
         Ok(metrics)
     }
@@ -167,6 +196,8 @@ impl Metrics {
         r.register(Box::new(self.signal_detected_total.clone()))?;
         r.register(Box::new(self.static_accepted_total.clone()))?;
         r.register(Box::new(self.monitor_mode.clone()))?;
+        r.register(Box::new(self.api_auth_failed.clone()))?;
+        r.register(Box::new(self.connections_refused_total.clone()))?;
         Ok(())
     }
 

@@ -9,6 +9,11 @@
 //! `telegate::ingest`) for an export, with the export's delivery facts.
 //! Metrics count every decision whatever the log level; `log.decisions`
 //! (`all`, `denied`, `none`) says which decisions get a line.
+//!
+//! The session API's own refusals (its rate limit, a missing or wrong admin
+//! or owner token) leave through [`Observer::api_refused`]: a `session API
+//! refused` line (target `telegate::api`, unless `log.decisions = "none"`)
+//! and a counter, never the token.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -65,6 +70,18 @@ pub struct Decision<'a> {
     pub delivery: Option<Delivery<'a>>,
 }
 
+/// A session API request refused by its rate limit or at its credential.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiRefusal<'a> {
+    pub client_ip: IpAddr,
+    pub method: &'a str,
+    /// The route's template (`/sessions/{id}`), not the path: ids and user
+    /// names are the caller's words.
+    pub route: &'static str,
+    pub reason: &'static str,
+    pub status: u16,
+}
+
 /// The handles the observation step writes to.
 #[derive(Clone, Copy)]
 pub struct Observer<'a> {
@@ -111,6 +128,34 @@ impl Observer<'_> {
             Some(delivery) => self.log_ingest(decision, delivery, latency_us),
             None => self.log_decision(decision, latency_us),
         }
+    }
+
+    /// Counts and logs a refused session API request: `rate_limited` under
+    /// `{ns}_rate_limited_total`, a credential failure under
+    /// `{ns}_api_auth_failed_total{reason}`.
+    pub fn api_refused(&self, refusal: &ApiRefusal<'_>) {
+        let metrics = self.metrics;
+        if refusal.reason == "rate_limited" {
+            metrics.rate_limited_total.inc();
+        } else {
+            metrics
+                .api_auth_failed
+                .with_label_values(&[refusal.reason])
+                .inc();
+        }
+        if !self.decisions.logs(false) {
+            return;
+        }
+        tracing::info!(
+            target: "telegate::api",
+            client_ip = %refusal.client_ip,
+            method = refusal.method,
+            route = refusal.route,
+            result = "deny",
+            reason = refusal.reason,
+            status = refusal.status,
+            "session API refused"
+        );
     }
 
     fn count_admitted(&self, admitted: &Admitted<'_>, now: i64) {

@@ -1,5 +1,6 @@
 //! Per-client-IP rate limits (governor's keyed GCRA), one limiter per policy
-//! that asks for its own quota, the default limiter for the rest.
+//! that asks for its own quota, the default limiter for the rest, and the
+//! session API's own ([`RateLimits::check_session_api`]).
 //!
 //! governor's keyed map only grows, so [`RateLimits::purge`] runs on a timer
 //! (`retain_recent` + `shrink_to_fit`): a flood of distinct addresses costs
@@ -24,6 +25,8 @@ type Keyed<C> =
 pub struct RateLimits<C: Clock = DefaultClock> {
     default: Arc<Keyed<C>>,
     by_policy: HashMap<String, Arc<Keyed<C>>>,
+    /// `None`: the session API shares the default limiter.
+    session_api: Option<Arc<Keyed<C>>>,
     clock: C,
     ipv6_prefix: u8,
 }
@@ -54,15 +57,32 @@ impl<C: Clock + Clone> RateLimits<C> {
         RateLimits {
             default: limiter(default),
             by_policy,
+            session_api: None,
             clock,
             ipv6_prefix,
         }
+    }
+
+    /// Gives the session API a limiter of its own (`rate_limit.session_api`).
+    pub fn with_session_api(mut self, spec: RateSpec) -> Self {
+        let limiter = RateLimiter::dashmap_with_clock(quota(spec), self.clock.clone());
+        self.session_api = Some(Arc::new(limiter));
+        self
     }
 
     /// Takes one cell for `ip` under `policy`'s limiter; a refusal carries the
     /// whole seconds until the next cell (at least 1, for `Retry-After`).
     pub fn check(&self, policy: &str, ip: IpAddr) -> Result<(), Reject> {
         let limiter = self.by_policy.get(policy).unwrap_or(&self.default);
+        self.take(limiter, ip)
+    }
+
+    /// [`RateLimits::check`] for a session API request (any route, any caller).
+    pub fn check_session_api(&self, ip: IpAddr) -> Result<(), Reject> {
+        self.take(self.session_api.as_ref().unwrap_or(&self.default), ip)
+    }
+
+    fn take(&self, limiter: &Keyed<C>, ip: IpAddr) -> Result<(), Reject> {
         let key = client_ip::limit_key(ip, self.ipv6_prefix);
         limiter.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
@@ -90,7 +110,9 @@ impl<C: Clock + Clone> RateLimits<C> {
     }
 
     fn limiters(&self) -> impl Iterator<Item = &Arc<Keyed<C>>> {
-        std::iter::once(&self.default).chain(self.by_policy.values())
+        std::iter::once(&self.default)
+            .chain(self.by_policy.values())
+            .chain(self.session_api.as_ref())
     }
 }
 
@@ -195,6 +217,23 @@ mod tests {
             "plain shares the default"
         );
         assert!(limits.check("default", client).is_err());
+    }
+
+    #[test]
+    fn the_session_api_has_its_own_limiter_or_shares_the_default() {
+        let clock = FakeRelativeClock::default();
+        let client = ip("192.0.2.1");
+        let limits =
+            RateLimits::with_clock(spec(1, 1), [], 64, clock.clone()).with_session_api(spec(1, 3));
+        for _ in 0..3 {
+            assert!(limits.check_session_api(client).is_ok());
+        }
+        assert!(limits.check_session_api(client).is_err());
+        assert!(limits.check("default", client).is_ok(), "apart from /auth");
+        assert_eq!(limits.key_count(), 2, "both limiters are purged");
+        let shared = RateLimits::with_clock(spec(1, 1), [], 64, clock);
+        assert!(shared.check_session_api(client).is_ok());
+        assert!(shared.check("default", client).is_err(), "shared");
     }
 
     #[test]

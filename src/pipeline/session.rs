@@ -9,10 +9,9 @@ use std::net::IpAddr;
 
 use http::HeaderMap;
 
-use super::session_gate::{Refusal, Sighting, TokenCheck, TokenOwner, TokenUse};
+use super::session_gate::{self, Refusal, Sighting, TokenCheck, TokenOwner, TokenUse};
 use super::signature::Verified;
 use super::Stages;
-use crate::protocol::headers::header_str;
 use crate::protocol::reject::Reject;
 use crate::protocol::token::TokenHash;
 
@@ -26,7 +25,7 @@ pub async fn open_token(
 ) -> Result<TokenOwner, Reject> {
     let seen = TokenUse {
         client_ip,
-        user_agent: header_str(headers, &http::header::USER_AGENT),
+        user_agent: session_gate::user_agent(headers),
         now,
     };
     let check = stages
@@ -68,7 +67,7 @@ pub fn record_signed(
     let sighting = Sighting {
         session_id: request.session_id,
         client_ip,
-        user_agent: header_str(headers, &http::header::USER_AGENT),
+        user_agent: session_gate::user_agent(headers),
         client_version: request.client_version,
         key_id: verified.key_id.as_str(),
         bytes,

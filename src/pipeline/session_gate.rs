@@ -13,7 +13,25 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use http::HeaderMap;
+
+use crate::protocol::headers::{header_str, truncate};
 use crate::protocol::token::TokenHash;
+
+/// Longest User-Agent a store keeps, in bytes. Every other string a session
+/// keeps is bounded where it enters (the session id and client version by
+/// the header parse, key ids by the config, `user_id` and `metadata` by the
+/// API); the User-Agent is the one free-form header, and a 15 KB one per
+/// session would multiply `max_sessions` by 15 KB.
+pub const MAX_USER_AGENT_BYTES: usize = 256;
+
+/// The request's User-Agent as every store keeps it: cut to
+/// [`MAX_USER_AGENT_BYTES`] on a character boundary (`None`: absent or not
+/// visible ASCII). The one reading of the header for [`Sighting`],
+/// [`TokenUse`] and an issued session.
+pub fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    header_str(headers, &http::header::USER_AGENT).map(|ua| truncate(ua, MAX_USER_AGENT_BYTES))
+}
 
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
@@ -70,6 +88,7 @@ pub trait SessionGate: Send + Sync {
 pub struct Sighting<'a> {
     pub session_id: &'a str,
     pub client_ip: IpAddr,
+    /// At most [`MAX_USER_AGENT_BYTES`] (see [`user_agent`]).
     pub user_agent: Option<&'a str>,
     pub client_version: Option<&'a str>,
     pub key_id: &'a str,
@@ -141,6 +160,7 @@ pub enum TokenCheck {
 #[derive(Debug, Clone, Copy)]
 pub struct TokenUse<'a> {
     pub client_ip: IpAddr,
+    /// At most [`MAX_USER_AGENT_BYTES`] (see [`user_agent`]).
     pub user_agent: Option<&'a str>,
     pub now: i64,
 }

@@ -3,6 +3,7 @@
 //! caller passes `now`), no shared state.
 //!
 //! - [`signed_request`]: parses the `X-KMS-*` headers into a typed request.
+//! - [`session_id`]: what a session id may contain (one rule, UTF-8 allowed).
 //! - [`signature_v2`]: the body-bound v2 headers, message and key-id verification.
 //! - [`canonical`]: the canonical v1 message and its HMAC-SHA256.
 //! - [`window`]: the timestamp window check, in both directions.
@@ -17,6 +18,7 @@ pub mod canonical;
 pub mod headers;
 pub mod keyring;
 pub mod reject;
+pub mod session_id;
 pub mod signal;
 pub mod signature_v2;
 pub mod signed_request;

@@ -5,13 +5,15 @@
 //! `X-KMS-Build`. Missing or malformed values are 401s; a signature that is not
 //! 64 hex characters is a 403 like any other wrong signature (PROTOCOL.md).
 
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::protocol::canonical::{MessageV1, TAG_LEN};
 use crate::protocol::reject::Reject;
+use crate::protocol::session_id;
 
-/// Longest session id, version or build string we keep: bounds what a client
-/// can make us store and log. A GUID is 36 bytes.
+/// Longest version or build string we keep: bounds what a client can make us
+/// store and log (the session id has its own rule, [`session_id`], with the
+/// same bound).
 pub const MAX_FIELD_LEN: usize = 128;
 
 /// The header names, built once from the configured prefix (`X-KMS`).
@@ -102,20 +104,22 @@ pub fn parse<'a>(
     options: ParseOptions,
 ) -> Result<SignedRequest<'a>, Reject> {
     let signature = text(headers, &names.signature)?.ok_or(Reject::MissingSignature)?;
-    let timestamp = text(headers, &names.timestamp)?.ok_or(Reject::MissingTimestamp)?;
-    let session_id = match first_of(headers, &names.session_id, &names.session_alt)? {
-        Some(id) => id,
+    let timestamp = raw_text(headers, &names.timestamp)?.ok_or(Reject::MissingTimestamp)?;
+    // The session id may be UTF-8 (the other fields are visible ASCII); what
+    // it may contain is one rule, shared with the session API.
+    let session_id = match first_of(headers, &names.session_id, &names.session_alt, utf8)? {
+        Some(id) => {
+            session_id::check(id)?;
+            id
+        }
         None if options.require_session_id => return Err(Reject::MissingSessionId),
         None => "",
     };
-    // `|` separates the signed fields: refusing it keeps the message unambiguous.
-    if session_id.contains('|') || session_id.len() > MAX_FIELD_LEN {
-        return Err(Reject::MalformedHeader);
-    }
     let client_version = bounded(first_of(
         headers,
         &names.client_version,
         &names.version_alt,
+        ascii,
     )?)?;
     let build = bounded(text(headers, &names.build)?)?;
     Ok(SignedRequest {
@@ -129,9 +133,13 @@ pub fn parse<'a>(
     })
 }
 
-/// Unix seconds as a plain decimal integer: no sign, no fraction, no spaces.
+/// Unix seconds as a plain decimal integer: no sign, no fraction, no spaces,
+/// no leading zero (`0` itself aside), so one instant has one spelling.
 pub fn parse_timestamp(text: &str) -> Result<i64, Reject> {
     if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Reject::MalformedTimestamp);
+    }
+    if text.len() > 1 && text.starts_with('0') {
         return Err(Reject::MalformedTimestamp);
     }
     text.parse().map_err(|_| Reject::MalformedTimestamp)
@@ -154,12 +162,45 @@ pub fn signed_path(uri: &str) -> &str {
     &uri[..end]
 }
 
+/// How a header value becomes text: visible ASCII, or any UTF-8.
+type Decode = fn(&HeaderValue) -> Option<&str>;
+
+fn ascii(value: &HeaderValue) -> Option<&str> {
+    value.to_str().ok()
+}
+
+fn utf8(value: &HeaderValue) -> Option<&str> {
+    std::str::from_utf8(value.as_bytes()).ok()
+}
+
+/// A trimmed visible-ASCII value, `None` when absent or blank.
 fn text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, Reject> {
+    decoded(headers, name, ascii)
+}
+
+fn decoded<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+    decode: Decode,
+) -> Result<Option<&'a str>, Reject> {
     match headers.get(name) {
         None => Ok(None),
         Some(value) => {
-            let value = value.to_str().map_err(|_| Reject::MalformedHeader)?.trim();
+            let value = decode(value).ok_or(Reject::MalformedHeader)?.trim();
             Ok((!value.is_empty()).then_some(value))
+        }
+    }
+}
+
+/// A header's value exactly as received (no trimming), `None` when absent or
+/// blank: for fields whose one spelling is part of the rule (the timestamp),
+/// where whitespace an HTTP/2 peer left in is refused, not repaired.
+fn raw_text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, Reject> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => {
+            let value = value.to_str().map_err(|_| Reject::MalformedHeader)?;
+            Ok((!value.trim().is_empty()).then_some(value))
         }
     }
 }
@@ -168,10 +209,11 @@ fn first_of<'a>(
     headers: &'a HeaderMap,
     preferred: &HeaderName,
     fallback: &HeaderName,
+    decode: Decode,
 ) -> Result<Option<&'a str>, Reject> {
-    match text(headers, preferred)? {
+    match decoded(headers, preferred, decode)? {
         Some(value) => Ok(Some(value)),
-        None => text(headers, fallback),
+        None => decoded(headers, fallback, decode),
     }
 }
 
@@ -185,7 +227,6 @@ fn bounded(value: Option<&str>) -> Result<Option<&str>, Reject> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     const SIG: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -285,7 +326,19 @@ mod tests {
 
     #[test]
     fn malformed_values() {
-        for bad in ["", "-5", "+5", "1.5", "12a", " ", "9999999999999999999"] {
+        for bad in [
+            "",
+            "-5",
+            "+5",
+            "1.5",
+            "12a",
+            " ",
+            "9999999999999999999",
+            "01697234567",
+            "00",
+            " 1697234567",
+            "1697234567 ",
+        ] {
             assert!(parse_timestamp(bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse_timestamp("0"), Ok(0));
@@ -323,6 +376,22 @@ mod tests {
             ]),
             Err(Reject::MalformedTimestamp)
         );
+    }
+
+    #[test]
+    fn a_utf8_session_id_parses_and_url_structure_does_not() {
+        // Built as raw header values: the test helper takes visible ASCII only.
+        let session = |id: &str| -> Result<String, Reject> {
+            let mut map = headers(&[("X-KMS-Signature", SIG), ("X-KMS-Timestamp", "1")]);
+            let value = HeaderValue::from_str(id).unwrap();
+            map.insert(HeaderName::from_static("x-kms-session-id"), value);
+            let names = HeaderNames::default();
+            parse(&names, &map, "POST", "/", ParseOptions::default()).map(|r| r.session_id.into())
+        };
+        assert_eq!(session("séssion"), Ok("séssion".into()));
+        for bad in ["evil/one", "a?b", "a#b", "a b", "a%2Fb", "a\u{85}b"] {
+            assert_eq!(session(bad), Err(Reject::MalformedHeader), "{bad:?}");
+        }
     }
 
     #[test]

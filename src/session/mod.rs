@@ -178,6 +178,7 @@ pub struct NewSession {
     /// Set for a signed client: it counts against that address's
     /// `max_per_ip` like the signed sessions it opens.
     pub client_ip: Option<IpAddr>,
+    /// At most [`crate::pipeline::session_gate::MAX_USER_AGENT_BYTES`].
     pub user_agent: Option<String>,
     pub client_version: Option<String>,
     pub key_id: Option<String>,

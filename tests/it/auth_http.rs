@@ -148,6 +148,55 @@ async fn malformed_timestamp_is_401_with_the_original_sentence() {
     assert_eq!(body["error"], "Invalid timestamp format");
 }
 
+/// One spelling per instant (docs/protocol.md): digits only. A leading zero
+/// or a plus sign over HTTP/1; a leading or trailing space over h2c, where
+/// no HTTP/1 parser strips it first.
+#[tokio::test]
+async fn a_timestamp_that_is_not_plain_decimal_is_refused() {
+    let server = start_server(&config_with(DEFAULT)).await;
+    for spelling in ["01800000000", "+1800000000", "0x6b49d200"] {
+        let response = server
+            .auth_request(&with(valid(), "X-KMS-Timestamp", Some(spelling)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            reason_of(response).await,
+            (401, "malformed_timestamp".to_string()),
+            "{spelling}"
+        );
+    }
+    let h2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for spelling in [" 1800000000", "1800000000 "] {
+        let mut request = h2.get(server.url("/auth"));
+        for (name, value) in with(valid(), "X-KMS-Timestamp", Some(spelling)) {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        assert_eq!(
+            reason_of(response).await,
+            (401, "malformed_timestamp".to_string()),
+            "{spelling:?}"
+        );
+    }
+    let text = server.scrape().await;
+    assert_eq!(
+        sample(
+            &text,
+            "telegate_auth_failed{reason=\"malformed_timestamp\"}"
+        ),
+        Some(5.0)
+    );
+    assert_eq!(sample(&text, "telegate_auth_success"), Some(0.0));
+    let response = server.auth_request(&valid()).send().await.unwrap();
+    assert_eq!(response.status(), 200, "the plain spelling still passes");
+}
+
 #[tokio::test]
 async fn malformed_session_id_is_401() {
     let server = start_server(&config_with(DEFAULT)).await;
@@ -158,6 +207,37 @@ async fn malformed_session_id_is_401() {
         "malformed_header",
     )
     .await;
+}
+
+/// The v2 vector whose session id is UTF-8 (`tests/vectors/v2.tsv`, row 4,
+/// key `b`), sent as is: it passes, and the id is handed upstream intact.
+#[tokio::test]
+async fn the_utf8_session_id_of_the_v2_vectors_passes() {
+    let server = start_server(&config_with(DEFAULT)).await;
+    let row = include_str!("../vectors/v2.tsv")
+        .lines()
+        .find(|line| line.contains("séssion"))
+        .unwrap();
+    let f: Vec<&str> = row.split('\t').collect();
+    let headers = vec![
+        ("X-Forwarded-Method", f[2].to_string()),
+        ("X-Forwarded-Uri", f[3].to_string()),
+        ("X-KMS-Timestamp", f[4].to_string()),
+        ("X-KMS-Session-ID", f[5].to_string()),
+        ("X-KMS-Nonce", f[6].to_string()),
+        ("X-KMS-Content-SHA256", f[8].to_string()),
+        ("X-KMS-Signature", f[10].to_string()),
+        ("X-KMS-Key-Id", f[1].to_string()),
+        ("X-KMS-Signature-Version", "2".to_string()),
+    ];
+    assert_eq!((f[1], f[4]), ("b", NOW.to_string().as_str()));
+    let response = server.auth_request(&headers).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-auth-key-id"], "b");
+    assert_eq!(
+        response.headers()["x-auth-session-id"].as_bytes(),
+        "séssion".as_bytes()
+    );
 }
 
 #[tokio::test]

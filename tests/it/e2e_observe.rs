@@ -281,3 +281,105 @@ decisions = "denied"
     .expect("a line for the refusal");
     assert!(!lines.contains("quiet-allowed"), "{lines}");
 }
+
+/// The session API's refusals leave through the observation step too: a
+/// wrong admin token, a wrong owner token and the API's rate limit each give
+/// one `session API refused` line (route template, reason, client) and a
+/// counter, and the presented tokens appear nowhere in the log.
+#[tokio::test]
+async fn session_api_refusals_are_logged_and_counted_without_the_token() {
+    let work = Workdir::new("telegate-e2e-observe-api");
+    work.write("obs.key", &keygen());
+    work.write("admin.token", &keygen());
+    let config = config("http://127.0.0.1:9").replace(
+        "[rate_limit]\n",
+        "[admin]\ntoken_file = \"admin.token\"\n[rate_limit]\nsession_api = { per_second = 1, burst = 4 }\n",
+    );
+    let telegate = Telegate::start(&work, &config).await;
+    let http = http_client();
+    let admin_guess = format!("guess-{}", &keygen()[..24]);
+    let owner_guess = format!("owner-{}", &keygen()[..24]);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let response = http
+            .get(telegate.url("/sessions"))
+            .bearer_auth(&admin_guess)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    let response = http
+        .delete(telegate.url("/sessions/some-session"))
+        .header("X-Session-ID", &owner_guess)
+        .send()
+        .await
+        .unwrap();
+    statuses.push(response.status().as_u16());
+    let response = http
+        .get(telegate.url("/sessions/stats"))
+        .bearer_auth(&admin_guess)
+        .send()
+        .await
+        .unwrap();
+    statuses.push(response.status().as_u16());
+    assert_eq!(statuses, [403, 403, 403, 401, 429]);
+
+    let metrics = telegate.metrics().await;
+    let value = |series: &str| sample(&metrics, series).unwrap_or(-1.0);
+    assert_eq!(
+        value("telegate_api_auth_failed_total{reason=\"bad_admin_token\"}"),
+        3.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value("telegate_api_auth_failed_total{reason=\"invalid_session\"}"),
+        1.0
+    );
+    assert_eq!(value("telegate_rate_limited_total"), 1.0);
+
+    let lines = poll_until("five API refusal lines", Duration::from_secs(5), || {
+        let log = telegate.proc.log_text();
+        async move {
+            let lines: Vec<serde_json::Value> = log
+                .lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .filter(|line| line["message"] == "session API refused")
+                .collect();
+            if lines.len() >= 5 {
+                Ok(lines)
+            } else {
+                Err(format!("{} lines so far", lines.len()))
+            }
+        }
+    })
+    .await
+    .expect("API refusal lines");
+    let seen: Vec<(&str, &str, &str)> = lines
+        .iter()
+        .map(|line| {
+            (
+                line["route"].as_str().unwrap_or_default(),
+                line["reason"].as_str().unwrap_or_default(),
+                line["client_ip"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("/sessions", "bad_admin_token", "127.0.0.1"),
+            ("/sessions", "bad_admin_token", "127.0.0.1"),
+            ("/sessions", "bad_admin_token", "127.0.0.1"),
+            ("/sessions/{id}", "invalid_session", "127.0.0.1"),
+            ("/sessions/stats", "rate_limited", "127.0.0.1"),
+        ]
+    );
+    let log = telegate.proc.log_text();
+    assert!(!log.contains(&admin_guess), "the admin guess was logged");
+    assert!(!log.contains(&owner_guess), "the owner guess was logged");
+    assert!(
+        !log.contains("some-session"),
+        "the asked-for id is not logged"
+    );
+}

@@ -431,3 +431,67 @@ async fn a_redis_outage_degrades_and_recovers() {
     );
     assert!(gate.proc.exited().is_none(), "telegate must not crash");
 }
+
+/// A 15 KB User-Agent reaches Redis as its first 256 bytes: a signed
+/// session recorded by one replica and written behind, and an issued one,
+/// both read back through the other replica (so from Redis, not a local
+/// cache).
+#[tokio::test]
+async fn long_user_agents_are_stored_cut_in_redis() {
+    let Some(tools) = require_tools("e2e_redis", &["redis-server"]) else {
+        return;
+    };
+    let work = Workdir::new("telegate-e2e-redis-ua");
+    let client = setup(&work);
+    let redis = Redis::start(&tools, &work).await;
+    let config = config(&redis, "ua:");
+    let a = Telegate::start_named(&work, "tg-a", &config).await;
+    let b = Telegate::start_named(&work, "tg-b", &config).await;
+    let long = format!("Exporter/1.0 {}", "x".repeat(15_000));
+    let cut = long[..256].to_owned();
+
+    let session = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    let request = client
+        .http
+        .get(a.url("/auth"))
+        .header("X-Forwarded-Method", "POST")
+        .header("X-Forwarded-Uri", "/v1/metrics")
+        .header("User-Agent", &long);
+    let response = client.signed(request, session).send().await.expect("/auth");
+    assert_eq!(response.status(), 200);
+    let read = b.url(&format!("/sessions/{session}"));
+    let record = poll_until(
+        "the signed session in Redis",
+        Duration::from_secs(5),
+        || async {
+            match client.admin(reqwest::Method::GET, read.clone(), None).await {
+                (200, record) => Ok(record),
+                (status, body) => Err(format!("{status} {body}")),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(record["user_agent"], json!(cut), "{record}");
+
+    let response = client
+        .http
+        .post(a.url("/sessions"))
+        .bearer_auth(&client.admin)
+        .header("User-Agent", &long)
+        .send()
+        .await
+        .expect("POST /sessions");
+    assert_eq!(response.status(), 201);
+    let issued: Value = response.json().await.expect("JSON");
+    let id = issued["session_id"].as_str().expect("session_id");
+    let (status, record) = client
+        .admin(
+            reqwest::Method::GET,
+            b.url(&format!("/sessions/{id}")),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["user_agent"], json!(cut), "{record}");
+}

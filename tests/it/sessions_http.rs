@@ -22,6 +22,13 @@ async fn admin_get(server: &TestServer, path: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// `GET /sessions/{id}` as the admin: the record (a 200 is asserted).
+async fn admin_record(server: &TestServer, id: &str) -> serde_json::Value {
+    let response = admin_get(server, &format!("/sessions/{id}")).await;
+    assert_eq!(response.status(), 200, "{id}");
+    response.json().await.unwrap()
+}
+
 async fn admin_delete(server: &TestServer, path: &str) -> reqwest::Response {
     server
         .client
@@ -105,6 +112,155 @@ async fn a_revoked_session_is_refused_by_auth_even_with_a_valid_signature() {
     assert_eq!(
         sample(&text, "telegate_sessions_active{kind=\"signed\"}"),
         Some(1.0)
+    );
+}
+
+/// Every id that passes `/auth` can be read and revoked by its
+/// percent-encoded path segment, UTF-8 included (the docs' and the v2
+/// vectors' `séssion`), and the id comes back byte for byte.
+#[tokio::test]
+async fn every_id_that_passes_auth_can_be_read_and_revoked() {
+    let server = server("").await;
+    let ids = [
+        ("séssion", "s%C3%A9ssion"),
+        (
+            "セッション-1",
+            "%E3%82%BB%E3%83%83%E3%82%B7%E3%83%A7%E3%83%B3-1",
+        ),
+        ("a:b@c+d=e", "a%3Ab%40c%2Bd%3De"),
+        ("plain.id_1~", "plain.id_1~"),
+    ];
+    for (id, encoded) in ids {
+        let response = auth_as(&server, id).await;
+        assert_eq!(response.status(), 200, "{id}");
+        assert_eq!(
+            response.headers()["x-auth-session-id"].as_bytes(),
+            id.as_bytes()
+        );
+        assert_eq!(admin_record(&server, encoded).await["session_id"], id);
+        let response = admin_delete(&server, &format!("/sessions/{encoded}")).await;
+        assert_eq!(response.status(), 200, "{id}");
+        let response = auth_as(&server, id).await;
+        assert_eq!(
+            reason_of(response).await,
+            (403, "session_revoked".into()),
+            "{id}"
+        );
+    }
+    let response = admin_get(&server, "/sessions/%zz").await;
+    assert_eq!(reason_of(response).await, (400, "bad_query".into()));
+}
+
+/// The characters that would change an id's meaning in a URL or a log line
+/// are refused where the id enters, like `|`: no session is recorded.
+#[tokio::test]
+async fn ids_with_url_structure_or_whitespace_are_malformed() {
+    let server = server("").await;
+    let refused = [
+        "evil/one",
+        "a?b",
+        "a#b",
+        "a b",
+        "a%2Fb",
+        "a\\b",
+        "a\tb",
+        "a\u{85}b",
+        "a\u{2028}b",
+    ];
+    for id in refused {
+        let response = auth_as(&server, id).await;
+        assert_eq!(
+            reason_of(response).await,
+            (401, "malformed_header".into()),
+            "{id:?}"
+        );
+    }
+    let text = server.scrape().await;
+    assert_eq!(
+        sample(&text, "telegate_auth_failed{reason=\"malformed_header\"}"),
+        Some(refused.len() as f64)
+    );
+    assert_eq!(
+        sample(&text, "telegate_sessions_active{kind=\"signed\"}"),
+        Some(0.0)
+    );
+}
+
+/// An id stored before the rule (`evil/one`, from an older release sharing
+/// the Redis store) is still reachable: the API decodes `%2F`.
+#[tokio::test]
+async fn an_id_with_a_slash_stored_earlier_can_be_revoked() {
+    let server = server("").await;
+    let sighting = telegate::session::Sighting {
+        session_id: "evil/one",
+        client_ip: "127.0.0.1".parse().unwrap(),
+        user_agent: None,
+        client_version: None,
+        key_id: "a",
+        bytes: 0,
+        now: NOW,
+    };
+    assert_eq!(server.state.sessions().observe(&sighting), Ok(true));
+    assert_eq!(
+        admin_record(&server, "evil%2Fone").await["session_id"],
+        "evil/one"
+    );
+    let response = admin_delete(&server, "/sessions/evil%2Fone").await;
+    assert_eq!(response.status(), 200);
+    assert!(server.state.sessions().is_revoked("evil/one", NOW));
+    let raw = admin_delete(&server, "/sessions/evil/one").await;
+    assert_eq!(reason_of(raw).await, (404, "not_found".into()));
+}
+
+/// A 15 KB User-Agent is kept as its first 256 bytes (cut on a character
+/// boundary), whether a signed request, `POST /sessions` or a token on
+/// `/auth` brings it: a session costs what docs/configuration.md says.
+#[tokio::test]
+async fn long_user_agents_are_stored_cut() {
+    let server = server("[policies.app]\nmethods = [\"hmac\", \"session\"]").await;
+    let long = format!("Exporter/1.0 {}", "x".repeat(15_000));
+    let cut = &long[..256];
+    let mut headers = signed(SECRET_A, "POST", "/v1/metrics", NOW, SESSION);
+    headers.push(("User-Agent", long.clone()));
+    assert_eq!(
+        server.auth_request(&headers).send().await.unwrap().status(),
+        200
+    );
+    let record = admin_record(&server, SESSION).await;
+    assert_eq!(record["user_agent"], cut);
+
+    let issued: serde_json::Value = server
+        .client
+        .post(server.url("/sessions"))
+        .bearer_auth(ADMIN)
+        .header("User-Agent", long.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = issued["session_id"].as_str().unwrap();
+    let record = admin_record(&server, id).await;
+    assert_eq!(record["user_agent"], cut);
+
+    let other = format!("Other/2.0 {}", "y".repeat(15_000));
+    let response = server
+        .client
+        .get(server.url("/auth?policy=app"))
+        .header("X-Forwarded-Method", "POST")
+        .header("X-Forwarded-Uri", "/v1/traces")
+        .bearer_auth(issued["token"].as_str().unwrap())
+        .header("User-Agent", other.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let record = admin_record(&server, id).await;
+    assert_eq!(
+        record["user_agent"],
+        &other[..256],
+        "a token's use updates it, cut too"
     );
 }
 
@@ -229,6 +385,126 @@ async fn the_session_api_needs_the_admin_token() {
         .await
         .unwrap();
     assert_eq!(reason_of(put).await, (405, "method_not_allowed".into()));
+}
+
+/// The session API has its own limiter (`rate_limit.session_api`), per
+/// client address (a trusted proxy's `X-Forwarded-For` names it), apart
+/// from `/auth`'s quota; a refusal is a counted 429 with `Retry-After`.
+#[tokio::test]
+async fn the_session_api_has_its_own_rate_limit() {
+    let server = server("[rate_limit]\nsession_api = { per_second = 1, burst = 3 }").await;
+    for n in 0..3 {
+        let response = admin_get(&server, "/sessions/stats").await;
+        assert_eq!(response.status(), 200, "request {n}");
+    }
+    let response = admin_get(&server, "/sessions/stats").await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(reason_of(response).await, (429, "rate_limited".into()));
+    let wrong = server
+        .client
+        .get(server.url("/sessions"))
+        .bearer_auth("guess-0000000000000000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reason_of(wrong).await,
+        (429, "rate_limited".into()),
+        "a guess is limited before its token is compared"
+    );
+    let other_client = server
+        .client
+        .get(server.url("/sessions/stats"))
+        .bearer_auth(ADMIN)
+        .header("X-Forwarded-For", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other_client.status(),
+        200,
+        "another address has its own cells"
+    );
+    assert_eq!(
+        auth_as(&server, SESSION).await.status(),
+        200,
+        "/auth is apart"
+    );
+    let text = server.scrape().await;
+    assert_eq!(sample(&text, "telegate_rate_limited_total"), Some(2.0));
+    assert_eq!(
+        sample(&text, "telegate_auth_failed{reason=\"rate_limited\"}"),
+        Some(0.0),
+        "not a forwardAuth decision"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "telegate_api_auth_failed_total{reason=\"bad_admin_token\"}"
+        ),
+        Some(0.0),
+        "refused before the token was looked at"
+    );
+}
+
+/// Failed admin and owner credentials are counted by reason
+/// (`{ns}_api_auth_failed_total`); the log line is checked on the real
+/// binary in `e2e_observe`.
+#[tokio::test]
+async fn failed_api_credentials_are_counted_by_reason() {
+    let server = server("").await;
+    for _ in 0..5 {
+        let wrong = server
+            .client
+            .get(server.url("/sessions"))
+            .bearer_auth("not-the-token-xxxxxx")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reason_of(wrong).await, (403, "bad_admin_token".into()));
+    }
+    let none = server
+        .client
+        .get(server.url("/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reason_of(none).await, (401, "admin_token_required".into()));
+    let unknown_token = server
+        .client
+        .get(server.url(&format!("/sessions/{SESSION}")))
+        .bearer_auth("no-such-session-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reason_of(unknown_token).await,
+        (401, "invalid_session".into())
+    );
+    let bare = server
+        .client
+        .delete(server.url(&format!("/sessions/{SESSION}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reason_of(bare).await, (401, "credential_required".into()));
+    assert_eq!(admin_get(&server, "/sessions/stats").await.status(), 200);
+    let text = server.scrape().await;
+    for (reason, count) in [
+        ("bad_admin_token", 5.0),
+        ("admin_token_required", 1.0),
+        ("invalid_session", 1.0),
+        ("credential_required", 1.0),
+        ("not_owner", 0.0),
+    ] {
+        let series = format!("telegate_api_auth_failed_total{{reason=\"{reason}\"}}");
+        assert_eq!(sample(&text, &series), Some(count), "{reason}");
+    }
+    assert_eq!(
+        sample(&text, "telegate_auth_failed{reason=\"invalid_session\"}"),
+        Some(0.0),
+        "the API's refusals are not forwardAuth decisions"
+    );
 }
 
 #[tokio::test]

@@ -309,6 +309,71 @@ async fn bodies_are_capped_and_checked() {
     assert_eq!(record["metadata"], json!({"theme": "dark"}));
 }
 
+/// Every session API body is a JSON object: an array that serde would read
+/// field by field (`["carol"]` as `user_id`) is refused, on create and extend.
+#[tokio::test]
+async fn json_arrays_are_refused_as_bodies() {
+    let server = server("").await;
+    for body in [
+        r#"["carol"]"#,
+        r#"["carol", null]"#,
+        "[]",
+        "null",
+        "\"carol\"",
+    ] {
+        let response = post_as(&server, "/sessions", ADMIN, Some(body)).await;
+        assert_eq!(
+            reason_of(response).await,
+            (400, "malformed_body".into()),
+            "{body}"
+        );
+    }
+    let (id, _) = issue_for(&server, "dave").await;
+    let extend = format!("/sessions/{id}/extend");
+    let response = post_as(&server, &extend, ADMIN, Some("[60]")).await;
+    assert_eq!(reason_of(response).await, (400, "malformed_body".into()));
+    let response = post_as(
+        &server,
+        &extend,
+        ADMIN,
+        Some(r#"{"additional_seconds": 60}"#),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "the object form still works");
+    let listed = json_of(get_as(&server, "/sessions?user=carol", ADMIN).await).await;
+    assert_eq!(listed["sessions"], json!([]), "{listed}");
+}
+
+/// A session API body that trickles in is cut off at the body deadline
+/// (`ingest.body_timeout_secs`) with 408 `body_timeout`, for an admin and for
+/// a signed client alike: a slow sender cannot hold the request open.
+#[tokio::test]
+async fn a_slow_api_body_meets_the_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = server("[ingest]\nbody_timeout_secs = 1").await;
+    let admin = vec![("Authorization", format!("Bearer {ADMIN}"))];
+    for headers in [admin, signed_create(NOW, "slow-body")] {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut head = String::from("POST /sessions HTTP/1.1\r\nHost: t\r\n");
+        head.push_str("Content-Type: application/json\r\nContent-Length: 64\r\n");
+        for (name, value) in &headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n{");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        let mut answer = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer))
+            .await
+            .expect("answered within the deadline, not held open")
+            .unwrap();
+        let text = String::from_utf8_lossy(&answer[..n]);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("body_timeout"), "{text}");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    }
+}
+
 async fn server_keeping_metadata() -> TestServer {
     server("[sessions]\nstore_metadata = true").await
 }

@@ -54,6 +54,8 @@ pub struct Settings {
     #[serde(serialize_with = "show::keys")]
     pub keys: Vec<KeySpec>,
     pub rate_limit: RateSpec,
+    /// `rate_limit.session_api`: the session API's own limiter.
+    pub session_api_rate: RateSpec,
     #[serde(serialize_with = "show::duration")]
     pub purge_interval: Duration,
     pub ipv6_prefix: u8,
@@ -104,6 +106,7 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
         reload_poll: auth.reload_poll,
         keys: auth.keys,
         rate_limit: limits.rate_limit,
+        session_api_rate: limits.session_api,
         purge_interval: limits.purge_interval,
         ipv6_prefix: limits.ipv6_prefix,
         default_policy,

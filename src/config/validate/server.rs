@@ -20,6 +20,7 @@ pub struct ServerSettings {
     pub max_header_bytes: usize,
     pub max_headers: usize,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     #[serde(serialize_with = "show::duration")]
     pub shutdown_grace: Duration,
 }
@@ -27,6 +28,7 @@ pub struct ServerSettings {
 /// `[rate_limit]`, validated.
 pub(super) struct Limits {
     pub rate_limit: RateSpec,
+    pub session_api: RateSpec,
     pub purge_interval: Duration,
     pub ipv6_prefix: u8,
 }
@@ -66,17 +68,24 @@ pub(super) fn server_settings(server: &ServerSection) -> Result<ServerSettings, 
         ));
     }
     positive("server.max_connections", server.max_connections as u64)?;
+    positive(
+        "server.max_connections_per_ip",
+        server.max_connections_per_ip as u64,
+    )?;
     Ok(ServerSettings {
         header_read_timeout: Duration::from_secs(server.header_read_timeout_secs),
         max_header_bytes: server.max_header_bytes,
         max_headers: server.max_headers,
         max_connections: server.max_connections,
+        max_connections_per_ip: server.max_connections_per_ip,
         shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
     })
 }
 
 pub(super) fn limits(section: &RateLimitSection) -> Result<Limits, ConfigError> {
     let rate_limit = rate_spec("rate_limit", section.per_second, section.burst)?;
+    let api = &section.session_api;
+    let session_api = rate_spec("rate_limit.session_api", api.per_second, api.burst)?;
     positive(
         "rate_limit.purge_interval_secs",
         section.purge_interval_secs,
@@ -89,6 +98,7 @@ pub(super) fn limits(section: &RateLimitSection) -> Result<Limits, ConfigError> 
     }
     Ok(Limits {
         rate_limit,
+        session_api,
         purge_interval: Duration::from_secs(section.purge_interval_secs),
         ipv6_prefix: section.ipv6_prefix,
     })

@@ -1,6 +1,6 @@
 //! Request bodies of the session API: read at most `sessions.max_body_bytes`
 //! (413 beyond, checked on `Content-Length` first and while reading) within
-//! the body deadline (408), parsed as JSON (400 `malformed_body`). Also the
+//! the body deadline (408), parsed as a JSON object (400 `malformed_body`). Also the
 //! percent-decoding of user ids in paths and queries.
 
 use std::time::Duration;
@@ -40,6 +40,19 @@ pub fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, ApiError> {
     serde_json::from_slice(bytes)
         .map(Some)
         .map_err(|_| ApiError::MalformedBody("The body is not the expected JSON"))
+}
+
+/// A JSON object into `T`; an empty body is `None`. Every session API body
+/// is an object: a derived struct would also take a JSON array (serde reads
+/// the fields in order), which the API does not document, so anything but
+/// `{...}` is refused first.
+pub fn object<T: DeserializeOwned>(bytes: &[u8]) -> Result<Option<T>, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => Ok(None),
+        Some(b'{') => json(bytes),
+        Some(_) => Err(ApiError::MalformedBody("The body must be a JSON object")),
+    }
 }
 
 /// `%XX` decoded (and `+` as a space when `plus_is_space`, as in a query);
@@ -103,6 +116,38 @@ mod tests {
         assert_eq!(json::<u32>(b"  \n").unwrap(), None);
         assert_eq!(json::<u32>(b"7").unwrap(), Some(7));
         assert!(matches!(json::<u32>(b"{"), Err(ApiError::MalformedBody(_))));
+    }
+
+    #[test]
+    fn api_bodies_are_objects() {
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        struct Two {
+            a: Option<u32>,
+            b: Option<u32>,
+        }
+        assert_eq!(object::<Two>(b" \n").unwrap(), None);
+        assert_eq!(
+            object::<Two>(b" {\"a\":1}").unwrap(),
+            Some(Two {
+                a: Some(1),
+                b: None
+            })
+        );
+        // What serde alone would take: `[1, 2]` as a = 1, b = 2.
+        assert_eq!(
+            json::<Two>(b"[1,2]").unwrap(),
+            Some(Two {
+                a: Some(1),
+                b: Some(2)
+            })
+        );
+        for refused in [&b"[1,2]"[..], b"[]", b"null", b"7", b"\"x\""] {
+            assert!(
+                matches!(object::<Two>(refused), Err(ApiError::MalformedBody(_))),
+                "{}",
+                String::from_utf8_lossy(refused)
+            );
+        }
     }
 
     #[test]

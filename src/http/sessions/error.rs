@@ -85,6 +85,20 @@ impl ApiError {
         }
     }
 
+    /// The reason, when the request was refused at its admin or owner
+    /// credential (counted as `{ns}_api_auth_failed_total{reason}`).
+    pub fn credential_failure(&self) -> Option<&'static str> {
+        match self {
+            ApiError::AdminTokenRequired
+            | ApiError::BadAdminToken
+            | ApiError::CredentialRequired
+            | ApiError::InvalidSession
+            | ApiError::NotOwner
+            | ApiError::SessionRevoked => Some(self.reason()),
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::AdminTokenRequired
@@ -167,6 +181,7 @@ impl From<Reject> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::metrics::API_AUTH_REASONS;
 
     #[test]
     fn statuses_and_reasons() {
@@ -195,6 +210,30 @@ mod tests {
         for (error, status, reason) in cases {
             assert_eq!((error.status().as_u16(), error.reason()), (status, reason));
             assert_eq!(error.into_response().status().as_u16(), status);
+        }
+    }
+
+    #[test]
+    fn credential_failures_are_the_counted_reasons() {
+        let counted: Vec<_> = [
+            ApiError::AdminTokenRequired,
+            ApiError::BadAdminToken,
+            ApiError::CredentialRequired,
+            ApiError::InvalidSession,
+            ApiError::NotOwner,
+            ApiError::SessionRevoked,
+        ]
+        .iter()
+        .filter_map(ApiError::credential_failure)
+        .collect();
+        assert_eq!(counted, API_AUTH_REASONS);
+        for other in [
+            ApiError::NotFound,
+            ApiError::AdminDisabled,
+            ApiError::Rejected(Reject::BadSignature),
+            ApiError::MalformedBody("x"),
+        ] {
+            assert_eq!(other.credential_failure(), None, "{other:?}");
         }
     }
 }

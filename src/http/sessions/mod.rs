@@ -26,7 +26,9 @@ pub use error::ApiError;
 
 use crate::http::respond::{self, Body};
 use crate::http::state::AppState;
+use crate::pipeline::admission::session_api_gate;
 use crate::pipeline::body::BoxError;
+use crate::pipeline::observe::ApiRefusal;
 use crate::protocol::headers::query_param;
 use crate::session::{token, ListFilter, Lookup, SessionKind, TokenCheck, TokenHash};
 use body::percent_decode;
@@ -41,6 +43,7 @@ pub fn handles(path: &str) -> bool {
 }
 
 /// The API's routes.
+#[derive(Debug, Clone, Copy)]
 enum Route<'a> {
     Sessions,
     Stats,
@@ -49,6 +52,22 @@ enum Route<'a> {
     Action(&'a str, &'a str),
     User(&'a str),
     NotFound,
+}
+
+impl Route<'_> {
+    /// The route as logged: a template, never the caller's id or user.
+    fn template(&self) -> &'static str {
+        match self {
+            Route::Sessions => "/sessions",
+            Route::Stats => "/sessions/stats",
+            Route::One(_) => "/sessions/{id}",
+            Route::Action(_, "activity") => "/sessions/{id}/activity",
+            Route::Action(_, "extend") => "/sessions/{id}/extend",
+            Route::Action(..) => "/sessions/{id}/refresh",
+            Route::User(_) => "/users/{user}/sessions",
+            Route::NotFound => "other",
+        }
+    }
 }
 
 fn parse_route(path: &str) -> Route<'_> {
@@ -72,14 +91,40 @@ fn parse_route(path: &str) -> Route<'_> {
     }
 }
 
-/// Answers a request whose path [`handles`] accepted. Only `POST /sessions`
-/// and `extend` read the body, and no more than `sessions.max_body_bytes`.
+/// Answers a request whose path [`handles`] accepted: the API's rate limit
+/// first, then the route. Only `POST /sessions` and `extend` read the body,
+/// and no more than `sessions.max_body_bytes`. A refusal by the rate limit
+/// or at the credential is observed ([`Observer::api_refused`]).
+///
+/// [`Observer::api_refused`]: crate::pipeline::observe::Observer::api_refused
 pub async fn route<B>(state: &AppState, parts: Parts, body: B, peer: IpAddr) -> Response<Body>
 where
     B: HttpBody,
     B::Error: Into<BoxError>,
 {
-    match dispatch(state, &parts, body, peer).await {
+    let route = parse_route(parts.uri.path());
+    let (client_ip, gate) = session_api_gate(&state.stages(), peer, &parts.headers);
+    let outcome = match &gate {
+        Ok(()) => dispatch(state, &parts, route, body, peer).await,
+        Err(reject) => Err(ApiError::Rejected(*reject)),
+    };
+    // A signed `POST /sessions` refused by admission was observed there, as
+    // a decision; only the gate's and the tokens' refusals are observed here.
+    let observed = match (&gate, &outcome) {
+        (Err(reject), _) => Some(reject.reason()),
+        (Ok(()), Err(err)) => err.credential_failure(),
+        (Ok(()), Ok(_)) => None,
+    };
+    if let (Some(reason), Err(err)) = (observed, &outcome) {
+        state.observer().api_refused(&ApiRefusal {
+            client_ip,
+            method: parts.method.as_str(),
+            route: route.template(),
+            reason,
+            status: err.status().as_u16(),
+        });
+    }
+    match outcome {
         Ok(response) => response,
         Err(err) => {
             if matches!(err, ApiError::Store(_)) {
@@ -97,6 +142,7 @@ where
 async fn dispatch<B>(
     state: &AppState,
     parts: &Parts,
+    route: Route<'_>,
     body: B,
     peer: IpAddr,
 ) -> Result<Response<Body>, ApiError>
@@ -108,7 +154,7 @@ where
     let method = &parts.method;
     // The one reading of the clock for this request.
     let now = state.now();
-    match parse_route(parts.uri.path()) {
+    match route {
         Route::Sessions => match *method {
             Method::GET => {
                 require_admin(state, headers)?;
@@ -129,21 +175,25 @@ where
             }
             _ => Err(ApiError::MethodNotAllowed),
         },
-        Route::One(id) => match *method {
-            Method::GET => {
-                owner_or_admin(state, headers, id, now).await?;
-                read(state, id, now).await
+        Route::One(id) => {
+            let id = &session_segment(id)?;
+            match *method {
+                Method::GET => {
+                    owner_or_admin(state, headers, id, now).await?;
+                    read(state, id, now).await
+                }
+                Method::DELETE => {
+                    let access = owner_or_admin(state, headers, id, now).await?;
+                    delete(state, access, id, now).await
+                }
+                _ => Err(ApiError::MethodNotAllowed),
             }
-            Method::DELETE => {
-                let access = owner_or_admin(state, headers, id, now).await?;
-                delete(state, access, id, now).await
-            }
-            _ => Err(ApiError::MethodNotAllowed),
-        },
+        }
         Route::Action(id, action) => {
             if *method != Method::POST {
                 return Err(ApiError::MethodNotAllowed);
             }
+            let id = &session_segment(id)?;
             owner_or_admin(state, headers, id, now).await?;
             match action {
                 "activity" => tokens::activity(state, id, now).await,
@@ -160,6 +210,16 @@ where
         },
         Route::NotFound => Err(ApiError::NotFound),
     }
+}
+
+/// A session id as named in a path: percent-decoded, as `/users/{user}` is,
+/// so an id with characters a URL must escape (UTF-8) is reachable, and an
+/// id stored before the session-id rule (`evil/one`) can still be revoked
+/// as `evil%2Fone`.
+fn session_segment(raw: &str) -> Result<String, ApiError> {
+    percent_decode(raw, false).ok_or(ApiError::BadQuery(
+        "the session id is not valid percent-encoded UTF-8",
+    ))
 }
 
 /// Who is calling a per-session route.

@@ -26,7 +26,7 @@ use crate::http::state::AppState;
 use crate::pipeline::admission::{admit, Attempt, BodyLimits, BodyStage, Route};
 use crate::pipeline::body::BoxError;
 use crate::pipeline::observe::Decision;
-use crate::protocol::headers::header_str;
+use crate::pipeline::session_gate;
 use crate::protocol::reject::Reject;
 use crate::protocol::token::{self, Token};
 use crate::session::{Change, Changed, Issue, NewSession, SessionRecord};
@@ -69,7 +69,7 @@ where
 {
     let headers = &parts.headers;
     let (issuer, bytes) = issuer(state, parts, body, peer, now).await?;
-    let request: CreateBody = body::json(&bytes)?.unwrap_or_default();
+    let request: CreateBody = body::object(&bytes)?.unwrap_or_default();
     let user_id = request.user_id.map(valid_user_id).transpose()?;
     let metadata = metadata(state, request.metadata)?;
     let metadata_stored = metadata.is_some();
@@ -82,7 +82,7 @@ where
         user_id,
         metadata,
         client_ip: issuer.client_ip,
-        user_agent: header_str(headers, &http::header::USER_AGENT).map(str::to_string),
+        user_agent: session_gate::user_agent(headers).map(str::to_string),
         client_version: issuer.client_version,
         key_id: issuer.key_id,
         now,
@@ -262,7 +262,7 @@ where
     let settings = &state.settings.sessions;
     let deadline = state.settings.ingest.body_timeout;
     let bytes = body::read_limited(body, headers, settings.max_body_bytes, deadline).await?;
-    let request: ExtendBody = body::json(&bytes)?.ok_or(ApiError::MalformedBody(
+    let request: ExtendBody = body::object(&bytes)?.ok_or(ApiError::MalformedBody(
         "expected {\"additional_seconds\": N}",
     ))?;
     let seconds = request.additional_seconds;

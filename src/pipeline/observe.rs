@@ -114,9 +114,7 @@ impl Observer<'_> {
         // One reading of the clock for both the histogram and the log line.
         let elapsed = decision.started.elapsed();
         let latency_us = elapsed.as_micros() as u64;
-        metrics
-            .auth_duration_seconds
-            .observe(elapsed.as_secs_f64());
+        metrics.auth_duration_seconds.observe(elapsed.as_secs_f64());
         let allowed = match &decision.delivery {
             Some(delivery) => {
                 admission.outcome.is_ok() && !matches!(delivery.result, Delivered::No { .. })

@@ -47,11 +47,7 @@ where
     let route = Route::ForwardAuth {
         policy: query_param(parts.uri.query(), "policy"),
     };
-    let ingest = &state.settings.ingest;
-    let limits = BodyLimits {
-        max_bytes: ingest.max_body_bytes,
-        deadline: ingest.body_timeout,
-    };
+    let limits = BodyLimits::ingest(&state.settings);
     let attempt = Attempt {
         route,
         method: &parts.method,

@@ -57,10 +57,7 @@ where
     let now = state.now();
     let route = Route::Ingest { signal };
     let settings = &state.settings.ingest;
-    let limits = BodyLimits {
-        max_bytes: settings.max_body_bytes,
-        deadline: settings.body_timeout,
-    };
+    let limits = BodyLimits::ingest(&state.settings);
     let attempt = Attempt {
         route,
         method: &parts.method,

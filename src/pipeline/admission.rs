@@ -64,6 +64,17 @@ pub struct BodyLimits {
     pub deadline: Duration,
 }
 
+impl BodyLimits {
+    /// `ingest.max_body_bytes` within `ingest.body_timeout_secs`: an OTLP
+    /// export, or the body Traefik forwards to `/auth`.
+    pub fn ingest(settings: &crate::config::Settings) -> BodyLimits {
+        BodyLimits {
+            max_bytes: settings.ingest.max_body_bytes,
+            deadline: settings.ingest.body_timeout,
+        }
+    }
+}
+
 /// What the body stage reads.
 pub enum BodyStage<B> {
     /// Nothing (a bodiless forwardAuth request).

@@ -40,21 +40,21 @@ pub fn announced(headers: &HeaderMap) -> bool {
     if headers.contains_key(header::TRANSFER_ENCODING) {
         return true;
     }
+    declared_length(headers).is_some_and(|len| len > 0)
+}
+
+/// `Content-Length`, when it is a number.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|len| len > 0)
 }
 
 /// Whether `Content-Length` already says the body is longer than `limit`:
 /// small API bodies are refused at once, with nothing read.
 pub fn declared_over(headers: &HeaderMap, limit: usize) -> bool {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|len| len > limit as u64)
+    declared_length(headers).is_some_and(|len| len > limit as u64)
 }
 
 /// Bytes past the limit that are still read (and discarded) so the client,
@@ -74,10 +74,7 @@ where
     B: HttpBody,
     B::Error: Into<BoxError>,
 {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = declared_length(headers);
     if declared.is_some_and(|len| len > (limit + DRAIN_BYTES) as u64) {
         return Err(BodyError::TooLarge { limit });
     }

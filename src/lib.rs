@@ -35,6 +35,8 @@
 //! - [`logging`]: tracing setup.
 //! - [`startup`]: what `serve` does before the accept loop.
 //! - [`cli`]: the `telegate` command; [`healthcheck`]: its container probe.
+//! - `fuzzing` (hidden): the fuzz harnesses, shared by `fuzz/` and the
+//!   corpus replay test.
 #![forbid(unsafe_code)]
 
 pub mod clock;
@@ -54,6 +56,8 @@ pub mod session;
 pub mod http;
 
 pub mod cli;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod healthcheck;
 pub mod logging;
 pub mod reload;

@@ -113,7 +113,18 @@ pub fn load(source: &ConfigSource, env: &dyn Env) -> Result<Settings, ConfigErro
         }
         ConfigSource::Embedded => EMBEDDED_DEFAULT.to_string(),
     };
-    let raw = parse_with_overrides(&text, source, env)?;
+    from_text(&text, source, env)
+}
+
+/// Parses, overrides and validates configuration text; `source` is where it
+/// came from (relative key paths resolve against its folder). Nothing is
+/// read from disk: key secrets are read later by the keyring.
+pub fn from_text(
+    text: &str,
+    source: &ConfigSource,
+    env: &dyn Env,
+) -> Result<Settings, ConfigError> {
+    let raw = parse_with_overrides(text, source, env)?;
     validate::validate(&raw, &source.base_dir())
 }
 

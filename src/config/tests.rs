@@ -11,12 +11,11 @@ fn embedded(env: &MapEnv) -> Result<Settings, ConfigError> {
 }
 
 fn from_text(text: &str, env: &MapEnv) -> Result<Settings, ConfigError> {
-    let raw = parse_with_overrides(
+    super::from_text(
         text,
         &ConfigSource::File("/etc/telegate/t.toml".into()),
         env,
-    )?;
-    validate::validate(&raw, Path::new("/etc/telegate"))
+    )
 }
 
 fn invalid_key(result: Result<Settings, ConfigError>) -> String {

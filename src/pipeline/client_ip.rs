@@ -48,8 +48,8 @@ pub fn limit_key(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
 }
 
 /// A hop as proxies write it: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`,
-/// `[2001:db8::1]:443`.
-fn parse_hop(hop: &str) -> Option<IpAddr> {
+/// `[2001:db8::1]:443` (public for the fuzz harness, which checks the walk).
+pub fn parse_hop(hop: &str) -> Option<IpAddr> {
     let hop = hop.trim();
     hop.parse::<IpAddr>()
         .ok()

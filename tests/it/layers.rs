@@ -18,6 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "startup",
         &[
             "reload",
+            "fuzzing",
             "logging",
             "startup",
             "cli",

@@ -22,6 +22,7 @@ mod e2e_redis;
 mod e2e_shipped_client;
 mod e2e_stack;
 mod e2e_traefik;
+mod fuzz_corpus;
 mod healthcheck_cli;
 mod ingest_http;
 mod layers;

@@ -12,6 +12,8 @@
 
 mod body;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod tokens;
 
 use std::net::IpAddr;

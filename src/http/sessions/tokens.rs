@@ -36,17 +36,35 @@ pub const MAX_USER_ID_CHARS: usize = 128;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+pub(super) struct CreateBody {
     #[serde(default)]
-    user_id: Option<String>,
+    pub(super) user_id: Option<String>,
     #[serde(default)]
     metadata: Option<serde_json::Value>,
 }
 
+impl CreateBody {
+    /// A `POST /sessions` body (empty: no user, no metadata), its user id checked.
+    pub(super) fn parse(bytes: &[u8]) -> Result<CreateBody, ApiError> {
+        let mut request: CreateBody = body::object(bytes)?.unwrap_or_default();
+        request.user_id = request.user_id.map(valid_user_id).transpose()?;
+        Ok(request)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ExtendBody {
-    additional_seconds: u64,
+pub(super) struct ExtendBody {
+    pub(super) additional_seconds: u64,
+}
+
+impl ExtendBody {
+    /// An `extend` body: `{"additional_seconds": N}`, required.
+    pub(super) fn parse(bytes: &[u8]) -> Result<ExtendBody, ApiError> {
+        body::object(bytes)?.ok_or(ApiError::MalformedBody(
+            "expected {\"additional_seconds\": N}",
+        ))
+    }
 }
 
 /// Who asked for a session, and what of the request is kept with it.
@@ -69,8 +87,8 @@ where
 {
     let headers = &parts.headers;
     let (issuer, bytes) = issuer(state, parts, body, peer, now).await?;
-    let request: CreateBody = body::object(&bytes)?.unwrap_or_default();
-    let user_id = request.user_id.map(valid_user_id).transpose()?;
+    let request = CreateBody::parse(&bytes)?;
+    let user_id = request.user_id;
     let metadata = metadata(state, request.metadata)?;
     let metadata_stored = metadata.is_some();
     let session_id =
@@ -262,9 +280,7 @@ where
     let settings = &state.settings.sessions;
     let deadline = state.settings.ingest.body_timeout;
     let bytes = body::read_limited(body, headers, settings.max_body_bytes, deadline).await?;
-    let request: ExtendBody = body::object(&bytes)?.ok_or(ApiError::MalformedBody(
-        "expected {\"additional_seconds\": N}",
-    ))?;
+    let request = ExtendBody::parse(&bytes)?;
     let seconds = request.additional_seconds;
     if !(1..=settings.max_lifetime.as_secs()).contains(&seconds) {
         return Err(ApiError::MalformedBody(

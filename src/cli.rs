@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::hazards::{hazards, Hazard, Severity};
 use crate::config::{self, ConfigError, ConfigSource};
 use crate::env::Env;
 use crate::protocol::canonical::{self, MessageV1};
@@ -219,8 +220,15 @@ pub fn read_admin_token(settings: &config::Settings) -> Result<Option<Secret>, S
 /// effective settings (no secret among them).
 pub fn check_config(source: &ConfigSource, env: &dyn Env) -> ExitCode {
     match check(source, env) {
-        Ok(summary) => {
+        Ok((summary, hazards)) => {
             println!("{summary}");
+            for hazard in &hazards {
+                eprintln!("telegate: {hazard}");
+            }
+            if hazards.iter().any(|h| h.severity == Severity::Fatal) {
+                eprintln!("telegate: the gateway could not serve with this configuration");
+                return ExitCode::from(EXIT_CONFIG);
+            }
             ExitCode::SUCCESS
         }
         Err(message) => {
@@ -230,7 +238,7 @@ pub fn check_config(source: &ConfigSource, env: &dyn Env) -> ExitCode {
     }
 }
 
-fn check(source: &ConfigSource, env: &dyn Env) -> Result<String, String> {
+fn check(source: &ConfigSource, env: &dyn Env) -> Result<(String, Vec<Hazard>), String> {
     let settings = config::load(source, env).map_err(|e: ConfigError| e.to_string())?;
     let ring = Keyring::load(&settings.keys, env).map_err(|e| e.to_string())?;
     read_admin_token(&settings)?;
@@ -244,5 +252,6 @@ fn check(source: &ConfigSource, env: &dyn Env) -> Result<String, String> {
             "WARNING: the development key is in use; configure your own keys for production",
         );
     }
-    Ok(summary)
+    let now = (crate::clock::system_clock())();
+    Ok((summary, hazards(&settings, &ring, now)))
 }

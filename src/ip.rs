@@ -17,6 +17,10 @@ impl TrustedProxies {
         TrustedProxies(nets)
     }
 
+    pub fn nets(&self) -> &[IpNet] {
+        &self.0
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.0.iter().any(|net| net.contains(&ip))

@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use crate::cli;
 use crate::clock;
+use crate::config::hazards::{hazards, Severity};
 use crate::config::{ConfigSource, Settings};
 use crate::env::ProcessEnv;
 use crate::http::server;
@@ -40,6 +41,12 @@ pub async fn serve(settings: Settings, source: ConfigSource) -> Result<(), Start
         metrics.clone(),
     );
     reloader.reload(true);
+    for hazard in hazards(&settings, &keyring.current(), (clock::system_clock())()) {
+        match hazard.severity {
+            Severity::Warning => tracing::warn!(key = %hazard.key, "{}", hazard.message),
+            Severity::Fatal => tracing::error!(key = %hazard.key, "{}", hazard.message),
+        }
+    }
     let _reload_task = reloader.spawn(settings.reload_poll);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -12,6 +12,7 @@
 //! `REQUIRE_AUTH=false` (monitor mode).
 
 mod collector;
+pub mod hazards;
 mod ingest;
 mod raw;
 mod sessions;

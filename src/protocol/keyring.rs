@@ -69,6 +69,9 @@ pub struct Key {
     pub id: KeyId,
     pub not_after: Option<i64>,
     pub development: bool,
+    /// The secret's length in bytes (for the short-secret warning; the
+    /// secret itself is not kept).
+    pub secret_len: usize,
     mac: HmacSha256,
 }
 
@@ -78,6 +81,7 @@ impl Key {
             id,
             not_after,
             development: secret.is_development_key(),
+            secret_len: secret.expose().len(),
             mac: canonical::keyed_mac(secret),
         }
     }
@@ -201,10 +205,10 @@ fn read_secret(spec: &KeySpec, env: &dyn Env) -> Result<Secret, KeyringError> {
     let source_desc = spec.source.to_string();
     let text = match &spec.source {
         KeySource::File(path) => {
-            let bytes = std::fs::read(path).map_err(|err| KeyringError::Unreadable {
+            let bytes = read_key_file(path).map_err(|detail| KeyringError::Unreadable {
                 id: id.clone(),
                 source_desc: source_desc.clone(),
-                detail: err.kind().to_string(),
+                detail,
             })?;
             String::from_utf8(bytes).map_err(|_| KeyringError::NotText {
                 id: id.clone(),
@@ -218,6 +222,34 @@ fn read_secret(spec: &KeySpec, env: &dyn Env) -> Result<Secret, KeyringError> {
         })?,
     };
     Secret::from_text(&text).ok_or(KeyringError::Empty { id, source_desc })
+}
+
+/// A key file is small text: anything larger is a mistake (or `/dev/zero`),
+/// refused before it can fill memory.
+pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a regular file of at most [`MAX_KEY_FILE_BYTES`].
+fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    // Checked before opening too: opening a FIFO for reading would block.
+    let regular = |meta: std::fs::Metadata| {
+        if meta.is_file() {
+            Ok(())
+        } else {
+            Err("not a regular file".to_string())
+        }
+    };
+    regular(std::fs::metadata(path).map_err(|err| err.kind().to_string())?)?;
+    let file = std::fs::File::open(path).map_err(|err| err.kind().to_string())?;
+    regular(file.metadata().map_err(|err| err.kind().to_string())?)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_KEY_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| err.kind().to_string())?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(format!("larger than {MAX_KEY_FILE_BYTES} bytes"));
+    }
+    Ok(bytes)
 }
 
 /// The ring shared by every request; reloads swap it atomically.

@@ -113,6 +113,7 @@ pub(super) fn policies(
     keys: &[KeySpec],
 ) -> Result<(Policy, BTreeMap<String, Policy>), ConfigError> {
     let max_skew_secs = raw.auth.max_skew_secs;
+    skew("auth.max_skew_secs", max_skew_secs)?;
     let default_policy = Policy {
         name: "default".into(),
         max_skew_secs,
@@ -167,7 +168,10 @@ pub(super) fn policies(
             name.clone(),
             Policy {
                 name: name.clone(),
-                max_skew_secs: section.max_skew_secs.unwrap_or(max_skew_secs),
+                max_skew_secs: match section.max_skew_secs {
+                    Some(secs) => skew(&key("max_skew_secs"), secs).map(|()| secs)?,
+                    None => max_skew_secs,
+                },
                 rate_limit,
                 key_ids,
                 require_build: section.require_build.clone(),
@@ -238,4 +242,19 @@ fn parse_time(text: &str) -> Result<i64, String> {
         .map_err(|_| format!("{text:?} is before 1970"))?
         .as_secs();
     i64::try_from(secs).map_err(|_| format!("{text:?} is too far in the future"))
+}
+
+/// The longest window accepted: a day. Past that, a captured request is
+/// replayable for so long that the window protects nothing.
+pub const MAX_SKEW_LIMIT_SECS: u64 = 86400;
+
+fn skew(key: &str, secs: u64) -> Result<(), ConfigError> {
+    positive(key, secs)?;
+    if secs > MAX_SKEW_LIMIT_SECS {
+        return Err(ConfigError::invalid(
+            key,
+            format!("must be at most {MAX_SKEW_LIMIT_SECS} (a day); the protocol's window is 300"),
+        ));
+    }
+    Ok(())
 }

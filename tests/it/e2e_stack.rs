@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use crate::support::otlp::{export_request, unix_now};
-use crate::support::stack::{keygen, Prometheus, Rotel, Telegate, Traefik};
+use crate::support::stack::{deploy_file, keygen, template, Prometheus, Rotel, Telegate, Traefik};
 use crate::support::{
     add_headers, free_port, http_client, kms_headers, poll_until, require_tools, Workdir,
 };
@@ -42,24 +42,6 @@ file = "stack.key"
 [log]
 level = "info"
 "#;
-
-fn deploy_file(path: &str) -> String {
-    let full = format!("{}/deploy/{path}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
-}
-
-/// Replaces every `from` (which must occur) with `to`.
-fn template(text: &str, pairs: &[(&str, String)]) -> String {
-    let mut out = text.to_string();
-    for (from, to) in pairs {
-        assert!(
-            out.contains(from),
-            "the deploy file no longer contains {from:?}"
-        );
-        out = out.replace(from, to);
-    }
-    out
-}
 
 /// Polls an instant query until it answers 1 (bounded by [`SCRAPE_TIMEOUT`]).
 async fn wait_for_one(prometheus: &Prometheus, query: &str) -> Result<(), String> {

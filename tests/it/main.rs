@@ -17,6 +17,7 @@ mod config_hazards;
 mod deploy_files;
 mod deploy_metrics;
 mod docs;
+mod e2e_auth_headers;
 mod e2e_ingest;
 mod e2e_observe;
 mod e2e_redis;

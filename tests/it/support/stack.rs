@@ -373,3 +373,22 @@ async fn get_status(client: &reqwest::Client, url: &str, expected: u16) -> Resul
         status => Err(format!("status {status}")),
     }
 }
+
+/// A file of `deploy/`, as shipped.
+pub fn deploy_file(path: &str) -> String {
+    let full = format!("{}/deploy/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
+}
+
+/// Replaces every `from` (which must occur) with `to`.
+pub fn template(text: &str, pairs: &[(&str, String)]) -> String {
+    let mut out = text.to_string();
+    for (from, to) in pairs {
+        assert!(
+            out.contains(from),
+            "the deploy file no longer contains {from:?}"
+        );
+        out = out.replace(from, to);
+    }
+    out
+}

@@ -22,7 +22,7 @@ use super::state::AppState;
 use crate::ingest::error::IngestError;
 use crate::ingest::forward::{Accepted, Outgoing};
 use crate::ingest::prepare::Job;
-use crate::ingest::replay::Begin;
+use crate::ingest::replay::{Begin, RequestPrint};
 use crate::pipeline::admission::{admit, Admitted, Attempt, BodyLimits, BodyStage, Route};
 use crate::pipeline::body::BoxError;
 use crate::pipeline::observe::{Decision, Delivered, Delivery};
@@ -171,12 +171,18 @@ async fn deliver_inner(
             match state
                 .ingest
                 .replay
-                .begin(verified.key_id.as_str(), v2.nonce, wait)
+                .begin(
+                    verified.key_id.as_str(),
+                    v2.nonce,
+                    RequestPrint::of_signature(&verified.request.signature),
+                    wait,
+                )
                 .await
             {
                 Begin::Owner(ticket) => Some(ticket),
                 Begin::Delivered(reply) => return Ok(Done::Replayed(reply)),
                 Begin::StillInFlight => return Err(IngestError::ReplayInFlight),
+                Begin::Reused => return Err(IngestError::NonceReused),
             }
         }
     };

@@ -30,6 +30,8 @@ pub enum IngestError {
     CollectorRejected { status: u16 },
     #[error("The first request with this nonce is still being processed")]
     ReplayInFlight,
+    #[error("This nonce was already used by another request; sign each export with a fresh nonce")]
+    NonceReused,
     #[error("Internal error")]
     Internal,
 }
@@ -51,6 +53,7 @@ impl IngestError {
         "collector_throttled",
         "collector_rejected",
         "replay_in_flight",
+        "nonce_reused",
         "internal_error",
     ];
 
@@ -65,6 +68,7 @@ impl IngestError {
             IngestError::CollectorRejected { status: 413 } => "body_too_large",
             IngestError::CollectorRejected { .. } => "collector_rejected",
             IngestError::ReplayInFlight => "replay_in_flight",
+            IngestError::NonceReused => "nonce_reused",
             IngestError::Internal => "internal_error",
         }
     }
@@ -77,6 +81,8 @@ impl IngestError {
             | IngestError::Malformed(_)
             | IngestError::CollectorRejected { .. } => StatusCode::BAD_REQUEST,
             IngestError::CollectorThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            // Not retryable per OTLP: the same request would be refused again.
+            IngestError::NonceReused => StatusCode::CONFLICT,
             IngestError::Busy { .. }
             | IngestError::CollectorUnavailable { .. }
             | IngestError::ReplayInFlight => StatusCode::SERVICE_UNAVAILABLE,

@@ -10,6 +10,13 @@
 //! - still running: a concurrent duplicate waits for its outcome (bounded),
 //!   and answers 503 `replay_in_flight` + `Retry-After` if it does not come.
 //!
+//! Only the very same request is answered from the first outcome: each slot
+//! keeps the first request's [`RequestPrint`] (a digest of its signature,
+//! which covers method, path, session, timestamp, nonce and body hash). The
+//! nonce re-signed over another body, path or session is refused as
+//! `nonce_reused`, never answered with the first request's 200 while its own
+//! data is silently not forwarded.
+//!
 //! With the memory session store the slots are per replica (a tokio `watch`
 //! channel each, bounded by `ingest.replay_capacity`, least recently used
 //! evicted first). With the Redis store they are shared by every replica
@@ -26,6 +33,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderValue;
 use moka::sync::Cache;
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::forward::Accepted;
@@ -43,7 +51,31 @@ enum State {
     Failed,
 }
 
-type Slot = Arc<watch::Sender<State>>;
+/// Which request a nonce was first used by: the first 16 bytes of the
+/// SHA-256 of its signature (the signature itself is not kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestPrint([u8; 16]);
+
+impl RequestPrint {
+    pub fn of_signature(signature: &[u8]) -> RequestPrint {
+        let digest = Sha256::digest(signature);
+        let mut print = [0; 16];
+        print.copy_from_slice(&digest[..16]);
+        RequestPrint(print)
+    }
+
+    fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+/// One nonce's slot: who first used it, and how that went.
+struct SlotState {
+    print: RequestPrint,
+    state: watch::Sender<State>,
+}
+
+type Slot = Arc<SlotState>;
 
 /// How a request with a v2 nonce goes on.
 #[derive(Debug)]
@@ -54,12 +86,18 @@ pub enum Begin {
     Delivered(Arc<Accepted>),
     /// A request with this nonce is still running after the wait.
     StillInFlight,
+    /// Another request (another body, path or session) used this nonce first.
+    Reused,
 }
 
 /// Where a ticket's outcome goes.
 enum Settle {
     Local(Slot),
-    Shared { nonces: SharedNonces, key: String },
+    Shared {
+        nonces: SharedNonces,
+        key: String,
+        print: String,
+    },
 }
 
 /// The right (and duty) to settle a nonce's outcome. Dropped unsettled (the
@@ -98,9 +136,9 @@ impl Ticket {
         }
     }
 
-    fn shared(nonces: SharedNonces, key: String) -> Ticket {
+    fn shared(nonces: SharedNonces, key: String, print: String) -> Ticket {
         Ticket {
-            settle: Settle::Shared { nonces, key },
+            settle: Settle::Shared { nonces, key, print },
             settled: false,
         }
     }
@@ -109,12 +147,12 @@ impl Ticket {
         self.settled = true;
         match &self.settle {
             Settle::Local(slot) => {
-                slot.send_replace(State::Delivered(reply));
+                slot.state.send_replace(State::Delivered(reply));
             }
-            Settle::Shared { nonces, key } => {
-                let (nonces, key) = (nonces.clone(), key.clone());
+            Settle::Shared { nonces, key, print } => {
+                let (nonces, key, print) = (nonces.clone(), key.clone(), print.clone());
                 spawn_settle(async move {
-                    let _ = nonces.deliver(&key, &encode(&reply)).await;
+                    let _ = nonces.deliver(&key, &print, &encode(&reply)).await;
                 });
             }
         }
@@ -128,9 +166,9 @@ impl Ticket {
         self.settled = true;
         match &self.settle {
             Settle::Local(slot) => {
-                slot.send_replace(State::Failed);
+                slot.state.send_replace(State::Failed);
             }
-            Settle::Shared { nonces, key } => {
+            Settle::Shared { nonces, key, .. } => {
                 let (nonces, key) = (nonces.clone(), key.clone());
                 spawn_settle(async move {
                     let _ = nonces.release(&key).await;
@@ -210,17 +248,24 @@ impl ReplayCache {
         self.len() == 0
     }
 
-    /// Claims `(key_id, nonce)`, or reports the first request's outcome;
-    /// waits at most `wait` for a concurrent first request to finish.
-    pub async fn begin(&self, key_id: &str, nonce: &str, wait: Duration) -> Begin {
+    /// Claims `(key_id, nonce)` for the request `print`, or reports the
+    /// first request's outcome (when it was this very request); waits at
+    /// most `wait` for a concurrent first request to finish.
+    pub async fn begin(
+        &self,
+        key_id: &str,
+        nonce: &str,
+        print: RequestPrint,
+        wait: Duration,
+    ) -> Begin {
         // Neither a key id nor a hex nonce contains '|'.
         let key = format!("{key_id}|{}", nonce.to_ascii_lowercase());
         if let Some(nonces) = &self.shared {
-            if let Some(begun) = self.begin_shared(nonces, &key, wait).await {
+            if let Some(begun) = self.begin_shared(nonces, &key, print, wait).await {
                 return begun;
             }
         }
-        self.begin_local(key, wait).await
+        self.begin_local(key, print, wait).await
     }
 
     /// `None`: Redis did not answer (counted by the store); go local.
@@ -228,20 +273,28 @@ impl ReplayCache {
         &self,
         nonces: &SharedNonces,
         key: &str,
+        print: RequestPrint,
         wait: Duration,
     ) -> Option<Begin> {
         let deadline = tokio::time::Instant::now() + wait;
         let ttl = self.ttl.as_secs().max(1);
+        let ours = print.hex();
+        // An older replica's value has no print: taken as the same request.
+        let other = |held: &Option<String>| held.as_ref().is_some_and(|p| *p != ours);
         loop {
-            match nonces.claim(key, ttl).await.ok()? {
+            match nonces.claim(key, &ours, ttl).await.ok()? {
                 Claim::Claimed => {
                     return Some(Begin::Owner(Ticket::shared(
                         nonces.clone(),
                         key.to_string(),
+                        ours,
                     )))
                 }
-                Claim::Delivered(stored) => {
-                    return match decode(&stored) {
+                Claim::Delivered { print, .. } | Claim::Pending { print } if other(&print) => {
+                    return Some(Begin::Reused)
+                }
+                Claim::Delivered { answer, .. } => {
+                    return match decode(&answer) {
                         Some(reply) => Some(Begin::Delivered(Arc::new(reply))),
                         None => {
                             tracing::warn!("replay cache (redis): unreadable delivered answer");
@@ -249,7 +302,7 @@ impl ReplayCache {
                         }
                     };
                 }
-                Claim::Pending => {
+                Claim::Pending { .. } => {
                     if tokio::time::Instant::now() + SHARED_POLL > deadline {
                         return Some(Begin::StillInFlight);
                     }
@@ -259,21 +312,26 @@ impl ReplayCache {
         }
     }
 
-    async fn begin_local(&self, key: String, wait: Duration) -> Begin {
-        let entry = self
-            .slots
-            .entry(key)
-            .or_insert_with(|| Arc::new(watch::Sender::new(State::InFlight)));
+    async fn begin_local(&self, key: String, print: RequestPrint, wait: Duration) -> Begin {
+        let entry = self.slots.entry(key).or_insert_with(|| {
+            Arc::new(SlotState {
+                print,
+                state: watch::Sender::new(State::InFlight),
+            })
+        });
         let fresh = entry.is_fresh();
         let slot = entry.into_value();
         if fresh {
             return Begin::Owner(Ticket::local(slot));
         }
+        if slot.print != print {
+            return Begin::Reused;
+        }
         let deadline = tokio::time::Instant::now() + wait;
-        let mut seen = slot.subscribe();
+        let mut seen = slot.state.subscribe();
         for _ in 0..MAX_WAIT_ROUNDS {
             let mut took_over = false;
-            slot.send_if_modified(|state| {
+            slot.state.send_if_modified(|state| {
                 took_over = matches!(state, State::Failed);
                 if took_over {
                     *state = State::InFlight;
@@ -297,102 +355,4 @@ impl ReplayCache {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-
-    const WAIT: Duration = Duration::from_secs(5);
-
-    fn reply(text: &'static str) -> Arc<Accepted> {
-        Arc::new(Accepted {
-            content_type: None,
-            body: Bytes::from_static(text.as_bytes()),
-        })
-    }
-
-    fn cache() -> ReplayCache {
-        ReplayCache::new(100, Duration::from_secs(600))
-    }
-
-    #[tokio::test]
-    async fn a_delivered_nonce_answers_from_the_first_outcome() {
-        let cache = cache();
-        let Begin::Owner(ticket) = cache.begin("k", "AB01", WAIT).await else {
-            panic!("first request owns the nonce")
-        };
-        ticket.delivered(reply("first"));
-        match cache.begin("k", "ab01", WAIT).await {
-            Begin::Delivered(r) => assert_eq!(&r.body[..], b"first"),
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            cache.begin("other-key", "ab01", WAIT).await,
-            Begin::Owner(_)
-        ));
-    }
-
-    #[tokio::test]
-    async fn a_failed_or_abandoned_nonce_is_processed_again() {
-        let cache = cache();
-        let Begin::Owner(ticket) = cache.begin("k", "n1", WAIT).await else {
-            panic!()
-        };
-        ticket.failed();
-        let Begin::Owner(ticket) = cache.begin("k", "n1", WAIT).await else {
-            panic!("a failed first attempt is processed again")
-        };
-        drop(ticket);
-        let Begin::Owner(ticket) = cache.begin("k", "n1", WAIT).await else {
-            panic!("an abandoned attempt counts as failed")
-        };
-        ticket.delivered(reply("ok"));
-        assert!(matches!(
-            cache.begin("k", "n1", WAIT).await,
-            Begin::Delivered(_)
-        ));
-    }
-
-    #[tokio::test]
-    async fn a_concurrent_duplicate_waits_for_the_first_outcome() {
-        let cache = Arc::new(cache());
-        let Begin::Owner(ticket) = cache.begin("k", "n2", WAIT).await else {
-            panic!()
-        };
-        let waiter = {
-            let cache = cache.clone();
-            tokio::spawn(async move { cache.begin("k", "n2", WAIT).await })
-        };
-        tokio::task::yield_now().await;
-        ticket.delivered(reply("once"));
-        match waiter.await.unwrap() {
-            Begin::Delivered(r) => assert_eq!(&r.body[..], b"once"),
-            other => panic!("{other:?}"),
-        }
-
-        let Begin::Owner(ticket) = cache.begin("k", "n3", WAIT).await else {
-            panic!()
-        };
-        let waiter = {
-            let cache = cache.clone();
-            tokio::spawn(async move { cache.begin("k", "n3", WAIT).await })
-        };
-        tokio::task::yield_now().await;
-        ticket.failed();
-        assert!(
-            matches!(waiter.await.unwrap(), Begin::Owner(_)),
-            "after a failure the waiter takes over"
-        );
-    }
-
-    #[tokio::test]
-    async fn the_wait_is_bounded() {
-        let cache = cache();
-        let Begin::Owner(_ticket) = cache.begin("k", "n4", WAIT).await else {
-            panic!()
-        };
-        assert!(matches!(
-            cache.begin("k", "n4", Duration::from_millis(50)).await,
-            Begin::StillInFlight
-        ));
-    }
-}
+mod tests;

@@ -43,7 +43,7 @@ use super::{
     SessionSettings, Sighting, StaticSighting, Stats, StoreError, TokenCheck, TokenHash, TokenUse,
 };
 use crate::clock::UnixClock;
-pub use nonces::{Claim, SharedNonces};
+pub use nonces::{Claim, SharedNonces, PRINT_HEX_LEN};
 use scripts::Scripts;
 use sync::{Pending, PollState};
 

@@ -266,7 +266,7 @@ async fn static_sightings_are_shared_and_survive_a_restart() {
 #[tokio::test]
 async fn the_replay_cache_is_shared_by_replicas() {
     use crate::ingest::forward::Accepted;
-    use crate::ingest::replay::{Begin, ReplayCache};
+    use crate::ingest::replay::{Begin, ReplayCache, RequestPrint};
 
     let Some(server) = RedisServer::start("redis the_replay_cache_is_shared") else {
         return;
@@ -278,6 +278,10 @@ async fn the_replay_cache_is_shared_by_replicas() {
     let a = ReplayCache::new(100, ttl).with_shared(store_a.nonces());
     let b = Arc::new(ReplayCache::new(100, ttl).with_shared(store_b.nonces()));
     let wait = Duration::from_secs(5);
+    let (same, other) = (
+        RequestPrint::of_signature(b"one request"),
+        RequestPrint::of_signature(b"another request"),
+    );
     let reply = |text: &'static str| {
         Arc::new(Accepted {
             content_type: Some(http::HeaderValue::from_static("application/json")),
@@ -286,11 +290,11 @@ async fn the_replay_cache_is_shared_by_replicas() {
     };
 
     // Delivered through A: B answers from it, without a ticket to forward.
-    let Begin::Owner(ticket) = a.begin("k", "AA01", wait).await else {
+    let Begin::Owner(ticket) = a.begin("k", "AA01", same, wait).await else {
         panic!("A owns a new nonce")
     };
     ticket.delivered(reply("{\"first\":1}"));
-    match b.begin("k", "aa01", wait).await {
+    match b.begin("k", "aa01", same, wait).await {
         Begin::Delivered(r) => {
             assert_eq!(&r.body[..], b"{\"first\":1}");
             assert_eq!(r.content_type.as_ref().unwrap(), "application/json");
@@ -299,13 +303,13 @@ async fn the_replay_cache_is_shared_by_replicas() {
     }
 
     // Failed through A: B processes it again.
-    let Begin::Owner(ticket) = a.begin("k", "bb02", wait).await else {
+    let Begin::Owner(ticket) = a.begin("k", "bb02", same, wait).await else {
         panic!()
     };
     ticket.failed();
     let mut took_over = false;
     for _ in 0..50 {
-        match b.begin("k", "bb02", Duration::from_millis(200)).await {
+        match b.begin("k", "bb02", same, Duration::from_millis(200)).await {
             Begin::Owner(ticket) => {
                 took_over = true;
                 ticket.delivered(reply("again"));
@@ -313,17 +317,18 @@ async fn the_replay_cache_is_shared_by_replicas() {
             }
             Begin::StillInFlight => continue,
             Begin::Delivered(_) => panic!("a failed nonce is not delivered"),
+            Begin::Reused => panic!("the same request is not a reuse"),
         }
     }
     assert!(took_over, "B processes a failed nonce again");
 
     // A concurrent duplicate on B waits for A's outcome.
-    let Begin::Owner(ticket) = a.begin("k", "cc03", wait).await else {
+    let Begin::Owner(ticket) = a.begin("k", "cc03", same, wait).await else {
         panic!()
     };
     let waiter = {
         let b = b.clone();
-        tokio::spawn(async move { b.begin("k", "cc03", wait).await })
+        tokio::spawn(async move { b.begin("k", "cc03", same, wait).await })
     };
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert!(!waiter.is_finished(), "the duplicate waits");
@@ -333,24 +338,44 @@ async fn the_replay_cache_is_shared_by_replicas() {
         other => panic!("{other:?}"),
     }
     // A waiter that sees no outcome within its bound: still in flight.
-    let Begin::Owner(_held) = a.begin("k", "dd04", wait).await else {
+    let Begin::Owner(_held) = a.begin("k", "dd04", same, wait).await else {
         panic!()
     };
     assert!(matches!(
-        b.begin("k", "dd04", Duration::from_millis(120)).await,
+        b.begin("k", "dd04", same, Duration::from_millis(120)).await,
         Begin::StillInFlight
+    ));
+
+    // Another request reusing a nonce A holds or delivered: refused on B,
+    // never answered with A's 200.
+    let Begin::Owner(ticket) = a.begin("k", "ff06", same, wait).await else {
+        panic!()
+    };
+    assert!(matches!(
+        b.begin("k", "ff06", other, wait).await,
+        Begin::Reused
+    ));
+    ticket.delivered(reply("first"));
+    // The same request waits out A's (background) settlement, then replays.
+    assert!(matches!(
+        b.begin("k", "ff06", same, wait).await,
+        Begin::Delivered(_)
+    ));
+    assert!(matches!(
+        b.begin("k", "ff06", other, wait).await,
+        Begin::Reused
     ));
 
     // Redis gone: the local cache answers, and the failure is counted.
     drop(server);
     let errors = store_a.inner.metrics.errors.with_label_values(&["replay"]);
     let before = errors.get();
-    let Begin::Owner(ticket) = a.begin("k", "ee05", wait).await else {
+    let Begin::Owner(ticket) = a.begin("k", "ee05", same, wait).await else {
         panic!("falls back to the local cache")
     };
     ticket.delivered(reply("local"));
     assert!(matches!(
-        a.begin("k", "ee05", wait).await,
+        a.begin("k", "ee05", same, wait).await,
         Begin::Delivered(_)
     ));
     assert!(

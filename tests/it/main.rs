@@ -28,6 +28,7 @@ mod fuzz_corpus;
 mod healthcheck_cli;
 mod ingest_http;
 mod layers;
+mod nonce_binding;
 mod server;
 mod sessions_http;
 mod status_page;

@@ -186,6 +186,10 @@ pub struct PolicySection {
     pub methods: Option<Vec<AuthMethod>>,
     /// `2`: only body-bound v2 signatures pass (401 `signature_version_required`).
     pub min_signature_version: Option<u8>,
+    /// The policy's Traefik middleware forwards the body (`forwardBody:
+    /// true`): on `/auth`, an absent body is checked as the empty body, so
+    /// a v2 hash always binds what is forwarded.
+    pub forward_body: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

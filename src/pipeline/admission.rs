@@ -224,9 +224,14 @@ where
         signature::verify_signature(stages, headers, method, over, policy, client_ip, now).await?;
 
     // Body: read only now that the credential holds.
+    let forward_auth = matches!(attempt.route, Route::ForwardAuth { .. });
     let (body, otlp) = read_body(attempt.body, headers).await?;
-    if let Some(bytes) = &body {
-        signature::check_body(&mut verified, bytes)?;
+    match &body {
+        Some(bytes) => signature::check_body(&mut verified, bytes)?,
+        // Traefik forwards every body under this policy: none is the empty
+        // one, so a header set signed for a body never passes without it.
+        None if forward_auth && policy.forward_body => signature::check_body(&mut verified, &[])?,
+        None => {}
     }
     if verified.body == signature::BodyCheck::HeaderOnly {
         tracing::debug!(

@@ -61,6 +61,7 @@ fn every_config_key_is_documented_with_its_variable() {
         require_build: Some(String::new()),
         methods: Some(vec![]),
         min_signature_version: Some(2),
+        forward_body: Some(true),
     };
     let mut policy_keys = Vec::new();
     keys(

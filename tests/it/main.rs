@@ -31,5 +31,6 @@ mod layers;
 mod nonce_binding;
 mod server;
 mod sessions_http;
+mod signed_sessions_http;
 mod status_page;
 mod tokens_http;

@@ -92,3 +92,60 @@ async fn a_nonce_reused_by_another_request_is_refused_not_answered_from_the_firs
     );
     server.stop().await;
 }
+
+/// `/auth?policy=NAME` for a v2 header set, with the body Traefik forwarded
+/// (`None`: none arrived).
+async fn forward_auth(
+    server: &TestServer,
+    policy: &str,
+    headers: &Headers,
+    body: Option<&'static [u8]>,
+) -> Reply {
+    let headers = with(headers.clone(), "X-Forwarded-Method", Some("POST"));
+    let headers = with(headers, "X-Forwarded-Uri", Some("/v1/metrics"));
+    let mut request = add_headers(
+        server
+            .client
+            .post(server.url(&format!("/auth?policy={policy}"))),
+        &headers,
+    );
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    Reply::of(request.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn under_forward_body_an_absent_body_is_the_empty_one() {
+    let server = start_server(&config_with(
+        "[policies.fwd]\nforward_body = true\n[policies.plain]\n",
+    ))
+    .await;
+    let body: &'static [u8] = b"twenty-two bytes body!";
+    let signed_for_body = signed_v2(SECRET_A, "a", "/v1/metrics", NOW, SESSION, NONCE, body);
+    let reply = forward_auth(&server, "fwd", &signed_for_body, Some(body)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    for _ in 0..2 {
+        let reply = forward_auth(&server, "fwd", &signed_for_body, None).await;
+        assert_eq!(
+            (reply.status, reply.reason().as_deref()),
+            (403, Some("body_mismatch")),
+            "a header set for a body never passes without it"
+        );
+    }
+    let signed_empty = signed_v2(SECRET_A, "a", "/v1/metrics", NOW, SESSION, NONCE, b"");
+    let reply = forward_auth(&server, "fwd", &signed_empty, None).await;
+    assert_eq!(reply.status, 200, "signed for the empty body: {reply:?}");
+    // Without forward_body, the headers alone are checked (no body arrives
+    // from a middleware without forwardBody), as before.
+    let reply = forward_auth(&server, "plain", &signed_for_body, None).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(
+        sample(
+            &server.scrape().await,
+            "telegate_auth_failed{reason=\"body_mismatch\"}"
+        ),
+        Some(2.0)
+    );
+    server.stop().await;
+}

@@ -6,11 +6,11 @@
 use crate::support::*;
 use serde_json::{json, Value};
 
-const ADMIN: &str = "admin-token-0123456789abcdef";
+pub(crate) const ADMIN: &str = "admin-token-0123456789abcdef";
 
 /// Session tokens accepted by `/auth?policy=app`; a loose rate limit so the
 /// tests can send many requests from one address.
-fn config(extra: &str) -> String {
+pub(crate) fn config(extra: &str) -> String {
     config_with(&format!(
         "[admin]\ntoken_file = \"admin.token\"\n\
          [rate_limit]\nper_second = 1000\nburst = 1000\n\
@@ -18,12 +18,12 @@ fn config(extra: &str) -> String {
     ))
 }
 
-async fn server(extra: &str) -> TestServer {
+pub(crate) async fn server(extra: &str) -> TestServer {
     start_server_with_files(&config(extra), &[("admin.token", &format!("{ADMIN}\n"))]).await
 }
 
 /// `POST /sessions` as the admin, with an optional JSON body.
-async fn admin_create(server: &TestServer, body: Option<Value>) -> reqwest::Response {
+pub(crate) async fn admin_create(server: &TestServer, body: Option<Value>) -> reqwest::Response {
     let mut request = server
         .client
         .post(server.url("/sessions"))
@@ -35,7 +35,7 @@ async fn admin_create(server: &TestServer, body: Option<Value>) -> reqwest::Resp
 }
 
 /// A 201 from `POST /sessions`: (session id, token, whole body).
-async fn created(response: reqwest::Response) -> (String, String, Value) {
+pub(crate) async fn created(response: reqwest::Response) -> (String, String, Value) {
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
     let id = body["session_id"].as_str().unwrap().to_string();
@@ -43,13 +43,13 @@ async fn created(response: reqwest::Response) -> (String, String, Value) {
     (id, token, body)
 }
 
-async fn issue_for(server: &TestServer, user: &str) -> (String, String) {
+pub(crate) async fn issue_for(server: &TestServer, user: &str) -> (String, String) {
     let (id, token, _) = created(admin_create(server, Some(json!({"user_id": user}))).await).await;
     (id, token)
 }
 
 /// `/auth?policy=app` with one extra header.
-async fn auth_with(server: &TestServer, name: &str, value: &str) -> reqwest::Response {
+pub(crate) async fn auth_with(server: &TestServer, name: &str, value: &str) -> reqwest::Response {
     server
         .client
         .get(server.url("/auth?policy=app"))
@@ -61,12 +61,12 @@ async fn auth_with(server: &TestServer, name: &str, value: &str) -> reqwest::Res
         .unwrap()
 }
 
-async fn auth_bearer(server: &TestServer, token: &str) -> reqwest::Response {
+pub(crate) async fn auth_bearer(server: &TestServer, token: &str) -> reqwest::Response {
     auth_with(server, "Authorization", &format!("Bearer {token}")).await
 }
 
 /// A request on the session API carrying `credential` as a bearer token.
-fn with_bearer(
+pub(crate) fn with_bearer(
     server: &TestServer,
     method: reqwest::Method,
     path: &str,
@@ -78,14 +78,14 @@ fn with_bearer(
         .bearer_auth(credential)
 }
 
-async fn get_as(server: &TestServer, path: &str, credential: &str) -> reqwest::Response {
+pub(crate) async fn get_as(server: &TestServer, path: &str, credential: &str) -> reqwest::Response {
     with_bearer(server, reqwest::Method::GET, path, credential)
         .send()
         .await
         .unwrap()
 }
 
-async fn post_as(
+pub(crate) async fn post_as(
     server: &TestServer,
     path: &str,
     credential: &str,
@@ -100,26 +100,33 @@ async fn post_as(
     request.send().await.unwrap()
 }
 
-async fn delete_as(server: &TestServer, path: &str, credential: &str) -> reqwest::Response {
+pub(crate) async fn delete_as(
+    server: &TestServer,
+    path: &str,
+    credential: &str,
+) -> reqwest::Response {
     with_bearer(server, reqwest::Method::DELETE, path, credential)
         .send()
         .await
         .unwrap()
 }
 
-async fn json_of(response: reqwest::Response) -> Value {
+pub(crate) async fn json_of(response: reqwest::Response) -> Value {
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
 
 /// The KMS headers for `POST /sessions` itself (no Traefik headers).
-fn signed_create(timestamp: i64, session: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn signed_create(timestamp: i64, session: &str) -> Vec<(&'static str, String)> {
     let headers = signed(SECRET_A, "POST", "/sessions", timestamp, session);
     let headers = with(headers, "X-Forwarded-Method", None);
     with(headers, "X-Forwarded-Uri", None)
 }
 
-async fn signed_post(server: &TestServer, headers: &[(&'static str, String)]) -> reqwest::Response {
+pub(crate) async fn signed_post(
+    server: &TestServer,
+    headers: &[(&'static str, String)],
+) -> reqwest::Response {
     add_headers(server.client.post(server.url("/sessions")), headers)
         .send()
         .await

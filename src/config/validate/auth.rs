@@ -41,6 +41,9 @@ pub struct Policy {
     pub methods: BTreeSet<AuthMethod>,
     /// 1: v1 or v2 signatures; 2: v2 only.
     pub min_signature_version: u8,
+    /// `/auth` bodies arrive (Traefik `forwardBody: true`): an absent one is
+    /// the empty body, and a v2 hash is always checked.
+    pub forward_body: bool,
 }
 
 /// A credential a policy accepts (`policies.NAME.methods`).
@@ -122,6 +125,7 @@ pub(super) fn policies(
         require_build: None,
         methods: BTreeSet::from([AuthMethod::Hmac]),
         min_signature_version: 1,
+        forward_body: false,
     };
     let mut policies = BTreeMap::new();
     for (name, section) in &raw.policies {
@@ -177,6 +181,7 @@ pub(super) fn policies(
                 require_build: section.require_build.clone(),
                 methods,
                 min_signature_version,
+                forward_body: section.forward_body.unwrap_or(false),
             },
         );
     }

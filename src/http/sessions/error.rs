@@ -49,6 +49,12 @@ pub enum ApiError {
     BadQuery(&'static str),
     #[error("Method not allowed")]
     MethodNotAllowed,
+    #[error("This v2 nonce was already used; sign each request with a fresh nonce")]
+    NonceReused,
+    #[error("The first request with this nonce is still being processed")]
+    ReplayInFlight,
+    #[error("user_id may not start with \"signed:\": that namespace holds the user ids signed clients claim")]
+    ReservedUserId,
     /// A signed `POST /sessions` refused like `/auth` would refuse it.
     #[error("{0}")]
     Rejected(Reject),
@@ -79,6 +85,9 @@ impl ApiError {
             ApiError::TooManyUserSessions => "too_many_user_sessions",
             ApiError::BadQuery(_) => "bad_query",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::NonceReused => "nonce_reused",
+            ApiError::ReplayInFlight => "replay_in_flight",
+            ApiError::ReservedUserId => "malformed_body",
             ApiError::Rejected(reject) => reject.reason(),
             ApiError::Internal(_) => "internal_error",
             ApiError::Store(_) => "store_unavailable",
@@ -113,7 +122,10 @@ impl ApiError {
             ApiError::NotIssued
             | ApiError::MalformedBody(_)
             | ApiError::MetadataTooLarge
+            | ApiError::ReservedUserId
             | ApiError::BadQuery(_) => StatusCode::BAD_REQUEST,
+            ApiError::NonceReused => StatusCode::CONFLICT,
+            ApiError::ReplayInFlight => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyUserSessions => StatusCode::TOO_MANY_REQUESTS,
@@ -157,6 +169,7 @@ impl Problem for ApiError {
         match self {
             ApiError::Rejected(reject) => reject.retry_after(),
             ApiError::Store(_) => Reject::StoreUnavailable.retry_after(),
+            ApiError::ReplayInFlight => Some(1),
             _ => None,
         }
     }

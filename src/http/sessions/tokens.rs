@@ -10,6 +10,7 @@
 //! else: not in the store, a log line or a listing.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -23,16 +24,26 @@ use super::body;
 use super::{is_admin, ApiError};
 use crate::http::respond::{self, Body};
 use crate::http::state::AppState;
+use crate::ingest::forward::Accepted;
+use crate::ingest::replay::{Begin, RequestPrint, Ticket};
 use crate::pipeline::admission::{admit, Attempt, BodyLimits, BodyStage, Route};
 use crate::pipeline::body::BoxError;
 use crate::pipeline::observe::Decision;
 use crate::pipeline::session_gate;
+use crate::pipeline::signature::Verified;
 use crate::protocol::reject::Reject;
 use crate::protocol::token::{self, Token};
 use crate::session::{Change, Changed, Issue, NewSession, SessionRecord};
 
 /// Longest `user_id`, in characters.
 pub const MAX_USER_ID_CHARS: usize = 128;
+
+/// The namespace of user ids a signed client claims: `{"user_id":"carol"}`
+/// from a signed client is stored (and sent to backends as `X-Auth-User`)
+/// as `signed:carol`. Every client holds the signing secret, so a claimed id
+/// proves nothing: it must never count against, evict or pass for the
+/// sessions an admin issued to `carol`.
+pub const SIGNED_USER_PREFIX: &str = "signed:";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,9 +97,16 @@ where
     B::Error: Into<BoxError>,
 {
     let headers = &parts.headers;
-    let (issuer, bytes) = issuer(state, parts, body, peer, now).await?;
+    let (issuer, bytes, nonce) = issuer(state, parts, body, peer, now).await?;
     let request = CreateBody::parse(&bytes)?;
-    let user_id = request.user_id;
+    let user_id = match (request.user_id, issuer.client_ip) {
+        (Some(user), _) if user.starts_with(SIGNED_USER_PREFIX) => {
+            return Err(ApiError::ReservedUserId)
+        }
+        (Some(user), Some(_signed)) => Some(format!("{SIGNED_USER_PREFIX}{user}")),
+        (user, None) => user,
+        (None, Some(_)) => None,
+    };
     let metadata = metadata(state, request.metadata)?;
     let metadata_stored = metadata.is_some();
     let session_id =
@@ -110,6 +128,14 @@ where
         Issue::TooManyForUser => return Err(ApiError::TooManyUserSessions),
         Issue::TooManyForIp => return Err(Reject::TooManySessions.into()),
     };
+    // A token was minted: the nonce is spent (a failure above releases it
+    // when the ticket drops, so a retry of the same request proceeds).
+    if let Some(ticket) = nonce {
+        ticket.delivered(Arc::new(Accepted {
+            content_type: None,
+            body: Bytes::new(),
+        }));
+    }
     state
         .metrics
         .sessions_created_total
@@ -140,14 +166,15 @@ where
 /// An admin, or a client whose `X-KMS-*` signature over this request checks
 /// out (admitted and observed like any decision); anyone else is refused
 /// before the body is read. Returns the body too: admission reads it, so a
-/// v2 signature binds it.
+/// v2 signature binds it; and for v2, the nonce's ticket: one v2 header set
+/// mints at most one token.
 async fn issuer<B>(
     state: &AppState,
     parts: &Parts,
     body: B,
     peer: IpAddr,
     now: i64,
-) -> Result<(Issuer, Bytes), ApiError>
+) -> Result<(Issuer, Bytes, Option<Ticket>), ApiError>
 where
     B: HttpBody,
     B::Error: Into<BoxError>,
@@ -166,6 +193,7 @@ where
         return Ok((
             admin,
             body::read_limited(body, headers, max_bytes, deadline).await?,
+            None,
         ));
     }
     if headers.contains_key(&settings.header_names.signature) {
@@ -198,17 +226,43 @@ where
         });
         let admitted = admission.outcome?;
         let verified = admitted.verified().ok_or(ApiError::CredentialRequired)?;
+        let nonce = match &verified.v2 {
+            None => None,
+            Some(v2) => Some(spend_nonce(state, verified, v2.nonce).await?),
+        };
         let signed = Issuer {
             client_ip: Some(admission.client_ip),
             client_version: verified.request.client_version.map(str::to_string),
             key_id: Some(verified.key_id.to_string()),
         };
-        return Ok((signed, admitted.body.unwrap_or_default()));
+        return Ok((signed, admitted.body.unwrap_or_default(), nonce));
     }
     match (bearer, &state.admin_token) {
         (Some(_), Some(_)) => Err(ApiError::BadAdminToken),
         (Some(_), None) => Err(ApiError::AdminDisabled),
         (None, _) => Err(ApiError::CredentialRequired),
+    }
+}
+
+/// Claims a v2 nonce for this session request in the replay cache (shared
+/// through Redis with the Redis store). A nonce that already minted a token,
+/// or that another request used, is refused: a token cannot be replayed.
+async fn spend_nonce(
+    state: &AppState,
+    verified: &Verified<'_>,
+    nonce: &str,
+) -> Result<Ticket, ApiError> {
+    let print = RequestPrint::of_signature(&verified.request.signature);
+    let wait = state.settings.ingest.body_timeout;
+    match state
+        .ingest
+        .replay
+        .begin(verified.key_id.as_str(), nonce, print, wait)
+        .await
+    {
+        Begin::Owner(ticket) => Ok(ticket),
+        Begin::Delivered(_) | Begin::Reused => Err(ApiError::NonceReused),
+        Begin::StillInFlight => Err(ApiError::ReplayInFlight),
     }
 }
 

@@ -66,6 +66,9 @@ pub struct ServerSection {
     pub max_connections_per_ip: usize,
     /// In-flight requests get this long to finish after SIGTERM/SIGINT.
     pub shutdown_grace_secs: u64,
+    /// Bytes all request bodies and their decompression may hold at once,
+    /// across the process; past it a request is 503 `server_busy`.
+    pub body_budget_bytes: usize,
 }
 
 impl Default for ServerSection {
@@ -77,6 +80,7 @@ impl Default for ServerSection {
             max_connections: 10_000,
             max_connections_per_ip: 64,
             shutdown_grace_secs: 10,
+            body_budget_bytes: 256 * 1024 * 1024,
         }
     }
 }

@@ -3,8 +3,9 @@
 
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-use crate::ingest::body::{gunzip as inflate, gunzip_size, gzip, InflateError};
+use crate::ingest::body::{gunzip as gunzip_held, gunzip_size, gzip, InflateError};
 use crate::ingest::otlp::{decode, Export, Media, Signal};
+use crate::pipeline::budget::MemoryBudget;
 
 /// OTLP/protobuf: the first byte picks the signal (modulo 3), the rest is
 /// the body. See [`otlp`].
@@ -87,6 +88,8 @@ pub fn gunzip(data: &[u8]) {
         return;
     };
     let limit = (usize::from(u16::from_be_bytes([*hi, *lo])) % 1025) * 1024 + usize::from(*extra);
+    let budget = MemoryBudget::new(usize::MAX / 2);
+    let inflate = |body: &[u8], limit: usize| gunzip_held(body, limit, &mut budget.hold());
     let inflated = inflate(body, limit);
     let size = gunzip_size(body, limit);
     match (&inflated, &size) {

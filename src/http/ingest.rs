@@ -196,6 +196,7 @@ async fn deliver_inner(
         max_inflated: settings.max_decompressed_bytes,
         add: enrichment(verified),
         drop: settings.drop_attributes.clone(),
+        held: state.budget.hold(),
     };
     let prepared = job.run_off_thread().await?;
     *items = prepared.items;

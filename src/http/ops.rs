@@ -55,6 +55,10 @@ pub fn metrics(state: &AppState) -> Response<Body> {
         .metrics
         .ratelimit_keys
         .set(state.limits.key_count() as i64);
+    state
+        .metrics
+        .body_budget_bytes_in_use
+        .set(i64::try_from(state.budget.in_use_bytes()).unwrap_or(i64::MAX));
     match state.metrics.render() {
         Ok(text) => respond::with_body(
             StatusCode::OK,

@@ -11,6 +11,7 @@ use crate::clock::UnixClock;
 use crate::config::Settings;
 use crate::ingest::Ingest;
 use crate::pipeline::board::Board;
+use crate::pipeline::budget::MemoryBudget;
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::observe::Observer;
 use crate::pipeline::rate_limit::RateLimits;
@@ -38,6 +39,8 @@ pub struct Inner {
     pub(crate) started: Instant,
     /// Recent decisions and key use, for the status page.
     pub(crate) board: Board,
+    /// `server.body_budget_bytes`: what all bodies and inflations may hold.
+    pub(crate) budget: MemoryBudget,
 }
 
 impl AppState {
@@ -87,6 +90,7 @@ impl AppState {
                  (REQUIRE_AUTH=false or auth.monitor_mode = true); nothing is refused"
             );
         }
+        let settings_budget = settings.server.body_budget_bytes;
         let ingest = Ingest::new(&settings, metrics.registry(), nonces)
             .unwrap_or_else(|err| panic!("cannot set up OTLP ingest: {err}"));
         Ok(AppState(Arc::new(Inner {
@@ -100,6 +104,7 @@ impl AppState {
             clock,
             started: Instant::now(),
             board: Board::default(),
+            budget: MemoryBudget::new(settings_budget),
         })))
     }
 
@@ -115,6 +120,7 @@ impl AppState {
             keyring: &self.keyring,
             limits: &self.limits,
             sessions: self.sessions.as_ref(),
+            budget: &self.budget,
         }
     }
 

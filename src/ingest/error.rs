@@ -54,6 +54,7 @@ impl IngestError {
         "collector_rejected",
         "replay_in_flight",
         "nonce_reused",
+        "server_busy",
         "internal_error",
     ];
 
@@ -61,6 +62,7 @@ impl IngestError {
         match self {
             IngestError::Inflate(InflateError::TooLarge { .. }) => "body_too_large",
             IngestError::Inflate(InflateError::BadGzip) => "malformed_gzip",
+            IngestError::Inflate(InflateError::Busy) => "server_busy",
             IngestError::Malformed(_) => "malformed_otlp",
             IngestError::Busy { .. } => "collector_busy",
             IngestError::CollectorUnavailable { .. } => "collector_unavailable",
@@ -84,6 +86,7 @@ impl IngestError {
             // Not retryable per OTLP: the same request would be refused again.
             IngestError::NonceReused => StatusCode::CONFLICT,
             IngestError::Busy { .. }
+            | IngestError::Inflate(InflateError::Busy)
             | IngestError::CollectorUnavailable { .. }
             | IngestError::ReplayInFlight => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -96,7 +99,7 @@ impl IngestError {
             IngestError::Busy { retry_after_secs }
             | IngestError::CollectorUnavailable { retry_after_secs }
             | IngestError::CollectorThrottled { retry_after_secs } => Some(*retry_after_secs),
-            IngestError::ReplayInFlight => Some(1),
+            IngestError::ReplayInFlight | IngestError::Inflate(InflateError::Busy) => Some(1),
             _ => None,
         }
     }

@@ -9,6 +9,7 @@ use super::body;
 use super::error::IngestError;
 use super::otlp::{self, Media, Signal};
 use crate::config::IngestMode;
+use crate::pipeline::budget::Held;
 
 /// Bodies at least this large are decoded on the blocking pool.
 pub const BLOCKING_THRESHOLD: usize = 128 * 1024;
@@ -25,6 +26,9 @@ pub struct Job {
     pub add: Vec<(&'static str, String)>,
     /// Attribute keys `enrich` removes.
     pub drop: Vec<String>,
+    /// What the inflated body holds of the process-wide budget (given back
+    /// when the job ends: the inflated copy does not outlive it).
+    pub held: Held,
 }
 
 pub struct Prepared {
@@ -33,7 +37,7 @@ pub struct Prepared {
 }
 
 impl Job {
-    pub fn run(self) -> Result<Prepared, IngestError> {
+    pub fn run(mut self) -> Result<Prepared, IngestError> {
         if self.mode == IngestMode::Passthrough {
             if self.gzipped {
                 body::gunzip_size(&self.raw, self.max_inflated)?;
@@ -45,7 +49,7 @@ impl Job {
         }
         let inflated;
         let plain: &[u8] = if self.gzipped {
-            inflated = body::gunzip(&self.raw, self.max_inflated)?;
+            inflated = body::gunzip(&self.raw, self.max_inflated, &mut self.held)?;
             &inflated
         } else {
             &self.raw

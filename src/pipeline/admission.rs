@@ -19,6 +19,7 @@ use http::{header, HeaderMap, Method, Uri};
 use hyper::body::Body as HttpBody;
 
 use super::body::{self, BoxError};
+use super::budget::Held;
 use super::client_ip;
 use super::policy;
 use super::session;
@@ -121,6 +122,9 @@ pub struct Admitted<'r> {
     pub credential: Credential<'r>,
     /// The body as sent, when the stage read one.
     pub body: Option<Bytes>,
+    /// The body's share of the process-wide budget, given back when the
+    /// request's handling ends and this drops.
+    pub held: Held,
     pub otlp: Option<OtlpBody>,
     /// The signed session was seen for the first time.
     pub session_created: bool,
@@ -210,6 +214,7 @@ where
                 return Ok(Admitted {
                     credential: Credential::Session(owner),
                     body: None,
+                    held: stages.budget.hold(),
                     otlp: None,
                     session_created: false,
                 });
@@ -225,7 +230,8 @@ where
 
     // Body: read only now that the credential holds.
     let forward_auth = matches!(attempt.route, Route::ForwardAuth { .. });
-    let (body, otlp) = read_body(attempt.body, headers).await?;
+    let mut held = stages.budget.hold();
+    let (body, otlp) = read_body(attempt.body, headers, &mut held).await?;
     match &body {
         Some(bytes) => signature::check_body(&mut verified, bytes)?,
         // Traefik forwards every body under this policy: none is the empty
@@ -248,6 +254,7 @@ where
     Ok(Admitted {
         credential: Credential::Signed(verified),
         body,
+        held,
         otlp,
         session_created,
     })
@@ -309,6 +316,7 @@ fn signed_over<'r, B>(
 async fn read_body<B>(
     stage: BodyStage<B>,
     headers: &HeaderMap,
+    held: &mut Held,
 ) -> Result<(Option<Bytes>, Option<OtlpBody>), Reject>
 where
     B: HttpBody,
@@ -320,7 +328,7 @@ where
             if !body::announced(headers) {
                 return Ok((None, None));
             }
-            let bytes = body::read(body, headers, limits.max_bytes, limits.deadline).await?;
+            let bytes = body::read(body, headers, limits.max_bytes, limits.deadline, held).await?;
             Ok((Some(bytes), None))
         }
         BodyStage::Json(body, limits) => {
@@ -329,7 +337,7 @@ where
                     limit: limits.max_bytes,
                 });
             }
-            let bytes = body::read(body, headers, limits.max_bytes, limits.deadline).await?;
+            let bytes = body::read(body, headers, limits.max_bytes, limits.deadline, held).await?;
             Ok((Some(bytes), None))
         }
         BodyStage::Otlp(body, limits) => {
@@ -344,7 +352,7 @@ where
                 Some(Ok(v)) if v.trim().eq_ignore_ascii_case("identity") => false,
                 Some(_) => return Err(Reject::UnsupportedEncoding),
             };
-            let bytes = body::read(body, headers, limits.max_bytes, limits.deadline).await?;
+            let bytes = body::read(body, headers, limits.max_bytes, limits.deadline, held).await?;
             if bytes.is_empty() {
                 return Err(Reject::EmptyBody);
             }

@@ -11,6 +11,7 @@ use http::{header, HeaderMap};
 use http_body_util::BodyExt;
 use hyper::body::Body as HttpBody;
 
+use super::budget::Held;
 use crate::protocol::reject::Reject;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -23,6 +24,9 @@ pub enum BodyError {
     Unreadable,
     #[error("The request body did not arrive in time")]
     Timeout,
+    /// `server.body_budget_bytes` is spent.
+    #[error("The gateway holds as many request bodies as it may")]
+    Busy,
 }
 
 impl From<BodyError> for Reject {
@@ -31,6 +35,7 @@ impl From<BodyError> for Reject {
             BodyError::TooLarge { limit } => Reject::BodyTooLarge { limit },
             BodyError::Unreadable => Reject::UnreadableBody,
             BodyError::Timeout => Reject::BodyTimeout,
+            BodyError::Busy => Reject::ServerBusy,
         }
     }
 }
@@ -62,13 +67,16 @@ pub fn declared_over(headers: &HeaderMap, limit: usize) -> bool {
 /// declared larger than limit + this is refused without reading.
 pub const DRAIN_BYTES: usize = 8 * 1024 * 1024;
 
-/// The whole body as sent, unless it is longer than `limit` or takes longer
-/// than `deadline` to arrive.
+/// The whole body as sent, unless it is longer than `limit`, takes longer
+/// than `deadline` to arrive, or does not fit the process-wide budget: every
+/// byte kept is first added to `held` (bytes drained past the limit are not
+/// kept, so not held).
 pub async fn read<B>(
     body: B,
     headers: &HeaderMap,
     limit: usize,
     deadline: Duration,
+    held: &mut Held,
 ) -> Result<Bytes, BodyError>
 where
     B: HttpBody,
@@ -79,13 +87,19 @@ where
         return Err(BodyError::TooLarge { limit });
     }
     let capacity = declared.map_or(0, |len| len.min(limit as u64) as usize);
-    match tokio::time::timeout(deadline, collect(body, limit, capacity)).await {
+    held.grow_to(capacity).map_err(|_| BodyError::Busy)?;
+    match tokio::time::timeout(deadline, collect(body, limit, capacity, held)).await {
         Err(_) => Err(BodyError::Timeout),
         Ok(result) => result,
     }
 }
 
-async fn collect<B>(body: B, limit: usize, capacity: usize) -> Result<Bytes, BodyError>
+async fn collect<B>(
+    body: B,
+    limit: usize,
+    capacity: usize,
+    held: &mut Held,
+) -> Result<Bytes, BodyError>
 where
     B: HttpBody,
     B::Error: Into<BoxError>,
@@ -100,6 +114,7 @@ where
         };
         total = total.saturating_add(data.remaining());
         if total <= limit {
+            held.grow_to(total).map_err(|_| BodyError::Busy)?;
             while data.has_remaining() {
                 let chunk = data.chunk();
                 let n = chunk.len();
@@ -125,6 +140,10 @@ mod tests {
         crate::test_support::header_map(pairs)
     }
 
+    fn held() -> Held {
+        crate::pipeline::budget::MemoryBudget::new(1 << 30).hold()
+    }
+
     #[tokio::test]
     async fn bodies_are_capped_on_the_declared_and_the_real_length() {
         let deadline = Duration::from_secs(1);
@@ -133,16 +152,63 @@ mod tests {
             &HeaderMap::new(),
             3,
             deadline,
+            &mut held(),
         )
         .await
         .unwrap();
         assert_eq!(&ok[..], b"abc");
         let none = HeaderMap::new();
-        let long = read(Full::new(Bytes::from_static(b"abcd")), &none, 3, deadline);
+        let mut h = held();
+        let long = read(
+            Full::new(Bytes::from_static(b"abcd")),
+            &none,
+            3,
+            deadline,
+            &mut h,
+        );
         assert_eq!(long.await, Err(BodyError::TooLarge { limit: 3 }));
         let declared_length = headers(&[("content-length", &(3 + DRAIN_BYTES + 1).to_string())]);
-        let declared = read(Full::new(Bytes::new()), &declared_length, 3, deadline);
+        let mut h = held();
+        let declared = read(
+            Full::new(Bytes::new()),
+            &declared_length,
+            3,
+            deadline,
+            &mut h,
+        );
         assert_eq!(declared.await, Err(BodyError::TooLarge { limit: 3 }));
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_budget_is_refused_and_gives_its_share_back() {
+        use crate::pipeline::budget::{MemoryBudget, UNIT_BYTES};
+        let budget = MemoryBudget::new(2 * UNIT_BYTES);
+        let deadline = Duration::from_secs(1);
+        let none = HeaderMap::new();
+        let mut first = budget.hold();
+        let body = Bytes::from(vec![1u8; UNIT_BYTES + 1]);
+        let kept = read(
+            Full::new(body.clone()),
+            &none,
+            1 << 20,
+            deadline,
+            &mut first,
+        );
+        assert_eq!(kept.await.map(|b| b.len()), Ok(UNIT_BYTES + 1));
+        let mut second = budget.hold();
+        let refused = read(
+            Full::new(body.clone()),
+            &none,
+            1 << 20,
+            deadline,
+            &mut second,
+        );
+        assert_eq!(refused.await, Err(BodyError::Busy));
+        drop((first, second));
+        assert_eq!(budget.in_use_bytes(), 0);
+        let mut third = budget.hold();
+        let again = read(Full::new(body), &none, 1 << 20, deadline, &mut third);
+        assert!(again.await.is_ok(), "the budget came back");
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub api_auth_failed: IntCounterVec,
     /// Connections closed at accept: their address held `max_connections_per_ip`.
     pub connections_refused_total: IntCounter,
+    /// Bytes of `server.body_budget_bytes` held now (set at each scrape).
+    pub body_budget_bytes_in_use: IntGauge,
 }
 
 /// The reasons `{ns}_api_auth_failed_total` counts: a session API request
@@ -152,6 +154,10 @@ impl Metrics {
                 "connections_refused_total",
                 "connections closed at accept because their address held server.max_connections_per_ip",
             ))?,
+            body_budget_bytes_in_use: IntGauge::with_opts(opts(
+                "body_budget_bytes_in_use",
+                "bytes of server.body_budget_bytes held by request bodies and their inflation",
+            ))?,
             registry,
         };
         metrics.register()?;
@@ -198,6 +204,7 @@ impl Metrics {
         r.register(Box::new(self.monitor_mode.clone()))?;
         r.register(Box::new(self.api_auth_failed.clone()))?;
         r.register(Box::new(self.connections_refused_total.clone()))?;
+        r.register(Box::new(self.body_budget_bytes_in_use.clone()))?;
         Ok(())
     }
 

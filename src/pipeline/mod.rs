@@ -8,6 +8,7 @@
 //! - [`rate_limit`]: per-client-IP GCRA limiter (governor), with idle keys purged.
 //! - [`signature`]: the credential stages for a signature: parse, build policy, window, verify, static headers.
 //! - [`body`]: the body stage: capped, within a deadline, after the credential.
+//! - [`budget`]: the process-wide budget every body and inflation holds bytes of.
 //! - [`session`]: the session stage: a token's session, or the signed session recorded.
 //! - [`admission`]: the one function that runs the stages in their one order.
 //! - [`observe`]: the one observation step: metrics, the decision log line, the status board.
@@ -18,6 +19,7 @@
 pub mod admission;
 pub mod board;
 pub mod body;
+pub mod budget;
 pub mod client_ip;
 pub mod ingest_metrics;
 pub mod metrics;
@@ -30,6 +32,7 @@ pub mod signature;
 
 use crate::config::Settings;
 use crate::protocol::keyring::SharedKeyring;
+use budget::MemoryBudget;
 use rate_limit::RateLimits;
 use session_gate::SessionGate;
 
@@ -41,4 +44,5 @@ pub struct Stages<'a> {
     pub(crate) keyring: &'a SharedKeyring,
     pub(crate) limits: &'a RateLimits,
     pub(crate) sessions: &'a dyn SessionGate,
+    pub(crate) budget: &'a MemoryBudget,
 }

@@ -67,6 +67,8 @@ pub enum Reject {
     EmptyBody,
     #[error("Only POST is accepted on OTLP routes")]
     MethodNotAllowed,
+    #[error("The gateway holds as many request bodies as it may; try again shortly")]
+    ServerBusy,
 }
 
 impl Reject {
@@ -98,6 +100,7 @@ impl Reject {
         "body_timeout",
         "unreadable_body",
         "empty_body",
+        "server_busy",
         "method_not_allowed",
     ];
 
@@ -130,6 +133,7 @@ impl Reject {
             Reject::UnreadableBody => "unreadable_body",
             Reject::EmptyBody => "empty_body",
             Reject::MethodNotAllowed => "method_not_allowed",
+            Reject::ServerBusy => "server_busy",
         }
     }
 
@@ -166,6 +170,8 @@ impl Reject {
             Reject::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Reject::UnreadableBody | Reject::EmptyBody => StatusCode::BAD_REQUEST,
             Reject::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            // `server.body_budget_bytes` is spent: the gateway, not the client.
+            Reject::ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -176,6 +182,8 @@ impl Reject {
             Reject::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             // The gateway's keyring or store is at fault: soon.
             Reject::NoLiveKey | Reject::StoreUnavailable => Some(5),
+            // Bodies in flight finish within their deadline.
+            Reject::ServerBusy => Some(1),
             // A slot frees when one of the address's sessions idles out.
             Reject::TooManySessions => Some(60),
             _ => None,

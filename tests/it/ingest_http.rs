@@ -529,7 +529,8 @@ async fn enrich_sets_verified_attributes_drops_private_ones_and_keeps_the_encodi
     assert_eq!(response.status(), 200);
     let got = &collector.received()[0];
     assert_eq!(got.headers["content-encoding"], "gzip");
-    let inflated = telegate::ingest::body::gunzip(&got.body, 1 << 20).unwrap();
+    let mut held = telegate::pipeline::budget::MemoryBudget::new(1 << 30).hold();
+    let inflated = telegate::ingest::body::gunzip(&got.body, 1 << 20, &mut held).unwrap();
     let forwarded = ExportMetricsServiceRequest::decode(&inflated[..]).unwrap();
     let resource = forwarded.resource_metrics[0].resource.as_ref().unwrap();
     let keys: Vec<&str> = resource

@@ -11,6 +11,7 @@
 mod support;
 
 mod auth_http;
+mod body_budget;
 mod cli;
 mod client_compat;
 mod config_hazards;

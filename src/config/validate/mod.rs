@@ -86,6 +86,14 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
     let (default_policy, policies) = auth::policies(raw, &auth.keys)?;
     let sessions = session_settings(&raw.sessions)?;
     let ingest = validate_ingest(&raw.ingest, &raw.collector, policies.keys())?;
+    // One export at its caps must fit, or it could never pass.
+    let one_export = ingest.max_body_bytes + ingest.max_decompressed_bytes;
+    if server.body_budget_bytes < one_export {
+        return Err(ConfigError::invalid(
+            "server.body_budget_bytes",
+            format!("must be at least ingest.max_body_bytes + ingest.max_decompressed_bytes ({one_export})"),
+        ));
+    }
     let admin_token_file = raw
         .admin
         .token_file

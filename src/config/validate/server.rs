@@ -23,6 +23,7 @@ pub struct ServerSettings {
     pub max_connections_per_ip: usize,
     #[serde(serialize_with = "show::duration")]
     pub shutdown_grace: Duration,
+    pub body_budget_bytes: usize,
 }
 
 /// `[rate_limit]`, validated.
@@ -79,6 +80,7 @@ pub(super) fn server_settings(server: &ServerSection) -> Result<ServerSettings, 
         max_connections: server.max_connections,
         max_connections_per_ip: server.max_connections_per_ip,
         shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
+        body_budget_bytes: server.body_budget_bytes,
     })
 }
 

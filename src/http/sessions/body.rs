@@ -11,16 +11,20 @@ use hyper::body::Body as HttpBody;
 use serde::de::DeserializeOwned;
 
 use crate::pipeline::body::BoxError;
+use crate::pipeline::budget::MemoryBudget;
 
 use super::error::ApiError;
 
 /// The whole body within `sessions.max_body_bytes` and the body deadline
-/// (the pipeline's capped reader, shared with ingest and `/auth`).
+/// (the pipeline's capped reader, shared with ingest and `/auth`), held
+/// against the process-wide budget while it arrives (the slow part; the
+/// parsed body is small and short-lived).
 pub async fn read_limited<B>(
     body: B,
     headers: &HeaderMap,
     limit: usize,
     deadline: Duration,
+    budget: &MemoryBudget,
 ) -> Result<Bytes, ApiError>
 where
     B: HttpBody,
@@ -29,7 +33,8 @@ where
     if crate::pipeline::body::declared_over(headers, limit) {
         return Err(ApiError::BodyTooLarge);
     }
-    Ok(crate::pipeline::body::read(body, headers, limit, deadline).await?)
+    let mut held = budget.hold();
+    Ok(crate::pipeline::body::read(body, headers, limit, deadline, &mut held).await?)
 }
 
 /// JSON into `T`; an empty body is `None`.
@@ -93,20 +98,33 @@ mod tests {
     #[tokio::test]
     async fn bodies_are_capped() {
         let small = Full::new(Bytes::from_static(b"{\"a\":1}"));
-        let bytes = read_limited(small, &HeaderMap::new(), 16, SECOND)
-            .await
-            .unwrap();
+        let bytes = read_limited(
+            small,
+            &HeaderMap::new(),
+            16,
+            SECOND,
+            &MemoryBudget::new(1 << 20),
+        )
+        .await
+        .unwrap();
         assert_eq!(&bytes[..], b"{\"a\":1}");
         let big = Full::new(Bytes::from(vec![b' '; 17]));
         assert!(matches!(
-            read_limited(big, &HeaderMap::new(), 16, SECOND).await,
+            read_limited(
+                big,
+                &HeaderMap::new(),
+                16,
+                SECOND,
+                &MemoryBudget::new(1 << 20)
+            )
+            .await,
             Err(ApiError::BodyTooLarge)
         ));
         let mut declared = HeaderMap::new();
         declared.insert(header::CONTENT_LENGTH, "1000".parse().unwrap());
         let empty = Full::new(Bytes::new());
         assert!(matches!(
-            read_limited(empty, &declared, 16, SECOND).await,
+            read_limited(empty, &declared, 16, SECOND, &MemoryBudget::new(1 << 20)).await,
             Err(ApiError::BodyTooLarge)
         ));
     }

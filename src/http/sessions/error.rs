@@ -181,6 +181,7 @@ impl From<BodyError> for ApiError {
             BodyError::TooLarge { .. } => ApiError::BodyTooLarge,
             BodyError::Timeout => ApiError::BodyTimeout,
             BodyError::Unreadable => ApiError::MalformedBody("The request body could not be read"),
+            BodyError::Busy => ApiError::Rejected(Reject::ServerBusy),
         }
     }
 }

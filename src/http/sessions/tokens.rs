@@ -192,7 +192,7 @@ where
         };
         return Ok((
             admin,
-            body::read_limited(body, headers, max_bytes, deadline).await?,
+            body::read_limited(body, headers, max_bytes, deadline, &state.budget).await?,
             None,
         ));
     }
@@ -333,7 +333,14 @@ where
 {
     let settings = &state.settings.sessions;
     let deadline = state.settings.ingest.body_timeout;
-    let bytes = body::read_limited(body, headers, settings.max_body_bytes, deadline).await?;
+    let bytes = body::read_limited(
+        body,
+        headers,
+        settings.max_body_bytes,
+        deadline,
+        &state.budget,
+    )
+    .await?;
     let request = ExtendBody::parse(&bytes)?;
     let seconds = request.additional_seconds;
     if !(1..=settings.max_lifetime.as_secs()).contains(&seconds) {

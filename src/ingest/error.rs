@@ -30,6 +30,10 @@ pub enum IngestError {
     CollectorRejected { status: u16 },
     #[error("The first request with this nonce is still being processed")]
     ReplayInFlight,
+    #[error("The ingest spool is full; the export was not accepted")]
+    SpoolFull { retry_after_secs: u64 },
+    #[error("The ingest spool cannot write; the export was not accepted")]
+    SpoolUnavailable { retry_after_secs: u64 },
     #[error("Internal error")]
     Internal,
 }
@@ -51,6 +55,8 @@ impl IngestError {
         "collector_throttled",
         "collector_rejected",
         "replay_in_flight",
+        "spool_full",
+        "spool_unavailable",
         "internal_error",
     ];
 
@@ -65,6 +71,8 @@ impl IngestError {
             IngestError::CollectorRejected { status: 413 } => "body_too_large",
             IngestError::CollectorRejected { .. } => "collector_rejected",
             IngestError::ReplayInFlight => "replay_in_flight",
+            IngestError::SpoolFull { .. } => "spool_full",
+            IngestError::SpoolUnavailable { .. } => "spool_unavailable",
             IngestError::Internal => "internal_error",
         }
     }
@@ -79,7 +87,9 @@ impl IngestError {
             IngestError::CollectorThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             IngestError::Busy { .. }
             | IngestError::CollectorUnavailable { .. }
-            | IngestError::ReplayInFlight => StatusCode::SERVICE_UNAVAILABLE,
+            | IngestError::ReplayInFlight
+            | IngestError::SpoolFull { .. }
+            | IngestError::SpoolUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -89,7 +99,9 @@ impl IngestError {
         match self {
             IngestError::Busy { retry_after_secs }
             | IngestError::CollectorUnavailable { retry_after_secs }
-            | IngestError::CollectorThrottled { retry_after_secs } => Some(*retry_after_secs),
+            | IngestError::CollectorThrottled { retry_after_secs }
+            | IngestError::SpoolFull { retry_after_secs }
+            | IngestError::SpoolUnavailable { retry_after_secs } => Some(*retry_after_secs),
             IngestError::ReplayInFlight => Some(1),
             _ => None,
         }
@@ -171,6 +183,12 @@ mod tests {
                 retry_after_secs: 1,
             },
             IngestError::ReplayInFlight,
+            IngestError::SpoolFull {
+                retry_after_secs: 1,
+            },
+            IngestError::SpoolUnavailable {
+                retry_after_secs: 1,
+            },
         ] {
             assert!(matches!(err.status().as_u16(), 429 | 503), "{err:?}");
             assert!(err.retry_after().is_some(), "{err:?}");

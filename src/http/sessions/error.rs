@@ -49,6 +49,8 @@ pub enum ApiError {
     BadQuery(&'static str),
     #[error("Method not allowed")]
     MethodNotAllowed,
+    #[error("The ingest spool is off")]
+    SpoolOff,
     /// A signed `POST /sessions` refused like `/auth` would refuse it.
     #[error("{0}")]
     Rejected(Reject),
@@ -79,6 +81,7 @@ impl ApiError {
             ApiError::TooManyUserSessions => "too_many_user_sessions",
             ApiError::BadQuery(_) => "bad_query",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::SpoolOff => "spool_off",
             ApiError::Rejected(reject) => reject.reason(),
             ApiError::Internal(_) => "internal_error",
             ApiError::Store(_) => "store_unavailable",
@@ -108,7 +111,7 @@ impl ApiError {
             | ApiError::BadAdminToken
             | ApiError::NotOwner
             | ApiError::SessionRevoked => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::SpoolOff => StatusCode::NOT_FOUND,
             ApiError::Expired => StatusCode::GONE,
             ApiError::NotIssued
             | ApiError::MalformedBody(_)
@@ -191,6 +194,7 @@ mod tests {
             (ApiError::NotOwner, 403, "not_owner"),
             (ApiError::SessionRevoked, 403, "session_revoked"),
             (ApiError::NotFound, 404, "not_found"),
+            (ApiError::SpoolOff, 404, "spool_off"),
             (ApiError::Expired, 410, "session_expired"),
             (ApiError::MalformedBody("x"), 400, "malformed_body"),
             (ApiError::MetadataTooLarge, 400, "metadata_too_large"),

@@ -217,6 +217,11 @@ impl Spool {
         }
     }
 
+    /// Exports dead-lettered since this process started.
+    pub fn dead_lettered_total(&self) -> u64 {
+        self.shared.metrics.dead_lettered_total.get()
+    }
+
     /// One page of dead letters after id `after`, oldest first.
     pub async fn dead_letters(&self, after: i64, limit: usize) -> Result<Vec<DeadLetter>, String> {
         let reader = self.reader.clone();

@@ -28,5 +28,6 @@ mod ingest_http;
 mod layers;
 mod server;
 mod sessions_http;
+mod spool_http;
 mod status_page;
 mod tokens_http;

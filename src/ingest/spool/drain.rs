@@ -26,7 +26,7 @@ use crate::ingest::forward::{Collector, Outgoing};
 const BATCH_ROWS: usize = 64;
 const BATCH_BYTES: usize = 1024 * 1024;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Checked for new rows this often even without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 

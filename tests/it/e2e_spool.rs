@@ -294,7 +294,7 @@ async fn a_full_spool_refuses_new_exports_and_never_outgrows_its_bound() {
     poll_until("an empty spool", Duration::from_secs(10), || async {
         let m = telegate.metrics().await;
         match crate::support::sample(&m, "telegate_spool_exports") {
-            Some(v) if v == 0.0 => Ok(()),
+            Some(0.0) => Ok(()),
             other => Err(format!("{other:?}")),
         }
     })

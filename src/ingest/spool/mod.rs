@@ -6,7 +6,7 @@
 //! - [`store`]: the file, its schema and statements.
 //! - [`writer`]: the one writer thread and its group commit.
 //! - [`drain`]: the forwarder task (backoff, `Retry-After`, dead letters).
-//! - [`metrics`]: `{ns}_spool_*`.
+//! - [`metrics`]: the `{ns}_spool_*` series.
 //!
 //! Bounded: `spool.max_bytes` of bodies (tracked in memory, recounted at
 //! open) and `spool.max_age_secs` for the oldest export; past either, a new

@@ -38,6 +38,17 @@ async fn export(
         .unwrap()
 }
 
+/// `GET path` with the admin token.
+async fn admin_get(server: &TestServer, path: &str) -> reqwest::Response {
+    server
+        .client
+        .get(server.url(path))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn until_metric(server: &TestServer, series: &str, value: f64) {
     poll_until(series, Duration::from_secs(10), || async {
         let text = server.scrape().await;
@@ -130,13 +141,8 @@ async fn a_collector_400_dead_letters_the_export_counted_and_listed() {
         .await
         .unwrap();
     assert_eq!(reason_of(refused).await, (403, "bad_admin_token".into()));
-    let page: serde_json::Value = server
-        .client
-        .get(&url)
-        .bearer_auth(ADMIN)
-        .send()
+    let page: serde_json::Value = admin_get(&server, "/spool/dead-letters?limit=1")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -151,13 +157,8 @@ async fn a_collector_400_dead_letters_the_export_counted_and_listed() {
         "never the payload: {page}"
     );
     let next = page["next_after"].as_i64().unwrap();
-    let page: serde_json::Value = server
-        .client
-        .get(server.url(&format!("/spool/dead-letters?after={next}")))
-        .bearer_auth(ADMIN)
-        .send()
+    let page: serde_json::Value = admin_get(&server, &format!("/spool/dead-letters?after={next}"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -179,13 +180,7 @@ async fn the_dead_letter_route_says_when_the_spool_is_off() {
         dir.path().join("admin.token").display()
     );
     let server = start_server_before(&collector, &extra).await;
-    let response = server
-        .client
-        .get(server.url("/spool/dead-letters"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
+    let response = admin_get(&server, "/spool/dead-letters").await;
     assert_eq!(reason_of(response).await, (404, "spool_off".into()));
     server.stop().await;
 }

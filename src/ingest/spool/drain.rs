@@ -106,6 +106,7 @@ impl Forwarder {
 
     /// Sends one row until the collector takes or rejects it.
     async fn send(&mut self, row: &Row) -> Sent {
+        let (id, row) = (row.id, &row.export);
         let content_type = HeaderValue::from_str(&row.content_type)
             .unwrap_or(HeaderValue::from_static("application/x-protobuf"));
         let mut backoff = FIRST_BACKOFF;
@@ -134,7 +135,7 @@ impl Forwarder {
             let retry_after = Duration::from_secs(err.retry_after().unwrap_or(1));
             let wait = retry_after.max(backoff);
             tracing::debug!(
-                id = row.id,
+                id,
                 reason = err.reason(),
                 wait_ms = wait.as_millis() as u64,
                 "spool drain waits"
@@ -196,8 +197,8 @@ impl Forwarder {
                 tracing::warn!(
                     id,
                     status,
-                    signal = row.signal.as_str(),
-                    bytes = row.body.len(),
+                    signal = row.export.signal.as_str(),
+                    bytes = row.export.body.len(),
                     "the collector rejected a spooled export; moved to the dead letters"
                 );
             }

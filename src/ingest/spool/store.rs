@@ -51,17 +51,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 ";
 
-/// One export as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One export as stored: its row id and what was appended.
+#[derive(Debug, Clone)]
 pub struct Row {
     pub id: i64,
-    pub signal: Signal,
-    pub content_type: String,
-    pub gzipped: bool,
-    pub session_id: String,
-    pub client_version: Option<String>,
-    pub enqueued_ms: i64,
-    pub body: Bytes,
+    pub export: NewExport,
 }
 
 /// One dead letter as listed (never the payload).
@@ -220,13 +214,15 @@ pub fn read_batch(
         bytes += body.len();
         out.push(Row {
             id: row.get(0)?,
-            signal,
-            content_type: row.get(2)?,
-            gzipped: row.get(3)?,
-            session_id: row.get(4)?,
-            client_version: row.get(5)?,
-            enqueued_ms: row.get(6)?,
-            body: Bytes::from(body),
+            export: NewExport {
+                signal,
+                content_type: row.get(2)?,
+                gzipped: row.get(3)?,
+                session_id: row.get(4)?,
+                client_version: row.get(5)?,
+                enqueued_ms: row.get(6)?,
+                body: Bytes::from(body),
+            },
         });
         if bytes >= max_bytes {
             break;

@@ -61,7 +61,9 @@ pub async fn serve(settings: Settings, source: ConfigSource) -> Result<(), Start
         admin_token,
         clock::system_clock(),
     )
-    .map_err(|err| StartError::Config(format!("session store: {err}")))?;
+    .map_err(|err| StartError::Config(format!("session store: {err}")))?
+    .with_spool(crate::ingest::spool::system_ms())
+    .map_err(|err| StartError::Other(anyhow::anyhow!(err)))?;
     tracing::info!(listen = %bound, version = env!("CARGO_PKG_VERSION"), "telegate serving");
     let _purge_task = app.spawn_rate_limit_purger();
     server::run(listener, app, server::shutdown_signal()).await;

@@ -17,6 +17,7 @@ mod ingest;
 mod raw;
 mod sessions;
 mod show;
+mod spool;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ pub use raw::*;
 pub use sessions::{
     PerUserLimit, RedisSettings, SessionSettings, SessionsSection, StoreBackend, StoreIp, StoreKind,
 };
+pub use spool::{Fsync, SpoolSection, SpoolSettings};
 pub use validate::{
     AuthMethod, DecisionLog, LogFormat, Policy, RateSpec, ServerSettings, Settings, StaticHeaders,
     StatusSettings, STATIC_HEADERS_MAX_AGE_LIMIT,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::collector::CollectorSection;
 use super::ingest::IngestSection;
 use super::sessions::SessionsSection;
+use super::spool::SpoolSection;
 use super::validate::{AuthMethod, DecisionLog, LogFormat};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -27,6 +28,7 @@ pub struct RawConfig {
     pub status: StatusSection,
     pub ingest: IngestSection,
     pub collector: CollectorSection,
+    pub spool: SpoolSection,
 }
 
 impl Default for RawConfig {
@@ -45,6 +47,7 @@ impl Default for RawConfig {
             status: StatusSection::default(),
             ingest: IngestSection::default(),
             collector: CollectorSection::default(),
+            spool: SpoolSection::default(),
         }
     }
 }

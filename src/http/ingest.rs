@@ -33,6 +33,8 @@ use crate::protocol::signal::{Media, Signal};
 enum Done {
     Delivered(Arc<Accepted>),
     Replayed(Arc<Accepted>),
+    /// Committed to the spool (`[spool]` on): durably accepted.
+    Spooled(Arc<Accepted>),
 }
 
 /// What became of an admitted export, with its item count when decoded.
@@ -100,6 +102,10 @@ where
             ..
         }) => Delivered::Replayed,
         Ok(Outcome {
+            result: Ok(Done::Spooled(_)),
+            ..
+        }) => Delivered::Spooled,
+        Ok(Outcome {
             result: Err(err), ..
         }) => Delivered::No {
             reason: err.reason(),
@@ -127,7 +133,9 @@ where
         Ok(Outcome {
             result: Ok(done), ..
         }) => match done {
-            Done::Delivered(reply) | Done::Replayed(reply) => success(&reply),
+            Done::Delivered(reply) | Done::Replayed(reply) | Done::Spooled(reply) => {
+                success(&reply)
+            }
         },
         Ok(Outcome {
             result: Err(err), ..
@@ -206,31 +214,36 @@ async fn deliver_inner(
         .cloned()
         .unwrap_or(HeaderValue::from_static("application/x-protobuf"));
     let ingest = &state.ingest;
-    ingest.metrics.in_flight.inc();
-    let forward_started = Instant::now();
-    let delivery = ingest
-        .collector
-        .send(Outgoing {
-            signal,
-            body: prepared.body,
-            content_type,
-            gzipped: otlp.gzipped,
-            session_id: verified.request.session_id,
-            client_version: verified.request.client_version,
-        })
-        .await;
-    ingest.metrics.in_flight.dec();
-    ingest
-        .metrics
-        .forward_duration_seconds
-        .observe(forward_started.elapsed().as_secs_f64());
+    let outgoing = Outgoing {
+        signal,
+        body: prepared.body,
+        content_type,
+        gzipped: otlp.gzipped,
+        session_id: verified.request.session_id,
+        client_version: verified.request.client_version,
+    };
+    // With the spool on, a commit to disk stands for delivery (the ticket too).
+    let (delivery, done): (_, fn(Arc<Accepted>) -> Done) = match &ingest.spool {
+        Some(spool) => (spool.append(outgoing, otlp.media).await, Done::Spooled),
+        None => {
+            ingest.metrics.in_flight.inc();
+            let forward_started = Instant::now();
+            let delivery = ingest.collector.send(outgoing).await;
+            ingest.metrics.in_flight.dec();
+            ingest
+                .metrics
+                .forward_duration_seconds
+                .observe(forward_started.elapsed().as_secs_f64());
+            (delivery, Done::Delivered)
+        }
+    };
     match delivery {
         Ok(accepted) => {
             let reply = Arc::new(accepted);
             if let Some(ticket) = ticket {
                 ticket.delivered(reply.clone());
             }
-            Ok(Done::Delivered(reply))
+            Ok(done(reply))
         }
         Err(err) => {
             if let Some(ticket) = ticket {

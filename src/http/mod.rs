@@ -8,6 +8,7 @@
 //! - [`auth`]: `/auth` (and `/` with `X-Forwarded-Uri`): Traefik's forwardAuth.
 //! - [`ingest`]: `POST /v1/traces|metrics|logs` and `POST /`: OTLP ingest.
 //! - [`sessions`]: `/sessions` and `/users/{user}/sessions`: the session API.
+//! - [`spool`]: `GET /spool/dead-letters` (admin, through the session API's gate).
 //! - [`status`]: the `/` and `/waiting` HTML status pages.
 //! - [`ops`]: `/health`, `/ready`, `/metrics`.
 //! - [`error`]: the one error renderer (JSON or `google.rpc.Status`).
@@ -23,5 +24,6 @@ pub mod respond;
 pub mod router;
 pub mod server;
 pub mod sessions;
+pub mod spool;
 pub mod state;
 pub mod status;

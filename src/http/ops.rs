@@ -16,7 +16,8 @@ pub fn health() -> Response<Body> {
 
 /// 503 until the keyring holds a live key, and while the session store
 /// cannot answer. A development key is ready but says so, loudly, in the
-/// body.
+/// body. With the spool on, the body shows its backlog (a backlog is not
+/// unready: the spool is there to hold one).
 pub fn ready(state: &AppState) -> Response<Body> {
     let ring = state.keyring.current();
     let now = state.now();
@@ -37,10 +38,11 @@ pub fn ready(state: &AppState) -> Response<Body> {
             &json!({"status": "not_ready", "reason": "store_unavailable", "live_keys": live, "warnings": warnings}),
         );
     }
-    respond::json(
-        StatusCode::OK,
-        &json!({"status": "ready", "live_keys": live, "warnings": warnings}),
-    )
+    let mut body = json!({"status": "ready", "live_keys": live, "warnings": warnings});
+    if let Some(spool) = &state.ingest.spool {
+        body["spool"] = json!(spool.backlog());
+    }
+    respond::json(StatusCode::OK, &body)
 }
 
 pub fn metrics(state: &AppState) -> Response<Body> {
@@ -59,6 +61,10 @@ pub fn metrics(state: &AppState) -> Response<Body> {
         .metrics
         .body_budget_bytes_in_use
         .set(i64::try_from(state.budget.in_use_bytes()).unwrap_or(i64::MAX));
+    if let Some(spool) = &state.ingest.spool {
+        // Refreshes the oldest export's age, which no event moves.
+        spool.backlog();
+    }
     match state.metrics.render() {
         Ok(text) => respond::with_body(
             StatusCode::OK,

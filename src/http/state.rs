@@ -108,6 +108,17 @@ impl AppState {
         })))
     }
 
+    /// Opens the ingest spool when `[spool]` is on (a fresh state only:
+    /// call it right after [`AppState::new`]). The error names the path.
+    pub fn with_spool(mut self, now_ms: crate::ingest::spool::MsClock) -> Result<AppState, String> {
+        let inner =
+            Arc::get_mut(&mut self.0).ok_or("the spool is opened before the state is shared")?;
+        inner
+            .ingest
+            .open_spool(&inner.settings, inner.metrics.registry(), now_ms)?;
+        Ok(self)
+    }
+
     /// The clock, read once per request by its handler.
     pub fn now(&self) -> i64 {
         (self.0.clock)()

@@ -32,6 +32,10 @@ pub enum IngestError {
     ReplayInFlight,
     #[error("This nonce was already used by another request; sign each export with a fresh nonce")]
     NonceReused,
+    #[error("The ingest spool is full; the export was not accepted")]
+    SpoolFull { retry_after_secs: u64 },
+    #[error("The ingest spool cannot write; the export was not accepted")]
+    SpoolUnavailable { retry_after_secs: u64 },
     #[error("Internal error")]
     Internal,
 }
@@ -55,6 +59,8 @@ impl IngestError {
         "replay_in_flight",
         "nonce_reused",
         "server_busy",
+        "spool_full",
+        "spool_unavailable",
         "internal_error",
     ];
 
@@ -71,6 +77,8 @@ impl IngestError {
             IngestError::CollectorRejected { .. } => "collector_rejected",
             IngestError::ReplayInFlight => "replay_in_flight",
             IngestError::NonceReused => "nonce_reused",
+            IngestError::SpoolFull { .. } => "spool_full",
+            IngestError::SpoolUnavailable { .. } => "spool_unavailable",
             IngestError::Internal => "internal_error",
         }
     }
@@ -88,7 +96,9 @@ impl IngestError {
             IngestError::Busy { .. }
             | IngestError::Inflate(InflateError::Busy)
             | IngestError::CollectorUnavailable { .. }
-            | IngestError::ReplayInFlight => StatusCode::SERVICE_UNAVAILABLE,
+            | IngestError::ReplayInFlight
+            | IngestError::SpoolFull { .. }
+            | IngestError::SpoolUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -98,7 +108,9 @@ impl IngestError {
         match self {
             IngestError::Busy { retry_after_secs }
             | IngestError::CollectorUnavailable { retry_after_secs }
-            | IngestError::CollectorThrottled { retry_after_secs } => Some(*retry_after_secs),
+            | IngestError::CollectorThrottled { retry_after_secs }
+            | IngestError::SpoolFull { retry_after_secs }
+            | IngestError::SpoolUnavailable { retry_after_secs } => Some(*retry_after_secs),
             IngestError::ReplayInFlight | IngestError::Inflate(InflateError::Busy) => Some(1),
             _ => None,
         }
@@ -180,6 +192,12 @@ mod tests {
                 retry_after_secs: 1,
             },
             IngestError::ReplayInFlight,
+            IngestError::SpoolFull {
+                retry_after_secs: 1,
+            },
+            IngestError::SpoolUnavailable {
+                retry_after_secs: 1,
+            },
         ] {
             assert!(matches!(err.status().as_u16(), 429 | 503), "{err:?}");
             assert!(err.retry_after().is_some(), "{err:?}");

@@ -11,6 +11,8 @@
 //! - [`forward`]: the pooled client and the bounded concurrency.
 //! - [`replay`]: the v2 (key id, nonce) cache for idempotent retries.
 //! - [`error`]: refusals after admission, with status, reason and `Retry-After`.
+//! - [`spool`]: with `[spool]` on, the durable spool an export is committed
+//!   to instead of being forwarded, and the forwarder that drains it.
 
 pub mod body;
 pub mod error;
@@ -18,6 +20,7 @@ pub mod forward;
 pub mod otlp;
 pub mod prepare;
 pub mod replay;
+pub mod spool;
 
 use std::time::Duration;
 
@@ -28,12 +31,16 @@ use error::IngestError;
 use forward::Collector;
 use otlp::Signal;
 use replay::ReplayCache;
+use spool::metrics::SpoolMetrics;
+use spool::{MsClock, Spool};
 
 /// The ingest side of the shared state.
 pub struct Ingest {
     pub collector: Collector,
     pub replay: ReplayCache,
     pub metrics: IngestMetrics,
+    /// `Some` with `[spool]` on: exports are spooled, not forwarded.
+    pub spool: Option<Spool>,
 }
 
 impl Ingest {
@@ -65,7 +72,26 @@ impl Ingest {
                 IngestError::REASONS,
             )
             .map_err(|e| e.to_string())?,
+            spool: None,
         })
+    }
+
+    /// Opens the spool when `[spool]` is on and starts its forwarder (needs
+    /// a tokio runtime). The error names the path.
+    pub fn open_spool(
+        &mut self,
+        settings: &Settings,
+        registry: &prometheus::Registry,
+        now_ms: MsClock,
+    ) -> Result<(), String> {
+        if !settings.spool.enabled || self.spool.is_some() {
+            return Ok(());
+        }
+        let metrics = SpoolMetrics::register(&settings.metrics_namespace, registry)
+            .map_err(|e| e.to_string())?;
+        let spool = Spool::open(&settings.spool, &settings.ingest.collector, metrics, now_ms)?;
+        self.spool = Some(spool);
+        Ok(())
     }
 }
 

@@ -1,5 +1,6 @@
 //! Ingest metrics (updated by the one observation step), registered in the gateway's registry (passed in):
-//! `{ns}_ingest_requests_total{signal,result}` (`delivered`, `replayed` or
+//! `{ns}_ingest_requests_total{signal,result}` (`delivered`, `replayed`,
+//! `spooled` or
 //! the refusal's reason), `{ns}_ingest_items_total{signal}` (spans, data
 //! points, log records; validate and enrich modes), `{ns}_ingest_bytes_total{signal}`
 //! (as received), `{ns}_ingest_forward_duration_seconds` and
@@ -74,7 +75,7 @@ impl IngestMetrics {
             let s = signal.as_str();
             metrics.items_total.with_label_values(&[s]);
             metrics.bytes_total.with_label_values(&[s]);
-            for result in ["delivered", "replayed"]
+            for result in ["delivered", "replayed", "spooled"]
                 .iter()
                 .chain(reasons)
                 .chain(Reject::REASONS)

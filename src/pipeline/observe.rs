@@ -49,6 +49,8 @@ pub enum Delivered<'a> {
     Yes,
     /// A v2 retry answered from the first delivery.
     Replayed,
+    /// Committed to the ingest spool; the forwarder delivers it.
+    Spooled,
     /// Refused after admission (the collector, a malformed export, ...).
     No {
         reason: &'static str,
@@ -191,6 +193,7 @@ impl Observer<'_> {
         let result = match delivery.result {
             Delivered::Yes => "delivered",
             Delivered::Replayed => "replayed",
+            Delivered::Spooled => "spooled",
             Delivered::No { reason, .. } => reason,
         };
         let ingest = self.ingest;
@@ -204,7 +207,9 @@ impl Observer<'_> {
         let label = [signal.as_str()];
         let bytes = admitted.body.as_ref().map_or(0, |b| b.len() as u64);
         ingest.bytes_total.with_label_values(&label).inc_by(bytes);
-        if let (Delivered::Yes, Some(items)) = (delivery.result, delivery.items) {
+        if let (Delivered::Yes | Delivered::Spooled, Some(items)) =
+            (delivery.result, delivery.items)
+        {
             ingest.items_total.with_label_values(&label).inc_by(items);
         }
     }
@@ -296,6 +301,7 @@ impl Observer<'_> {
             (Err(reject), _) => ("deny", reject.reason(), reject.status().as_u16(), ""),
             (Ok(_), Delivered::Yes) => ("delivered", "", 200, ""),
             (Ok(_), Delivered::Replayed) => ("replayed", "", 200, ""),
+            (Ok(_), Delivered::Spooled) => ("spooled", "", 200, ""),
             (
                 Ok(_),
                 Delivered::No {

@@ -518,6 +518,7 @@ fn the_required_alerts_exist() {
         "TelemetryCollectorExportFailures",
         "TelemetryRateLimitingSpike",
         "TelemetryKeyUsedAfterNotAfter",
+        "TelemetrySpoolBacklogAging",
     ] {
         assert!(alerts.contains(wanted), "{wanted}: {alerts:?}");
     }

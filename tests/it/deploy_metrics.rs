@@ -200,6 +200,9 @@ listen = "127.0.0.1:0"
 id = "a"
 file = "a.key"
 not_after = "2099-01-01T00:00:00Z"
+[spool]
+enabled = true
+dir = "spool"
 "#,
     )
     .unwrap();
@@ -209,7 +212,10 @@ not_after = "2099-01-01T00:00:00Z"
     let metrics = Metrics::new(&settings.metrics_namespace).unwrap();
     let keyring = SharedKeyring::new(Keyring::default());
     Reloader::new(source, env, keyring.clone(), metrics.clone()).reload(true);
-    let state = AppState::new(settings, keyring, metrics, None, Arc::new(|| NOW)).unwrap();
+    let state = AppState::new(settings, keyring, metrics, None, Arc::new(|| NOW))
+        .unwrap()
+        .with_spool(telegate::ingest::spool::system_ms())
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -22,6 +22,7 @@ use serde::Serialize;
 use super::ingest::{validate_ingest, IngestSettings};
 use super::raw::RawConfig;
 use super::sessions::{session_settings, SessionSettings};
+use super::spool::{spool_settings, SpoolSettings};
 use super::{show, ConfigError};
 use crate::ip::TrustedProxies;
 use crate::protocol::keyring::KeySpec;
@@ -69,6 +70,7 @@ pub struct Settings {
     pub log_decisions: DecisionLog,
     pub status: StatusSettings,
     pub ingest: IngestSettings,
+    pub spool: SpoolSettings,
 }
 
 /// A GCRA limit: the default one (`[rate_limit]`) or a policy's own.
@@ -102,6 +104,7 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
     observe::metrics(&raw.metrics)?;
     observe::log(&raw.log)?;
     let status = observe::status(&raw.status, base_dir)?;
+    let spool = spool_settings(&raw.spool, base_dir)?;
     Ok(Settings {
         listen,
         trusted_proxies,
@@ -127,6 +130,7 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
         log_decisions: raw.log.decisions,
         status,
         ingest,
+        spool,
     })
 }
 

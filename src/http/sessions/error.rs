@@ -55,6 +55,8 @@ pub enum ApiError {
     ReplayInFlight,
     #[error("user_id may not start with \"signed:\": that namespace holds the user ids signed clients claim")]
     ReservedUserId,
+    #[error("The ingest spool is off")]
+    SpoolOff,
     /// A signed `POST /sessions` refused like `/auth` would refuse it.
     #[error("{0}")]
     Rejected(Reject),
@@ -88,6 +90,7 @@ impl ApiError {
             ApiError::NonceReused => "nonce_reused",
             ApiError::ReplayInFlight => "replay_in_flight",
             ApiError::ReservedUserId => "malformed_body",
+            ApiError::SpoolOff => "spool_off",
             ApiError::Rejected(reject) => reject.reason(),
             ApiError::Internal(_) => "internal_error",
             ApiError::Store(_) => "store_unavailable",
@@ -117,7 +120,7 @@ impl ApiError {
             | ApiError::BadAdminToken
             | ApiError::NotOwner
             | ApiError::SessionRevoked => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::SpoolOff => StatusCode::NOT_FOUND,
             ApiError::Expired => StatusCode::GONE,
             ApiError::NotIssued
             | ApiError::MalformedBody(_)
@@ -205,6 +208,7 @@ mod tests {
             (ApiError::NotOwner, 403, "not_owner"),
             (ApiError::SessionRevoked, 403, "session_revoked"),
             (ApiError::NotFound, 404, "not_found"),
+            (ApiError::SpoolOff, 404, "spool_off"),
             (ApiError::Expired, 410, "session_expired"),
             (ApiError::MalformedBody("x"), 400, "malformed_body"),
             (ApiError::MetadataTooLarge, 400, "metadata_too_large"),

@@ -13,7 +13,7 @@ pub use super::body::percent_decode;
 /// user), or `None` when no route matches.
 pub fn route_segments(path: &str) -> Option<Vec<&str>> {
     Some(match parse_route(path) {
-        Route::Sessions | Route::Stats => Vec::new(),
+        Route::Sessions | Route::Stats | Route::DeadLetters => Vec::new(),
         Route::One(id) => vec![id],
         Route::Action(id, action) => vec![id, action],
         Route::User(user) => vec![user],

@@ -41,8 +41,14 @@ const DEFAULT_PAGE: usize = 100;
 
 /// Whether `path` belongs to this API.
 pub fn handles(path: &str) -> bool {
-    path == "/sessions" || path.starts_with("/sessions/") || path.starts_with("/users/")
+    path == "/sessions"
+        || path.starts_with("/sessions/")
+        || path.starts_with("/users/")
+        || path == DEAD_LETTERS
 }
+
+/// The spool's dead letters, an admin route behind the API's gate.
+const DEAD_LETTERS: &str = "/spool/dead-letters";
 
 /// The API's routes.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +59,7 @@ enum Route<'a> {
     /// `activity`, `extend` or `refresh` of one session.
     Action(&'a str, &'a str),
     User(&'a str),
+    DeadLetters,
     NotFound,
 }
 
@@ -67,12 +74,16 @@ impl Route<'_> {
             Route::Action(_, "extend") => "/sessions/{id}/extend",
             Route::Action(..) => "/sessions/{id}/refresh",
             Route::User(_) => "/users/{user}/sessions",
+            Route::DeadLetters => DEAD_LETTERS,
             Route::NotFound => "other",
         }
     }
 }
 
 fn parse_route(path: &str) -> Route<'_> {
+    if path == DEAD_LETTERS {
+        return Route::DeadLetters;
+    }
     if let Some(rest) = path.strip_prefix("/users/") {
         return match rest.strip_suffix("/sessions") {
             Some(user) if !user.is_empty() && !user.contains('/') => Route::User(user),
@@ -207,6 +218,13 @@ where
             Method::DELETE => {
                 require_admin(state, headers)?;
                 delete_user(state, user).await
+            }
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        Route::DeadLetters => match *method {
+            Method::GET => {
+                require_admin(state, headers)?;
+                crate::http::spool::dead_letters(state, parts).await
             }
             _ => Err(ApiError::MethodNotAllowed),
         },

@@ -116,6 +116,9 @@ pub async fn start_server_with_files(config_text: &str, files: &[(&str, &str)]) 
         admin_token,
         Arc::new(move || clock_handle.load(Ordering::SeqCst)),
     )
+    .unwrap()
+    // The spool ages by the wall clock: only the signatures' clock is fixed.
+    .with_spool(telegate::ingest::spool::system_ms())
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -25,7 +25,8 @@ pub use collector::{CollectorSection, CollectorSettings};
 pub use ingest::{IngestMode, IngestSection, IngestSettings};
 pub use raw::*;
 pub use sessions::{
-    PerUserLimit, RedisSettings, SessionSettings, SessionsSection, StoreBackend, StoreIp, StoreKind,
+    EmbeddedSettings, PerUserLimit, RedisSettings, SessionSettings, SessionsSection, StoreBackend,
+    StoreIp, StoreKind,
 };
 pub use validate::{
     AuthMethod, DecisionLog, LogFormat, Policy, RateSpec, ServerSettings, Settings, StaticHeaders,

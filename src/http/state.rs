@@ -18,7 +18,7 @@ use crate::pipeline::Stages;
 use crate::protocol::keyring::SharedKeyring;
 use crate::secret::Secret;
 use crate::session::{
-    MemoryStore, RedisStore, SessionStore, StoreBackend, StoreError, StoreMetrics,
+    EmbeddedStore, MemoryStore, RedisStore, SessionStore, StoreBackend, StoreError, StoreMetrics,
 };
 
 #[derive(Clone)]
@@ -57,6 +57,16 @@ impl AppState {
                 settings.sessions.clone(),
                 metrics.sessions_evicted_total.clone(),
             )),
+            StoreBackend::Embedded(embedded) => Arc::new(EmbeddedStore::open(
+                settings.sessions.clone(),
+                embedded.clone(),
+                StoreMetrics {
+                    errors: metrics.store_errors_total.clone(),
+                    duration: metrics.store_duration_seconds.clone(),
+                },
+                metrics.sessions_evicted_total.clone(),
+                clock.clone(),
+            )?),
             StoreBackend::Redis(redis) => {
                 let store = RedisStore::new(
                     settings.sessions.clone(),

@@ -22,6 +22,7 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod embedded;
 pub mod memory;
 pub mod petname;
 pub mod redis;
@@ -30,12 +31,15 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-pub use crate::config::{PerUserLimit, RedisSettings, SessionSettings, StoreBackend, StoreIp};
+pub use crate::config::{
+    EmbeddedSettings, PerUserLimit, RedisSettings, SessionSettings, StoreBackend, StoreIp,
+};
 pub use crate::pipeline::session_gate::{
     answered, BoxFuture, HeaderSet, Refusal, SessionGate, Sighting, StaticSighting, StoreError,
     TokenCheck, TokenOwner, TokenUse,
 };
 pub use crate::protocol::token::{self, Token, TokenHash};
+pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, StoreMetrics};
 

@@ -30,12 +30,16 @@ RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked --bin telegate \
  && install -D -m 0755 target/release/telegate /out/usr/local/bin/telegate \
  && install -D -m 0644 config/telegate.toml /out/app/config/telegate.toml \
- && install -D -m 0644 config/dev-signing.key /out/app/config/dev-signing.key
+ && install -D -m 0644 config/dev-signing.key /out/app/config/dev-signing.key \
+ && install -d -m 0700 /out/app/data
 
 # ---------------------------------------------------------------- runtime
 FROM gcr.io/distroless/cc-debian12:nonroot
 
 COPY --from=build /out/ /
+# The embedded default keeps its session store in ./data (sessions.data_dir):
+# writable by the user the gateway runs as; mount a volume there to keep it.
+COPY --from=build --chown=nonroot:nonroot /out/app/data /app/data
 
 # The embedded default config resolves relative key files against ./config,
 # so /app/config holds the same layout as the repository: the image runs out

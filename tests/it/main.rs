@@ -29,4 +29,5 @@ mod layers;
 mod server;
 mod sessions_http;
 mod status_page;
+mod store_restart;
 mod tokens_http;

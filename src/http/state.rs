@@ -52,6 +52,10 @@ impl AppState {
         clock: UnixClock,
     ) -> Result<AppState, StoreError> {
         let mut nonces = None;
+        let store_metrics = StoreMetrics {
+            errors: metrics.store_errors_total.clone(),
+            duration: metrics.store_duration_seconds.clone(),
+        };
         let sessions: Arc<dyn SessionStore> = match &settings.sessions.backend {
             StoreBackend::Memory => Arc::new(MemoryStore::new(
                 settings.sessions.clone(),
@@ -60,10 +64,7 @@ impl AppState {
             StoreBackend::Embedded(embedded) => Arc::new(EmbeddedStore::open(
                 settings.sessions.clone(),
                 embedded.clone(),
-                StoreMetrics {
-                    errors: metrics.store_errors_total.clone(),
-                    duration: metrics.store_duration_seconds.clone(),
-                },
+                store_metrics,
                 metrics.sessions_evicted_total.clone(),
                 clock.clone(),
             )?),
@@ -71,10 +72,7 @@ impl AppState {
                 let store = RedisStore::new(
                     settings.sessions.clone(),
                     redis.clone(),
-                    StoreMetrics {
-                        errors: metrics.store_errors_total.clone(),
-                        duration: metrics.store_duration_seconds.clone(),
-                    },
+                    store_metrics,
                     clock.clone(),
                 )?;
                 // The v2 replay cache is shared when sessions are.

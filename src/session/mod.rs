@@ -15,10 +15,12 @@
 //! absolutely (`ttl_secs`, extendable up to `max_lifetime_secs`) and when idle
 //! (`idle_secs`), and one user holds at most `max_per_user`.
 //!
-//! [`memory`] is the embedded store (moka, per-entry expiry, LRU so a new
-//! session is never silently refused); [`redis`] is shared by replicas (a
-//! local memory cache for the signed hot path, written behind); [`api`]
-//! serves `/sessions`.
+//! [`memory`] is the in-process store (moka, per-entry expiry, LRU so a new
+//! session is never silently refused); [`embedded`] keeps that store on the
+//! hot path and a SQLite copy on disk for restarts (written behind; the
+//! API's changes written through); [`redis`] is shared by replicas (a local
+//! memory cache for the signed hot path, written behind). The session API
+//! is served by `http::sessions`.
 
 #[cfg(test)]
 pub(crate) mod conformance;

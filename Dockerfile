@@ -31,7 +31,8 @@ RUN touch src/main.rs src/lib.rs \
  && install -D -m 0755 target/release/telegate /out/usr/local/bin/telegate \
  && install -D -m 0644 config/telegate.toml /out/app/config/telegate.toml \
  && install -D -m 0644 config/dev-signing.key /out/app/config/dev-signing.key \
- && mkdir -p /out-data/spool
+ && mkdir -p /out-data/spool \
+ && install -d -m 0700 /out/app/data
 
 # ---------------------------------------------------------------- runtime
 FROM gcr.io/distroless/cc-debian12:nonroot
@@ -40,6 +41,9 @@ COPY --from=build /out/ /
 # The ingest spool's folder ([spool] dir), owned by the runtime user so a
 # fresh named volume mounted there inherits that ownership.
 COPY --from=build --chown=65532:65532 /out-data/ /var/lib/telegate/
+# The embedded default keeps its session store in ./data (sessions.data_dir):
+# writable by the user the gateway runs as; mount a volume there to keep it.
+COPY --from=build --chown=nonroot:nonroot /out/app/data /app/data
 
 # The embedded default config resolves relative key files against ./config,
 # so /app/config holds the same layout as the repository: the image runs out

@@ -10,7 +10,7 @@ use anyhow::Context;
 use crate::cli;
 use crate::clock;
 use crate::config::hazards::{hazards, Severity};
-use crate::config::{ConfigSource, Settings};
+use crate::config::{ConfigSource, Settings, StoreBackend};
 use crate::env::ProcessEnv;
 use crate::http::server;
 use crate::http::state::AppState;
@@ -24,7 +24,8 @@ pub enum StartError {
     /// unusable session store settings).
     #[error("{0}")]
     Config(String),
-    /// Exit 1: the machine said no (cannot bind, cannot register metrics).
+    /// Exit 1: the machine said no (cannot bind, cannot register metrics,
+    /// cannot open the embedded session store's file).
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -54,6 +55,9 @@ pub async fn serve(settings: Settings, source: ConfigSource) -> Result<(), Start
     let bound = listener
         .local_addr()
         .map_or_else(|_| settings.listen.to_string(), |a| a.to_string());
+    // The embedded store's settings were checked with the config: a file it
+    // cannot open or use is the machine's problem (exit 1), not the config's.
+    let on_disk = matches!(settings.sessions.backend, StoreBackend::Embedded(_));
     let app = AppState::new(
         settings,
         keyring,
@@ -61,7 +65,10 @@ pub async fn serve(settings: Settings, source: ConfigSource) -> Result<(), Start
         admin_token,
         clock::system_clock(),
     )
-    .map_err(|err| StartError::Config(format!("session store: {err}")))?
+    .map_err(|err| match on_disk {
+        true => StartError::Other(anyhow::anyhow!("session store: {err}")),
+        false => StartError::Config(format!("session store: {err}")),
+    })?
     .with_spool(crate::ingest::spool::system_ms())
     .map_err(|err| StartError::Other(anyhow::anyhow!(err)))?;
     tracing::info!(listen = %bound, version = env!("CARGO_PKG_VERSION"), "telegate serving");

@@ -17,15 +17,20 @@ use super::ConfigError;
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionsSection {
-    /// `memory` (this process only) or `redis` (shared by replicas).
+    /// `memory` (this process only, lost on restart), `embedded` (this
+    /// process, kept on disk under `data_dir`) or `redis` (shared by replicas).
     #[serde(deserialize_with = "by_name")]
     pub store: StoreKind,
+    /// With `store = "embedded"`: the directory of the store's files
+    /// (relative to the working directory unless absolute).
+    pub data_dir: String,
     /// With `store = "redis"`: the server.
     pub redis_url: String,
     /// With `store = "redis"`: the prefix of every key.
     pub redis_prefix: String,
-    /// With `store = "redis"`: how often counters are written behind and
-    /// revocations from other replicas are picked up.
+    /// With `store = "redis"` or `"embedded"`: how often counters are
+    /// written behind (and, with Redis, revocations from other replicas are
+    /// picked up).
     pub flush_interval_ms: u64,
     /// Record every verified signed session (off: only revocations are checked).
     pub track: bool,
@@ -67,6 +72,7 @@ impl Default for SessionsSection {
             store: StoreKind::Memory,
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "telegate:".into(),
+            data_dir: "data".into(),
             flush_interval_ms: 1000,
             track: true,
             idle_secs: 3600,
@@ -92,6 +98,7 @@ impl Default for SessionsSection {
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
     Memory,
+    Embedded,
     Redis,
 }
 
@@ -136,8 +143,20 @@ pub enum PerUserLimit {
 pub enum StoreBackend {
     /// This process only (the session module's `MemoryStore`).
     Memory,
+    /// This process, kept on disk (the session module's `EmbeddedStore`).
+    Embedded(EmbeddedSettings),
     /// Shared by every replica (the session module's `RedisStore`).
     Redis(RedisSettings),
+}
+
+/// `sessions.data_dir` and the write-behind interval of the embedded store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EmbeddedSettings {
+    /// Holds `sessions.sqlite3` (and its `-wal`, `-shm`); created if missing.
+    pub data_dir: std::path::PathBuf,
+    /// Write-behind of signed-session counters and static sightings.
+    #[serde(serialize_with = "show::duration")]
+    pub flush_interval: Duration,
 }
 
 /// `sessions.redis_*`: where the shared store is and how often this replica
@@ -197,6 +216,7 @@ pub struct SessionSettings {
 pub(super) fn session_settings(section: &SessionsSection) -> Result<SessionSettings, ConfigError> {
     let backend = match section.store {
         StoreKind::Memory => StoreBackend::Memory,
+        StoreKind::Embedded => StoreBackend::Embedded(embedded_settings(section)?),
         StoreKind::Redis => StoreBackend::Redis(redis_settings(section)?),
     };
     positive("sessions.idle_secs", section.idle_secs)?;
@@ -276,17 +296,35 @@ fn redis_settings(section: &SessionsSection) -> Result<RedisSettings, ConfigErro
             "must be 1-64 characters without whitespace",
         ));
     }
+    Ok(RedisSettings {
+        url: url.to_string(),
+        prefix: prefix.clone(),
+        flush_interval: flush_interval(section)?,
+    })
+}
+
+fn embedded_settings(section: &SessionsSection) -> Result<EmbeddedSettings, ConfigError> {
+    let dir = section.data_dir.trim();
+    if dir.is_empty() || dir.contains('\0') {
+        return Err(ConfigError::invalid(
+            "sessions.data_dir",
+            "must name a directory",
+        ));
+    }
+    Ok(EmbeddedSettings {
+        data_dir: std::path::PathBuf::from(dir),
+        flush_interval: flush_interval(section)?,
+    })
+}
+
+fn flush_interval(section: &SessionsSection) -> Result<Duration, ConfigError> {
     if !(10..=60_000).contains(&section.flush_interval_ms) {
         return Err(ConfigError::invalid(
             "sessions.flush_interval_ms",
             "must be between 10 and 60000",
         ));
     }
-    Ok(RedisSettings {
-        url: url.to_string(),
-        prefix: prefix.clone(),
-        flush_interval: Duration::from_millis(section.flush_interval_ms),
-    })
+    Ok(Duration::from_millis(section.flush_interval_ms))
 }
 
 #[cfg(test)]

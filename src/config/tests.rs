@@ -337,6 +337,31 @@ fn detect_paths_always_hold_the_root_and_refuse_signal_paths() {
 }
 
 #[test]
+fn the_embedded_store_and_its_data_dir() {
+    // The shipped default keeps sessions on disk, under ./data.
+    let shipped = embedded(&MapEnv::default()).unwrap().sessions;
+    assert_eq!(
+        shipped.backend,
+        StoreBackend::Embedded(EmbeddedSettings {
+            data_dir: "data".into(),
+            flush_interval: std::time::Duration::from_millis(1000),
+        })
+    );
+    let text = "[sessions]\nstore = \"embedded\"\ndata_dir = \"/var/lib/telegate\"\nflush_interval_ms = 200";
+    let custom = from_text(text, &MapEnv::default()).unwrap().sessions;
+    let StoreBackend::Embedded(settings) = custom.backend else {
+        panic!("not embedded");
+    };
+    assert_eq!(settings.data_dir, std::path::Path::new("/var/lib/telegate"));
+    assert_eq!(settings.flush_interval.as_millis(), 200);
+    let blank = "[sessions]\nstore = \"embedded\"\ndata_dir = \" \"";
+    assert_eq!(
+        invalid_key(from_text(blank, &MapEnv::default())),
+        "sessions.data_dir"
+    );
+}
+
+#[test]
 fn the_redis_store_and_its_defaults() {
     let defaults = from_text("", &MapEnv::default()).unwrap().sessions;
     assert_eq!(defaults.backend, StoreBackend::Memory);

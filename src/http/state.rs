@@ -19,7 +19,7 @@ use crate::pipeline::Stages;
 use crate::protocol::keyring::SharedKeyring;
 use crate::secret::Secret;
 use crate::session::{
-    MemoryStore, RedisStore, SessionStore, StoreBackend, StoreError, StoreMetrics,
+    EmbeddedStore, MemoryStore, RedisStore, SessionStore, StoreBackend, StoreError, StoreMetrics,
 };
 
 #[derive(Clone)]
@@ -55,19 +55,27 @@ impl AppState {
         clock: UnixClock,
     ) -> Result<AppState, StoreError> {
         let mut nonces = None;
+        let store_metrics = StoreMetrics {
+            errors: metrics.store_errors_total.clone(),
+            duration: metrics.store_duration_seconds.clone(),
+        };
         let sessions: Arc<dyn SessionStore> = match &settings.sessions.backend {
             StoreBackend::Memory => Arc::new(MemoryStore::new(
                 settings.sessions.clone(),
                 metrics.sessions_evicted_total.clone(),
             )),
+            StoreBackend::Embedded(embedded) => Arc::new(EmbeddedStore::open(
+                settings.sessions.clone(),
+                embedded.clone(),
+                store_metrics,
+                metrics.sessions_evicted_total.clone(),
+                clock.clone(),
+            )?),
             StoreBackend::Redis(redis) => {
                 let store = RedisStore::new(
                     settings.sessions.clone(),
                     redis.clone(),
-                    StoreMetrics {
-                        errors: metrics.store_errors_total.clone(),
-                        duration: metrics.store_duration_seconds.clone(),
-                    },
+                    store_metrics,
                     clock.clone(),
                 )?;
                 // The v2 replay cache is shared when sessions are.

@@ -60,6 +60,11 @@ impl TokenHash {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// A hash a persistent store kept (it never sees the token).
+    pub fn from_bytes(bytes: [u8; 32]) -> TokenHash {
+        TokenHash(bytes)
+    }
 }
 
 impl std::fmt::Debug for TokenHash {

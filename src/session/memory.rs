@@ -14,8 +14,10 @@
 //! that user's session ids, oldest first ([`issued`]).
 
 mod admin;
+mod interner;
 mod issued;
 mod key;
+mod restore;
 mod signed;
 mod statics;
 

@@ -15,13 +15,16 @@
 //! absolutely (`ttl_secs`, extendable up to `max_lifetime_secs`) and when idle
 //! (`idle_secs`), and one user holds at most `max_per_user`.
 //!
-//! [`memory`] is the embedded store (moka, per-entry expiry, LRU so a new
-//! session is never silently refused); [`redis`] is shared by replicas (a
-//! local memory cache for the signed hot path, written behind); [`api`]
-//! serves `/sessions`.
+//! [`memory`] is the in-process store (moka, per-entry expiry, LRU so a new
+//! session is never silently refused); [`embedded`] keeps that store on the
+//! hot path and a SQLite copy on disk for restarts (written behind; the
+//! API's changes written through); [`redis`] is shared by replicas (a local
+//! memory cache for the signed hot path, written behind). The session API
+//! is served by `http::sessions`.
 
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod embedded;
 pub mod memory;
 pub mod petname;
 pub mod redis;
@@ -30,12 +33,15 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-pub use crate::config::{PerUserLimit, RedisSettings, SessionSettings, StoreBackend, StoreIp};
+pub use crate::config::{
+    EmbeddedSettings, PerUserLimit, RedisSettings, SessionSettings, StoreBackend, StoreIp,
+};
 pub use crate::pipeline::session_gate::{
     answered, BoxFuture, HeaderSet, Refusal, SessionGate, Sighting, StaticSighting, StoreError,
     TokenCheck, TokenOwner, TokenUse,
 };
 pub use crate::protocol::token::{self, Token, TokenHash};
+pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, StoreMetrics};
 

@@ -246,6 +246,7 @@ fn the_compose_telegate_config_validates_with_its_environment() {
         assert_eq!(settings.listen.to_string(), "0.0.0.0:8080");
         let store = match settings.sessions.backend {
             StoreBackend::Memory => "memory",
+            StoreBackend::Embedded(_) => "embedded",
             StoreBackend::Redis(_) => "redis",
         };
         let expected = if service == "telegate" {

@@ -36,4 +36,5 @@ mod sessions_http;
 mod signed_sessions_http;
 mod spool_http;
 mod status_page;
+mod store_restart;
 mod tokens_http;

@@ -32,22 +32,7 @@ impl SessionAdmin for MemoryStore {
         session_id: &'a str,
         now: i64,
     ) -> BoxFuture<'a, Result<Option<SessionKind>, StoreError>> {
-        let kind = if self.signed.revoke(session_id, now) {
-            Some(SessionKind::Signed)
-        } else if self.sessions.contains_key(session_id) {
-            // Deleted, but its token index entry stays: the token is then
-            // answered `session_revoked`, not `invalid_session`.
-            self.sessions.invalidate(session_id);
-            Some(SessionKind::Issued)
-        } else {
-            None
-        };
-        if kind.is_some() {
-            let until = now.saturating_add(secs(self.settings.revocation_ttl));
-            self.any_revoked.store(true, Ordering::Release);
-            self.revoked.insert(Arc::from(session_id), until);
-        }
-        answered(Ok(kind))
+        answered(Ok(self.revoke_now(session_id, now)))
     }
 
     fn list<'a>(
@@ -114,9 +99,35 @@ impl SessionAdmin for MemoryStore {
     }
 
     fn wipe(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        answered(Ok(self.wipe_now()))
+    }
+}
+
+impl MemoryStore {
+    /// [`SessionAdmin::revoke`], answered at once.
+    pub(crate) fn revoke_now(&self, session_id: &str, now: i64) -> Option<SessionKind> {
+        let kind = if self.signed.revoke(session_id, now) {
+            Some(SessionKind::Signed)
+        } else if self.sessions.contains_key(session_id) {
+            // Deleted, but its token index entry stays: the token is then
+            // answered `session_revoked`, not `invalid_session`.
+            self.sessions.invalidate(session_id);
+            Some(SessionKind::Issued)
+        } else {
+            None
+        };
+        if kind.is_some() {
+            let until = now.saturating_add(secs(self.settings.revocation_ttl));
+            self.any_revoked.store(true, Ordering::Release);
+            self.revoked.insert(Arc::from(session_id), until);
+        }
+        kind
+    }
+
+    /// [`SessionAdmin::wipe`], answered at once.
+    pub(crate) fn wipe_now(&self) -> u64 {
         let count = self.sessions.iter().count() as u64 + self.signed.len() as u64;
         self.clear();
-        self.statics.clear();
-        answered(Ok(count))
+        count
     }
 }

@@ -17,7 +17,7 @@ use crate::session::{
 };
 
 impl MemoryStore {
-    pub(super) fn issue_now(&self, new: NewSession) -> Issue {
+    pub(crate) fn issue_now(&self, new: NewSession) -> Issue {
         let now = new.now;
         let id: Arc<str> = Arc::from(new.session_id.as_str());
         if let Some(ip) = new.client_ip {
@@ -85,7 +85,7 @@ impl MemoryStore {
 
     /// Which session `token` opens; with `seen` (an `/auth` request) a live
     /// one is touched.
-    pub(super) fn check_token(
+    pub(crate) fn check_token(
         &self,
         token: &TokenHash,
         now: i64,
@@ -126,7 +126,7 @@ impl MemoryStore {
         TokenCheck::Live(owner)
     }
 
-    pub(super) fn change_now(&self, id: &str, change: Change, now: i64) -> Changed {
+    pub(crate) fn change_now(&self, id: &str, change: Change, now: i64) -> Changed {
         let Some(record) = self.sessions.get(id) else {
             // A signed session has no token, idle timer or lifetime to change.
             if self.signed.get(id, now).is_some() {
@@ -165,7 +165,7 @@ impl MemoryStore {
     }
 
     /// Removes a session and its token; false when the id is unknown.
-    pub(super) fn delete_now(&self, id: &str) -> bool {
+    pub(crate) fn delete_now(&self, id: &str) -> bool {
         if self.signed.remove(id) {
             return true;
         }
@@ -178,7 +178,7 @@ impl MemoryStore {
         true
     }
 
-    pub(super) fn delete_user_now(&self, user: &str) -> u64 {
+    pub(crate) fn delete_user_now(&self, user: &str) -> u64 {
         let held = self.per_user.remove(user);
         let _held = held.as_deref().map(lock);
         // The index may have lost ids to capacity: the records decide.

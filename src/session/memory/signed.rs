@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use indexmap::IndexMap;
 use prometheus::IntCounter;
 
+use super::interner::Interner;
 use super::key::{Key, KeyRef};
 use crate::session::{petname, SessionKind, SessionRecord, Sighting, StoreIp};
 
@@ -31,10 +32,6 @@ use crate::session::{petname, SessionKind, SessionRecord, Sighting, StoreIp};
 const SAMPLE: usize = 8;
 /// Most shards (a small table has fewer, so samples stay meaningful).
 const MAX_SHARDS: usize = 64;
-/// Distinct strings shared between slots; longer or further ones are
-/// stored per slot.
-const INTERNED: usize = 4096;
-const INTERNED_LEN: usize = 256;
 
 /// One signed session.
 struct Slot {
@@ -206,6 +203,41 @@ impl SignedTable {
         }
     }
 
+    /// Puts back a session a persistent store kept (load on open), unless
+    /// it is dead at `now`; the capacity evicts as for a new session.
+    pub(super) fn restore(&self, record: &SessionRecord, now: i64) {
+        let key = KeyRef::new(&record.session_id);
+        let slot = Slot {
+            first_seen: record.first_seen,
+            last_seen: record.last_seen,
+            requests: record.requests,
+            bytes: record.bytes,
+            revoked_at: record.revoked_at,
+            // As `record` rendered it: an address, or a truncated network.
+            ip: record.client_ip.as_deref().and_then(|text| {
+                text.parse::<IpAddr>()
+                    .ok()
+                    .or_else(|| text.parse::<ipnet::IpNet>().ok().map(|n| n.network()))
+            }),
+            user_agent: record.user_agent.as_deref().map(|v| self.strings.get(v)),
+            client_version: record
+                .client_version
+                .as_deref()
+                .map(|v| self.strings.get(v)),
+            key_id: record.key_id.as_deref().map(|v| self.strings.get(v)),
+        };
+        if self.dead(&slot, now) {
+            return;
+        }
+        let mut shard = lock(self.shard(&key));
+        if shard.map.get(&key).is_none() && self.len.load(Ordering::Relaxed) >= self.capacity {
+            self.evict(&mut shard);
+        }
+        if shard.map.insert(key.to_owned(), slot).is_none() {
+            self.len.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn evict(&self, shard: &mut Shard) {
         let mut oldest: Option<(usize, i64)> = None;
         for _ in 0..SAMPLE.min(shard.map.len()) {
@@ -355,42 +387,5 @@ impl SignedTable {
             key_id: slot.key_id.as_deref().map(str::to_string),
             revoked_at: slot.revoked_at,
         }
-    }
-}
-
-/// Shares the few distinct user agents, versions and key ids between
-/// slots; bounded, so odd clients cannot grow it.
-#[derive(Default)]
-struct Interner(Mutex<std::collections::HashSet<Arc<str>>>);
-
-impl Interner {
-    fn get(&self, text: &str) -> Arc<str> {
-        if text.len() > INTERNED_LEN {
-            return Arc::from(text);
-        }
-        let mut set = lock(&self.0);
-        if let Some(shared) = set.get(text) {
-            return shared.clone();
-        }
-        let shared: Arc<str> = Arc::from(text);
-        if set.len() < INTERNED {
-            set.insert(shared.clone());
-        }
-        shared
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn strings_are_shared_up_to_a_bound() {
-        let strings = Interner::default();
-        let a = strings.get("OpenTelemetry .NET");
-        let b = strings.get("OpenTelemetry .NET");
-        assert!(Arc::ptr_eq(&a, &b));
-        let long = "x".repeat(INTERNED_LEN + 1);
-        assert!(!Arc::ptr_eq(&strings.get(&long), &strings.get(&long)));
     }
 }

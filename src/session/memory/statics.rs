@@ -66,6 +66,18 @@ impl Statics {
         self.0.get(&set.digest()).map(|stored| stored.sighting)
     }
 
+    /// Puts back a sighting a persistent store kept, for what is left of
+    /// its `max_age`.
+    pub(super) fn restore(&self, digest: [u8; 32], sighting: StaticSighting, left: Duration) {
+        self.0.insert(
+            digest,
+            Stored {
+                sighting,
+                max_age: left,
+            },
+        );
+    }
+
     pub(super) fn clear(&self) {
         self.0.invalidate_all();
     }

@@ -156,6 +156,29 @@ impl Proc {
         }
     }
 
+    /// Waits (bounded by `timeout`) until the process has exited on its own
+    /// and returns its status.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let what = format!("{} to exit", self.name);
+        let child = &mut self.child;
+        super::wait::poll_until(&what, timeout, || {
+            let status = child.try_wait().expect("try_wait on a child");
+            std::future::ready(status.ok_or_else(|| "running".to_string()))
+        })
+        .await
+        .unwrap_or_else(|err| panic!("{err}\n{}", tail(&read_lossy(&self.log), LOG_TAIL_LINES)))
+    }
+
+    /// SIGTERM (a graceful stop), then [`Proc::wait_exit`].
+    pub async fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {}", self.child.id());
+        self.wait_exit(timeout).await
+    }
+
     /// Waits until the log contains `needle` (bounded by `timeout`).
     pub async fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
         let log = self.log.clone();

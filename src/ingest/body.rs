@@ -25,10 +25,12 @@ pub enum InflateError {
 /// `limit` bytes; every byte is held in `held` before it is written.
 pub fn gunzip(compressed: &[u8], limit: usize, held: &mut Held) -> Result<Vec<u8>, InflateError> {
     let busy = |_| InflateError::Busy;
+    // A unit to start with (or the whole limit, when it is smaller).
     let first = compressed
         .len()
         .saturating_mul(4)
-        .clamp(UNIT_BYTES, limit.max(1));
+        .max(UNIT_BYTES)
+        .min(limit.max(1));
     held.grow_to(first).map_err(busy)?;
     let mut out = Vec::with_capacity(first);
     let mut reader = flate2::read::MultiGzDecoder::new(compressed).take(limit as u64 + 1);

@@ -254,6 +254,7 @@ mod tests {
             Reject::UnreadableBody,
             Reject::EmptyBody,
             Reject::MethodNotAllowed,
+            Reject::ServerBusy,
         ];
         assert_eq!(all.len(), Reject::REASONS.len());
         for reject in all {

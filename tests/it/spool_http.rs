@@ -216,3 +216,44 @@ fn an_unusable_spool_dir_stops_the_start_naming_the_path() {
         assert!(said.contains(&spool_dir.display().to_string()), "{said}");
     }
 }
+
+#[tokio::test]
+async fn a_backlog_shows_on_the_status_page() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("admin.token"), ADMIN).unwrap();
+    let collector = FakeCollector::start().await;
+    collector.answer(Script {
+        status: 503,
+        retry_after: Some("30"),
+        ..Script::default()
+    });
+    let server = start_server_before(&collector, &spool_extra(dir.path())).await;
+    let page = server.client.get(server.url("/")).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("0 waiting"));
+    let body = export_request("held", "run").encode_to_vec();
+    for _ in 0..3 {
+        let response = export(&server, "/v1/metrics", "application/x-protobuf", &body).await;
+        assert_eq!(
+            response.status(),
+            200,
+            "durably accepted while the collector is down"
+        );
+    }
+    until_metric(&server, "telegate_spool_exports", 3.0).await;
+    let html = server
+        .client
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Ingest spool"), "{html}");
+    assert!(html.contains("3 waiting"), "{html}");
+    assert!(
+        html.contains(&format!("{} bytes", 3 * body.len())),
+        "{html}"
+    );
+    server.stop().await;
+}

@@ -182,6 +182,25 @@ fn index_vars(state: &AppState) -> Vars {
     vars.insert("sessions_active", text((signed + issued).to_string()));
     vars.insert("sessions_signed", text(signed.to_string()));
     vars.insert("sessions_issued", text(issued.to_string()));
+    let (exports, detail) = match &state.ingest.spool {
+        None => (
+            "off".to_string(),
+            "exports go straight to the collector".to_string(),
+        ),
+        Some(spool) => {
+            let backlog = spool.backlog();
+            (
+                format!("{} waiting", backlog.exports),
+                format!(
+                    "{} bytes &middot; oldest {}",
+                    backlog.bytes,
+                    page::short_duration(backlog.oldest_age_secs)
+                ),
+            )
+        }
+    };
+    vars.insert("spool_exports", text(exports));
+    vars.insert("spool_detail", Value::Html(detail));
     vars
 }
 

@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::clock::UnixClock;
 use crate::config::Settings;
 use crate::ingest::Ingest;
+use crate::ingest::StoreNonces;
 use crate::pipeline::board::Board;
 use crate::pipeline::budget::MemoryBudget;
 use crate::pipeline::metrics::Metrics;
@@ -64,13 +65,18 @@ impl AppState {
                 settings.sessions.clone(),
                 metrics.sessions_evicted_total.clone(),
             )),
-            StoreBackend::Embedded(embedded) => Arc::new(EmbeddedStore::open(
-                settings.sessions.clone(),
-                embedded.clone(),
-                store_metrics,
-                metrics.sessions_evicted_total.clone(),
-                clock.clone(),
-            )?),
+            StoreBackend::Embedded(embedded) => {
+                let store = EmbeddedStore::open(
+                    settings.sessions.clone(),
+                    embedded.clone(),
+                    store_metrics,
+                    metrics.sessions_evicted_total.clone(),
+                    clock.clone(),
+                )?;
+                // Delivered v2 nonces survive a restart with the sessions.
+                nonces = Some(StoreNonces::Persisted(store.nonces()));
+                Arc::new(store)
+            }
             StoreBackend::Redis(redis) => {
                 let store = RedisStore::new(
                     settings.sessions.clone(),
@@ -79,7 +85,7 @@ impl AppState {
                     clock.clone(),
                 )?;
                 // The v2 replay cache is shared when sessions are.
-                nonces = Some(store.nonces());
+                nonces = Some(StoreNonces::Shared(store.nonces()));
                 Arc::new(store)
             }
         };

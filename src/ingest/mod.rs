@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::pipeline::ingest_metrics::IngestMetrics;
+use crate::session::embedded::PersistedNonces;
 use crate::session::redis::SharedNonces;
 use error::IngestError;
 use forward::Collector;
@@ -43,12 +44,21 @@ pub struct Ingest {
     pub spool: Option<Spool>,
 }
 
+/// What a session store offers the v2 replay cache.
+pub enum StoreNonces {
+    /// Redis: one cache for every replica.
+    Shared(SharedNonces),
+    /// Embedded: delivered nonces kept across a restart.
+    Persisted(PersistedNonces),
+}
+
 impl Ingest {
-    /// `nonces`: the Redis session store's, to share the replay cache.
+    /// `nonces`: the session store's, when it has them (Redis: shared by
+    /// replicas; embedded: kept across restarts).
     pub fn new(
         settings: &Settings,
         registry: &prometheus::Registry,
-        nonces: Option<SharedNonces>,
+        nonces: Option<StoreNonces>,
     ) -> Result<Ingest, String> {
         let ingest = &settings.ingest;
         let max_skew = settings
@@ -62,9 +72,13 @@ impl Ingest {
         let ttl = Duration::from_secs(max_skew.saturating_mul(2).saturating_add(1));
         Ok(Ingest {
             collector: Collector::new(&ingest.collector)?,
-            replay: match nonces {
-                Some(nonces) => ReplayCache::new(ingest.replay_capacity, ttl).with_shared(nonces),
-                None => ReplayCache::new(ingest.replay_capacity, ttl),
+            replay: {
+                let cache = ReplayCache::new(ingest.replay_capacity, ttl);
+                match nonces {
+                    Some(StoreNonces::Shared(nonces)) => cache.with_shared(nonces),
+                    Some(StoreNonces::Persisted(nonces)) => cache.with_persisted(nonces),
+                    None => cache,
+                }
             },
             metrics: IngestMetrics::register(
                 &settings.metrics_namespace,

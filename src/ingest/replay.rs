@@ -37,6 +37,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use super::forward::Accepted;
+use crate::session::embedded::PersistedNonces;
 use crate::session::redis::{Claim, SharedNonces};
 
 /// Rounds of waiting for a concurrent duplicate (each ends on a state change).
@@ -73,6 +74,23 @@ impl RequestPrint {
 struct SlotState {
     print: RequestPrint,
     state: watch::Sender<State>,
+    /// Where a delivery is kept across a restart (the embedded store).
+    persist: Option<Persist>,
+}
+
+/// A slot's way to the embedded store.
+struct Persist {
+    nonces: PersistedNonces,
+    key: String,
+    ttl: Duration,
+}
+
+impl Persist {
+    fn delivered(&self, print: RequestPrint, reply: &Accepted) {
+        let mut value = print.hex().into_bytes();
+        value.extend_from_slice(&encode(reply));
+        self.nonces.remember(&self.key, value, self.ttl.as_secs());
+    }
 }
 
 type Slot = Arc<SlotState>;
@@ -147,6 +165,9 @@ impl Ticket {
         self.settled = true;
         match &self.settle {
             Settle::Local(slot) => {
+                if let Some(persist) = &slot.persist {
+                    persist.delivered(slot.print, &reply);
+                }
                 slot.state.send_replace(State::Delivered(reply));
             }
             Settle::Shared { nonces, key, print } => {
@@ -200,6 +221,19 @@ fn encode(reply: &Accepted) -> Vec<u8> {
     out
 }
 
+/// A delivered slot from a kept value: print (hex), then [`encode`]'s form.
+fn restored(value: &[u8]) -> Option<Slot> {
+    let (print_hex, answer) = value.split_at_checked(32)?;
+    let mut print = [0u8; 16];
+    hex::decode_to_slice(print_hex, &mut print).ok()?;
+    let reply = decode(answer)?;
+    Some(Arc::new(SlotState {
+        print: RequestPrint(print),
+        state: watch::Sender::new(State::Delivered(Arc::new(reply))),
+        persist: None,
+    }))
+}
+
 fn decode(stored: &[u8]) -> Option<Accepted> {
     let split = stored.iter().position(|&b| b == b'\n')?;
     let (content_type, body) = (&stored[..split], &stored[split + 1..]);
@@ -216,6 +250,7 @@ fn decode(stored: &[u8]) -> Option<Accepted> {
 pub struct ReplayCache {
     slots: Cache<String, Slot>,
     shared: Option<SharedNonces>,
+    persisted: Option<PersistedNonces>,
     ttl: Duration,
 }
 
@@ -228,6 +263,7 @@ impl ReplayCache {
                 .time_to_live(ttl)
                 .build(),
             shared: None,
+            persisted: None,
             ttl,
         }
     }
@@ -236,6 +272,24 @@ impl ReplayCache {
     /// the local cache stays as the fallback.
     pub fn with_shared(mut self, nonces: SharedNonces) -> ReplayCache {
         self.shared = Some(nonces);
+        self
+    }
+
+    /// Keeps delivered nonces in the embedded store, and takes back those
+    /// still inside their window: a retry after a restart is answered from
+    /// its first outcome (blocking: call it at start).
+    pub fn with_persisted(mut self, nonces: PersistedNonces) -> ReplayCache {
+        match nonces.live() {
+            Ok(live) => {
+                for (key, value) in live {
+                    if let Some(slot) = restored(&value) {
+                        self.slots.insert(key, slot);
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "replay cache: cannot read kept nonces"),
+        }
+        self.persisted = Some(nonces);
         self
     }
 
@@ -313,10 +367,16 @@ impl ReplayCache {
     }
 
     async fn begin_local(&self, key: String, print: RequestPrint, wait: Duration) -> Begin {
+        let persist = self.persisted.as_ref().map(|nonces| Persist {
+            nonces: nonces.clone(),
+            key: key.clone(),
+            ttl: self.ttl,
+        });
         let entry = self.slots.entry(key).or_insert_with(|| {
             Arc::new(SlotState {
                 print,
                 state: watch::Sender::new(State::InFlight),
+                persist,
             })
         });
         let fresh = entry.is_fresh();

@@ -20,6 +20,7 @@
 
 mod behind;
 mod load;
+mod nonces;
 mod rows;
 mod schema;
 mod write;
@@ -41,6 +42,7 @@ use super::{
 };
 use crate::clock::UnixClock;
 use behind::{Pending, PendingStatic, Signal};
+pub use nonces::PersistedNonces;
 
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
@@ -118,6 +120,13 @@ impl EmbeddedStore {
             signals: Some(signals),
             thread: Some(thread),
         })
+    }
+
+    /// The handle the v2 replay cache keeps delivered nonces through.
+    pub fn nonces(&self) -> PersistedNonces {
+        PersistedNonces {
+            inner: self.inner.clone(),
+        }
     }
 
     /// Writes what is pending now (tests, and before a planned stop).

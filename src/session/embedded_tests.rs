@@ -219,3 +219,57 @@ fn a_file_it_cannot_use_is_refused_with_its_path() {
     let err = try_open(&file, settings(), T0).err().expect("refused");
     assert!(err.0.contains(&file.display().to_string()), "{err}");
 }
+
+#[tokio::test]
+async fn a_delivered_v2_nonce_is_answered_from_its_first_outcome_after_a_restart() {
+    use crate::ingest::forward::Accepted;
+    use crate::ingest::replay::{Begin, ReplayCache, RequestPrint};
+    let dir = tempfile::tempdir().unwrap();
+    let ttl = Duration::from_secs(601);
+    let wait = Duration::from_secs(1);
+    let (same, other) = (
+        RequestPrint::of_signature(b"the export"),
+        RequestPrint::of_signature(b"another export"),
+    );
+    {
+        let store = open_with(dir.path(), settings(), T0);
+        let cache = ReplayCache::new(100, ttl).with_persisted(store.nonces());
+        let Begin::Owner(ticket) = cache.begin("k", "AB12", same, wait).await else {
+            panic!("a new nonce is owned")
+        };
+        ticket.delivered(Arc::new(Accepted {
+            content_type: Some(http::HeaderValue::from_static("application/json")),
+            body: bytes::Bytes::from_static(b"{\"first\":1}"),
+        }));
+        let Begin::Owner(failed) = cache.begin("k", "cd34", same, wait).await else {
+            panic!()
+        };
+        failed.failed();
+        store.flush().unwrap();
+    }
+    let store = open_with(dir.path(), settings(), T0 + 60);
+    let cache = ReplayCache::new(100, ttl).with_persisted(store.nonces());
+    match cache.begin("k", "ab12", same, wait).await {
+        Begin::Delivered(reply) => {
+            assert_eq!(&reply.body[..], b"{\"first\":1}");
+            assert_eq!(reply.content_type.as_ref().unwrap(), "application/json");
+        }
+        other => panic!("the first outcome after a restart: {other:?}"),
+    }
+    assert!(matches!(
+        cache.begin("k", "ab12", other, wait).await,
+        Begin::Reused
+    ));
+    assert!(
+        matches!(cache.begin("k", "cd34", same, wait).await, Begin::Owner(_)),
+        "a failed nonce is not kept"
+    );
+    drop((cache, store));
+    // Past its window the nonce is gone.
+    let store = open_with(dir.path(), settings(), T0 + 700);
+    let cache = ReplayCache::new(100, ttl).with_persisted(store.nonces());
+    assert!(matches!(
+        cache.begin("k", "ab12", same, wait).await,
+        Begin::Owner(_)
+    ));
+}

@@ -16,6 +16,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::nonces::PendingNonce;
 use super::{lock, rows, schema, Inner};
 use crate::session::StoreError;
 
@@ -37,6 +38,8 @@ pub(super) struct PendingStatic {
 pub(super) struct Pending {
     ids: Mutex<HashSet<Box<str>>>,
     statics: Mutex<Vec<PendingStatic>>,
+    /// Delivered v2 nonces ([`super::nonces`]).
+    pub(super) nonces: Mutex<Vec<PendingNonce>>,
 }
 
 impl Pending {
@@ -72,6 +75,7 @@ impl Pending {
     pub(super) fn clear(&self) {
         lock(&self.ids).clear();
         lock(&self.statics).clear();
+        lock(&self.nonces).clear();
     }
 }
 
@@ -114,7 +118,8 @@ impl Inner {
         // Taken under the connection lock: a write-through (revoke, delete)
         // holds it too, so a flush never writes back a session it removed.
         let (ids, statics) = self.pending.take();
-        if ids.is_empty() && statics.is_empty() {
+        let nonces = std::mem::take(&mut *lock(&self.pending.nonces));
+        if ids.is_empty() && statics.is_empty() && nonces.is_empty() {
             return Ok(());
         }
         let now = self.now();
@@ -139,6 +144,12 @@ impl Inner {
                     s.purge_at
                 ])?;
             }
+            for n in &nonces {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO nonces (key, answer, purge_at) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(rusqlite::params![&*n.key, &n.value, n.purge_at])?;
+            }
             tx.commit()
         })();
         drop(conn);
@@ -151,6 +162,9 @@ impl Inner {
             for s in statics {
                 dropped += u64::from(!self.pending.add_static(s));
             }
+            // Nonces are not requeued: a retry after a crash is then
+            // delivered again, never refused.
+            dropped += nonces.len() as u64;
             self.count_error("flush_dropped", dropped);
             self.failed("flush", err)
         })

@@ -175,7 +175,7 @@ async fn one(
 /// The status each kind must answer with.
 fn expected(kind: &str) -> u16 {
     match kind {
-        "auth_forged" => 401,
+        "auth_forged" => 403,
         "sessions_issue" => 201,
         _ => 200,
     }

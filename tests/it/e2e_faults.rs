@@ -59,9 +59,8 @@ fn keys(work: &Workdir) -> Keys {
     keys
 }
 
-fn redis_config(redis_addr: &str) -> String {
-    format!(
-        r#"
+/// What every config here starts with: key `e2e`, no rate limit in the way.
+const BASE: &str = r#"
 trusted_proxies = ["127.0.0.1/32"]
 [[auth.keys]]
 id = "e2e"
@@ -69,7 +68,11 @@ file = "e2e.key"
 [rate_limit]
 per_second = 100000
 burst = 100000
-[policies.app]
+"#;
+
+fn redis_config(redis_addr: &str) -> String {
+    format!(
+        r#"{BASE}[policies.app]
 methods = ["hmac", "session"]
 [sessions]
 store = "redis"
@@ -287,15 +290,7 @@ async fn an_emptied_redis_is_recovered_from_without_a_restart() {
 
 fn collector_config(endpoint: &str, extra: &str) -> String {
     format!(
-        r#"
-trusted_proxies = ["127.0.0.1/32"]
-[[auth.keys]]
-id = "e2e"
-file = "e2e.key"
-[rate_limit]
-per_second = 100000
-burst = 100000
-[collector]
+        r#"{BASE}[collector]
 endpoint = "{endpoint}"
 connect_timeout_secs = 1
 request_timeout_secs = 5

@@ -140,10 +140,21 @@ impl Collector {
         let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
         let body = read_capped(&mut response).await;
         match status.as_u16() {
+            // A 2xx cut short may have carried a partial success: passing it
+            // on as an empty 200 would claim everything was taken. Retryable
+            // instead (OTLP is at least once).
+            200..=299 if body.is_err() => {
+                tracing::warn!(
+                    signal = out.signal.as_str(),
+                    kind = "cut",
+                    "collector unreachable: its answer ended before its body did"
+                );
+                Err(unavailable)
+            }
             200..=299 => Ok(Accepted {
                 content_type,
-                // Delivered even if the answer's body was lost or too long.
-                body: body.unwrap_or_default(),
+                // Delivered even if the answer's body was too long to keep.
+                body: body.ok().flatten().unwrap_or_default(),
             }),
             400 | 413 => Err(IngestError::CollectorRejected {
                 status: status.as_u16(),
@@ -166,17 +177,18 @@ impl Collector {
     }
 }
 
-/// The answer's body, or `None` when it is longer than [`MAX_RESPONSE_BYTES`]
-/// or cannot be read in time (the client's request timeout still applies).
-async fn read_capped(response: &mut reqwest::Response) -> Option<Bytes> {
+/// The answer's body, `Ok(None)` when it is longer than
+/// [`MAX_RESPONSE_BYTES`], or `Err` when it could not be read to its end
+/// (cut, or past the client's request timeout).
+async fn read_capped(response: &mut reqwest::Response) -> Result<Option<Bytes>, reqwest::Error> {
     let mut body = BytesMut::new();
     loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_RESPONSE_BYTES => {
+        match response.chunk().await? {
+            Some(chunk) if body.len() + chunk.len() <= MAX_RESPONSE_BYTES => {
                 body.extend_from_slice(&chunk)
             }
-            Ok(Some(_)) | Err(_) => return None,
-            Ok(None) => return Some(body.freeze()),
+            Some(_) => return Ok(None),
+            None => return Ok(Some(body.freeze())),
         }
     }
 }

@@ -7,6 +7,8 @@
 //! - [`http`]: the loopback client, a refusal's status and `reason`, one
 //!   Prometheus sample.
 //! - [`collector`]: a scripted stand-in collector.
+//! - [`faults`]: a fault-injecting TCP proxy (pause, delay, black hole,
+//!   reset, close mid-response) in front of a real server.
 //! - [`otlp`]: OTLP payloads and the wall clock.
 //! - [`tools`]: the external tools of the end-to-end tests, or a loud skip.
 //! - [`proc`]: work dirs, child processes, the telegate command.
@@ -16,6 +18,7 @@
 //! - [`wait`]: bounded polls, in count and time.
 
 pub mod collector;
+pub mod faults;
 pub mod http;
 pub mod otlp;
 pub mod ports;

@@ -12,6 +12,8 @@
 //! `REQUIRE_AUTH=false` (monitor mode).
 
 mod collector;
+mod content;
+pub mod glob;
 mod ingest;
 mod raw;
 mod sessions;
@@ -22,6 +24,9 @@ use std::path::{Path, PathBuf};
 
 pub use crate::env::{Env, MapEnv, ProcessEnv};
 pub use collector::{CollectorSection, CollectorSettings};
+pub use content::{
+    CardinalitySection, CardinalitySettings, ContentSection, ContentSettings, OnViolation,
+};
 pub use ingest::{IngestMode, IngestSection, IngestSettings};
 pub use raw::*;
 pub use sessions::{

@@ -7,6 +7,7 @@ use serde::de::IntoDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::collector::CollectorSection;
+use super::content::{CardinalitySection, ContentSection};
 use super::ingest::IngestSection;
 use super::sessions::SessionsSection;
 use super::validate::{AuthMethod, DecisionLog, LogFormat};
@@ -27,6 +28,10 @@ pub struct RawConfig {
     pub status: StatusSection,
     pub ingest: IngestSection,
     pub collector: CollectorSection,
+    /// The ingest content policy (absent: off).
+    pub content: Option<ContentSection>,
+    /// The ingest series guard (absent: off).
+    pub cardinality: Option<CardinalitySection>,
 }
 
 impl Default for RawConfig {
@@ -45,6 +50,8 @@ impl Default for RawConfig {
             status: StatusSection::default(),
             ingest: IngestSection::default(),
             collector: CollectorSection::default(),
+            content: None,
+            cardinality: None,
         }
     }
 }
@@ -186,6 +193,8 @@ pub struct PolicySection {
     pub methods: Option<Vec<AuthMethod>>,
     /// `2`: only body-bound v2 signatures pass (401 `signature_version_required`).
     pub min_signature_version: Option<u8>,
+    /// This policy's own ingest content policy, replacing `[content]` whole.
+    pub content: Option<ContentSection>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

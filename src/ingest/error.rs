@@ -28,6 +28,8 @@ pub enum IngestError {
     CollectorThrottled { retry_after_secs: u64 },
     #[error("The collector rejected the export (status {status})")]
     CollectorRejected { status: u16 },
+    #[error("The export breaks the content policy (rule {rule})")]
+    ContentRejected { rule: &'static str, items: u64 },
     #[error("The first request with this nonce is still being processed")]
     ReplayInFlight,
     #[error("Internal error")]
@@ -51,6 +53,7 @@ impl IngestError {
         "collector_throttled",
         "collector_rejected",
         "replay_in_flight",
+        "content_rejected",
         "internal_error",
     ];
 
@@ -65,6 +68,7 @@ impl IngestError {
             IngestError::CollectorRejected { status: 413 } => "body_too_large",
             IngestError::CollectorRejected { .. } => "collector_rejected",
             IngestError::ReplayInFlight => "replay_in_flight",
+            IngestError::ContentRejected { .. } => "content_rejected",
             IngestError::Internal => "internal_error",
         }
     }
@@ -75,6 +79,7 @@ impl IngestError {
             | IngestError::CollectorRejected { status: 413 } => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::Inflate(InflateError::BadGzip)
             | IngestError::Malformed(_)
+            | IngestError::ContentRejected { .. }
             | IngestError::CollectorRejected { .. } => StatusCode::BAD_REQUEST,
             IngestError::CollectorThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             IngestError::Busy { .. }
@@ -99,6 +104,7 @@ impl IngestError {
     pub fn detail(&self) -> &str {
         match self {
             IngestError::Malformed(detail) => detail,
+            IngestError::ContentRejected { rule, .. } => rule,
             _ => "",
         }
     }

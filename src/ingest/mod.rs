@@ -8,20 +8,27 @@
 //! - [`body`]: gzip inflation under its cap.
 //! - [`otlp`]: decode, count, enrich, encode.
 //! - [`prepare`]: the CPU part per `ingest.mode`, on the blocking pool when large.
+//! - [`content`]: the content policy (`[content]`) over a decoded export.
+//! - [`cardinality`]: the series guard (`[cardinality]`).
+//! - [`partial`]: the OTLP partial-success answer, merged with the collector's.
 //! - [`forward`]: the pooled client and the bounded concurrency.
 //! - [`replay`]: the v2 (key id, nonce) cache for idempotent retries.
 //! - [`error`]: refusals after admission, with status, reason and `Retry-After`.
 
 pub mod body;
+pub mod cardinality;
+pub mod content;
 pub mod error;
 pub mod forward;
 pub mod otlp;
+pub mod partial;
 pub mod prepare;
 pub mod replay;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Settings;
+use crate::config::{ContentSettings, Settings};
 use crate::pipeline::ingest_metrics::IngestMetrics;
 use crate::session::redis::SharedNonces;
 use error::IngestError;
@@ -34,6 +41,10 @@ pub struct Ingest {
     pub collector: Collector,
     pub replay: ReplayCache,
     pub metrics: IngestMetrics,
+    /// The content policy, when `[content]` is on.
+    pub content: Option<Arc<ContentSettings>>,
+    /// The series guard, when `[cardinality]` is on.
+    pub guard: Option<Arc<cardinality::Guard>>,
 }
 
 impl Ingest {
@@ -63,8 +74,14 @@ impl Ingest {
                 &settings.metrics_namespace,
                 registry,
                 IngestError::REASONS,
+                &content::Rule::NAMES,
             )
             .map_err(|e| e.to_string())?,
+            content: settings.content.clone().map(Arc::new),
+            guard: settings
+                .cardinality
+                .clone()
+                .map(|c| Arc::new(cardinality::Guard::new(c))),
         })
     }
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::content::{cardinality_settings, ingest_content, CardinalitySettings, ContentSettings};
 use super::ingest::{validate_ingest, IngestSettings};
 use super::raw::RawConfig;
 use super::sessions::{session_settings, SessionSettings};
@@ -69,6 +70,11 @@ pub struct Settings {
     pub log_decisions: DecisionLog,
     pub status: StatusSettings,
     pub ingest: IngestSettings,
+    /// The content policy the ingest routes apply (`[content]`, or
+    /// `ingest.policy`'s own); `None`: off.
+    pub content: Option<ContentSettings>,
+    /// `[cardinality]`; `None`: off.
+    pub cardinality: Option<CardinalitySettings>,
 }
 
 /// A GCRA limit: the default one (`[rate_limit]`) or a policy's own.
@@ -86,6 +92,8 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
     let (default_policy, policies) = auth::policies(raw, &auth.keys)?;
     let sessions = session_settings(&raw.sessions)?;
     let ingest = validate_ingest(&raw.ingest, &raw.collector, policies.keys())?;
+    let content = ingest_content(raw, &ingest)?;
+    let cardinality = cardinality_settings(raw, &ingest)?;
     let admin_token_file = raw
         .admin
         .token_file
@@ -119,6 +127,8 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
         log_decisions: raw.log.decisions,
         status,
         ingest,
+        content,
+        cardinality,
     })
 }
 

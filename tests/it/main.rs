@@ -13,6 +13,7 @@ mod support;
 mod auth_http;
 mod cli;
 mod client_compat;
+mod content_http;
 mod deploy_files;
 mod deploy_metrics;
 mod docs;

@@ -120,7 +120,9 @@ impl Globs {
         patterns
             .iter()
             .enumerate()
-            .map(|(i, p)| Glob::new(p).map_err(|m| super::ConfigError::invalid(format!("{key}[{i}]"), m)))
+            .map(|(i, p)| {
+                Glob::new(p).map_err(|m| super::ConfigError::invalid(format!("{key}[{i}]"), m))
+            })
             .collect::<Result<_, _>>()
             .map(Globs)
     }
@@ -167,6 +169,9 @@ mod tests {
         assert!(Glob::new("").is_err());
         assert!(Glob::new(&"x".repeat(MAX_PATTERN_BYTES + 1)).is_err());
         let err = Globs::new("content.metric_names", &["ok".into(), String::new()]).unwrap_err();
-        assert!(err.to_string().starts_with("content.metric_names[1]"), "{err}");
+        assert!(
+            err.to_string().starts_with("content.metric_names[1]"),
+            "{err}"
+        );
     }
 }

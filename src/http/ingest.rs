@@ -151,7 +151,16 @@ async fn deliver(
 ) -> Outcome {
     let mut items = None;
     let mut refused = Vec::new();
-    let result = deliver_inner(state, admitted, parts, signal, now, &mut items, &mut refused).await;
+    let result = deliver_inner(
+        state,
+        admitted,
+        parts,
+        signal,
+        now,
+        &mut items,
+        &mut refused,
+    )
+    .await;
     if let Err(IngestError::ContentRejected { rule, items }) = &result {
         refused.push((*rule, *items));
     }
@@ -218,7 +227,12 @@ async fn deliver_inner(
     *items = prepared.items;
     refused.extend(prepared.refused.counts());
     let our_answer = |collector: Option<&Accepted>| {
-        Arc::new(partial::answer(signal, otlp.media, &prepared.refused, collector))
+        Arc::new(partial::answer(
+            signal,
+            otlp.media,
+            &prepared.refused,
+            collector,
+        ))
     };
     if prepared.emptied() {
         // Everything refused: nothing to forward, the client is told all.

@@ -178,7 +178,11 @@ impl Admit<'_> {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(_) if full => return false,
             std::collections::hash_map::Entry::Vacant(entry) => entry.insert(Series {
-                name: metric.chars().take(DISPLAY_CHARS).collect::<String>().into(),
+                name: metric
+                    .chars()
+                    .take(DISPLAY_CHARS)
+                    .collect::<String>()
+                    .into(),
                 current: Hashes::default(),
                 previous: Hashes::default(),
             }),

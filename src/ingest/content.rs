@@ -256,11 +256,15 @@ fn attributes_rule(
     allowed: Option<&Globs>,
     denied: Option<&Globs>,
 ) -> Option<Rule> {
-    if policy.max_attributes.is_some_and(|max| attributes.len() > max) {
+    if policy
+        .max_attributes
+        .is_some_and(|max| attributes.len() > max)
+    {
         return Some(Rule::TooManyAttributes);
     }
     for kv in attributes {
-        if allowed.is_some_and(|g| !g.matches(&kv.key)) || denied.is_some_and(|g| g.matches(&kv.key))
+        if allowed.is_some_and(|g| !g.matches(&kv.key))
+            || denied.is_some_and(|g| g.matches(&kv.key))
         {
             return Some(Rule::AttributeKey);
         }

@@ -149,7 +149,10 @@ fn encode(signal: Signal, media: Media, rejected: i64, message: String) -> Accep
             partial.insert("errorMessage".into(), Value::from(message));
             let mut root = serde_json::Map::new();
             root.insert("partialSuccess".into(), Value::Object(partial));
-            ("application/json", Value::Object(root).to_string().into_bytes())
+            (
+                "application/json",
+                Value::Object(root).to_string().into_bytes(),
+            )
         }
     };
     Accepted {
@@ -219,7 +222,11 @@ mod tests {
             .partial_success
             .unwrap();
         assert_eq!(p.rejected_spans, 7);
-        assert!(p.error_message.ends_with("; collector: too old"), "{}", p.error_message);
+        assert!(
+            p.error_message.ends_with("; collector: too old"),
+            "{}",
+            p.error_message
+        );
         for json in [
             r#"{"partialSuccess":{"rejectedDataPoints":"5","errorMessage":"x"}}"#,
             r#"{"partialSuccess":{"rejectedDataPoints":5}}"#,

@@ -74,7 +74,10 @@ impl Job {
             .map_err(|err| IngestError::Malformed(err.0))?;
         let offered = export.items();
         let refused = if self.content.is_some() || self.guard.is_some() {
-            let admit = self.guard.as_ref().map(|(g, session, now)| g.begin(*now, session));
+            let admit = self
+                .guard
+                .as_ref()
+                .map(|(g, session, now)| g.begin(*now, session));
             content::apply(&mut export, self.content.as_deref(), admit).map_err(|r| {
                 IngestError::ContentRejected {
                     rule: r.rule.as_str(),

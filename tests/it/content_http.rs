@@ -76,7 +76,14 @@ async fn a_disallowed_metric_is_dropped_counted_and_reported_in_protobuf_and_jso
     let server = start_server_before(&collector, NAMES).await;
     let export = gauges("svc", &[("kotormodsync.ok", 2), ("spam.series", 3)]);
 
-    let reply = post(&server, "/v1/metrics", PROTOBUF, false, export.encode_to_vec()).await;
+    let reply = post(
+        &server,
+        "/v1/metrics",
+        PROTOBUF,
+        false,
+        export.encode_to_vec(),
+    )
+    .await;
     let (rejected, message) = metrics_partial(&reply);
     assert_eq!(rejected, 3);
     assert_eq!(message, "telegate refused 3 data points (metric_name 3)");
@@ -145,7 +152,14 @@ async fn reject_answers_400_and_nothing_reaches_the_collector() {
     let server =
         start_server_before(&collector, &format!("{NAMES}on_violation = \"reject\"\n")).await;
     let export = gauges("svc", &[("kotormodsync.ok", 2), ("spam.series", 3)]);
-    let reply = post(&server, "/v1/metrics", PROTOBUF, false, export.encode_to_vec()).await;
+    let reply = post(
+        &server,
+        "/v1/metrics",
+        PROTOBUF,
+        false,
+        export.encode_to_vec(),
+    )
+    .await;
     reply.assert_refused(400, "content_rejected");
     let status = telegate::http::error::Status::decode(&reply.body[..]).unwrap();
     assert!(status.message.contains("metric_name"), "{}", status.message);
@@ -154,7 +168,11 @@ async fn reject_answers_400_and_nothing_reaches_the_collector() {
     reply.assert_refused_json(400, "content_rejected");
     assert!(collector.received().is_empty());
     let text = server.scrape().await;
-    assert_eq!(refused(&text, "metric_name"), 10.0, "every item of both exports");
+    assert_eq!(
+        refused(&text, "metric_name"),
+        10.0,
+        "every item of both exports"
+    );
     assert_eq!(
         sample(
             &text,
@@ -179,7 +197,14 @@ async fn the_collector_s_partial_success_and_ours_add_up() {
         ..Default::default()
     });
     let export = gauges("svc", &[("kotormodsync.ok", 2), ("spam.series", 3)]);
-    let reply = post(&server, "/v1/metrics", PROTOBUF, false, export.encode_to_vec()).await;
+    let reply = post(
+        &server,
+        "/v1/metrics",
+        PROTOBUF,
+        false,
+        export.encode_to_vec(),
+    )
+    .await;
     let (rejected, message) = metrics_partial(&reply);
     assert_eq!(rejected, 4);
     assert_eq!(
@@ -244,8 +269,7 @@ max_series_per_session = 2
     let with_point_attrs = |attributes: Vec<_>| {
         let mut export = gauges("svc", &[("ok.m", 1)]);
         let m = &mut export.resource_metrics[0].scope_metrics[0].metrics[0];
-        if let Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Gauge(g)) = &mut m.data
-        {
+        if let Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Gauge(g)) = &mut m.data {
             g.data_points[0].attributes = attributes;
         }
         export
@@ -254,8 +278,7 @@ max_series_per_session = 2
     let one_series = |name: &str, points: usize| {
         let mut export = gauges("svc", &[(name, points)]);
         let m = &mut export.resource_metrics[0].scope_metrics[0].metrics[0];
-        if let Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Gauge(g)) = &mut m.data
-        {
+        if let Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Gauge(g)) = &mut m.data {
             g.data_points.iter_mut().for_each(|p| p.attributes.clear());
         }
         export
@@ -263,7 +286,11 @@ max_series_per_session = 2
     let metric_cases: Vec<(&str, ExportMetricsServiceRequest, i64)> = vec![
         ("service_name", gauges("evil", &[("ok.m", 1)]), 1),
         ("metric_name", gauges("svc", &[("bad.m", 2)]), 2),
-        ("attribute_key", with_point_attrs(vec![text("user.id", "u")]), 1),
+        (
+            "attribute_key",
+            with_point_attrs(vec![text("user.id", "u")]),
+            1,
+        ),
         (
             "too_many_attributes",
             with_point_attrs((0..4).map(|i| text(&format!("k{i}"), "v")).collect()),
@@ -278,11 +305,22 @@ max_series_per_session = 2
         ("cardinality", gauges("svc", &[("ok.series", 3)]), 1),
     ];
     for (reason, export, rejected) in metric_cases {
-        let reply = post(&server, "/v1/metrics", PROTOBUF, false, export.encode_to_vec()).await;
+        let reply = post(
+            &server,
+            "/v1/metrics",
+            PROTOBUF,
+            false,
+            export.encode_to_vec(),
+        )
+        .await;
         let (got, message) = metrics_partial(&reply);
         assert_eq!(got, rejected, "{reason}: {message}");
         assert!(message.contains(reason), "{reason}: {message}");
-        assert_eq!(refused(&server.scrape().await, reason), rejected as f64, "{reason}");
+        assert_eq!(
+            refused(&server.scrape().await, reason),
+            rejected as f64,
+            "{reason}"
+        );
     }
 
     let traces = ExportTraceServiceRequest {
@@ -298,7 +336,14 @@ max_series_per_session = 2
             ..Default::default()
         }],
     };
-    let reply = post(&server, "/v1/traces", PROTOBUF, false, traces.encode_to_vec()).await;
+    let reply = post(
+        &server,
+        "/v1/traces",
+        PROTOBUF,
+        false,
+        traces.encode_to_vec(),
+    )
+    .await;
     assert_eq!(reply.status, 200, "{reply:?}");
     let p = ExportTraceServiceResponse::decode(&reply.body[..])
         .unwrap()

@@ -17,6 +17,7 @@ mod content_http;
 mod deploy_files;
 mod deploy_metrics;
 mod docs;
+mod e2e_content;
 mod e2e_ingest;
 mod e2e_observe;
 mod e2e_redis;

@@ -82,7 +82,10 @@ span_names = ["b.*"]
 fn passthrough_cannot_run_a_content_policy_or_a_guard() {
     let mode = "[ingest]\nmode = \"passthrough\"\n";
     assert_eq!(invalid_key(&format!("{mode}[content]\n")), "content");
-    assert_eq!(invalid_key(&format!("{mode}[cardinality]\n")), "cardinality");
+    assert_eq!(
+        invalid_key(&format!("{mode}[cardinality]\n")),
+        "cardinality"
+    );
 }
 
 #[test]

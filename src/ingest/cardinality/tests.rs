@@ -35,7 +35,10 @@ fn new_series_past_the_bound_are_refused_known_ones_flow() {
     assert!((0..3).all(|i| point(&mut admit, "m", i)));
     assert!(!point(&mut admit, "m", 3), "a fourth series");
     assert!(point(&mut admit, "m", 1), "a known series keeps flowing");
-    assert!(point(&mut admit, "other", 3), "each metric has its own bound");
+    assert!(
+        point(&mut admit, "other", 3),
+        "each metric has its own bound"
+    );
     drop(admit);
     assert_eq!(guard.tracked(), (2, 4));
 }
@@ -49,7 +52,10 @@ fn a_series_is_its_attributes_in_any_order_and_its_resource_keys() {
     assert!(admit.point("m", &[b.clone(), a.clone()], 0));
     let counted = admit.resource(&[kv("service.instance.id", "i-1"), kv("os", "x")]);
     let ignored = admit.resource(&[kv("os", "y")]);
-    assert_eq!(ignored, 0, "keys outside resource_keys are not part of a series");
+    assert_eq!(
+        ignored, 0,
+        "keys outside resource_keys are not part of a series"
+    );
     assert!(admit.point("m", &[a.clone(), b.clone()], counted));
     drop(admit);
     assert_eq!(guard.tracked(), (1, 2));
@@ -133,7 +139,11 @@ fn memory_with_a_million_series_offered() {
             })
             .unwrap_or(0)
     }
-    for (metrics, label) in [(1, "one metric"), (1000, "1000 metrics"), (20_000, "20,000 metrics")] {
+    for (metrics, label) in [
+        (1, "one metric"),
+        (1000, "1000 metrics"),
+        (20_000, "20,000 metrics"),
+    ] {
         let before = rss_kib();
         let guard = Guard::new(CardinalitySettings {
             max_series_per_metric: 1000,

@@ -99,7 +99,9 @@ fn a_disallowed_metric_goes_with_its_points_the_rest_untouched() {
     let refused = apply(&mut export, Some(&p), None).unwrap();
     assert_eq!(counts(&refused), [("metric_name", 3)]);
     assert_eq!(export.items(), 2);
-    let Export::Metrics(m) = &export else { panic!() };
+    let Export::Metrics(m) = &export else {
+        panic!()
+    };
     let names: Vec<&str> = m.resource_metrics[0].scope_metrics[0]
         .metrics
         .iter()
@@ -120,7 +122,9 @@ fn a_disallowed_service_takes_its_whole_resource() {
     let mut export = metrics("evil", &[("m", vec![vec![], vec![]])]);
     let refused = apply(&mut export, Some(&p), None).unwrap();
     assert_eq!(counts(&refused), [("service_name", 2)]);
-    let Export::Metrics(m) = &export else { panic!() };
+    let Export::Metrics(m) = &export else {
+        panic!()
+    };
     assert!(m.resource_metrics.is_empty(), "emptied resource removed");
     let mut ok = metrics("KOTORModSync", &[("m", vec![vec![]])]);
     assert_eq!(apply(&mut ok, Some(&p), None).unwrap().total(), 0);
@@ -196,7 +200,10 @@ fn span_and_log_names() {
             ..Default::default()
         }],
     });
-    assert_eq!(counts(&apply(&mut traces, Some(&p), None).unwrap()), [("span_name", 1)]);
+    assert_eq!(
+        counts(&apply(&mut traces, Some(&p), None).unwrap()),
+        [("span_name", 1)]
+    );
     let record = |event: &str| LogRecord {
         event_name: event.into(),
         ..Default::default()
@@ -215,7 +222,10 @@ fn span_and_log_names() {
             ..Default::default()
         }],
     });
-    assert_eq!(counts(&apply(&mut logs, Some(&p), None).unwrap()), [("log_name", 1)]);
+    assert_eq!(
+        counts(&apply(&mut logs, Some(&p), None).unwrap()),
+        [("log_name", 1)]
+    );
     assert_eq!(logs.items(), 2);
 }
 
@@ -258,7 +268,10 @@ fn reject_refuses_the_whole_export_and_spends_no_series() {
         }
     );
     assert_eq!(guard.tracked().1, 0);
-    let mut fine = metrics("svc", &[("ok", vec![vec![kv("i", "1")], vec![kv("i", "2")]])]);
+    let mut fine = metrics(
+        "svc",
+        &[("ok", vec![vec![kv("i", "1")], vec![kv("i", "2")]])],
+    );
     let refused = apply(&mut fine, Some(&p), Some(guard.begin(0, "s"))).unwrap();
     assert_eq!(refused.total(), 0);
     assert_eq!(guard.tracked().1, 2, "an accepted export is guarded");

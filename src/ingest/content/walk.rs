@@ -71,12 +71,19 @@ fn emptied<T>(items: &mut Vec<T>, mut keep: impl FnMut(&mut T) -> bool) -> bool 
 }
 
 /// Retains a metric's points; whether the metric stays.
-fn points(metric: &mut Metric, check: &mut Checker<'_>, found: Option<super::Rule>, resource: u64) -> bool {
+fn points(
+    metric: &mut Metric,
+    check: &mut Checker<'_>,
+    found: Option<super::Rule>,
+    resource: u64,
+) -> bool {
     let name = metric.name.as_str();
     let series = Some((name, resource));
     macro_rules! retain {
         ($points:expr) => {
-            emptied($points, |point| check.keep(found, &point.attributes, series))
+            emptied($points, |point| {
+                check.keep(found, &point.attributes, series)
+            })
         };
     }
     match metric.data.as_mut() {

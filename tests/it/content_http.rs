@@ -244,6 +244,12 @@ async fn ten_thousand_new_series_deliver_at_most_the_bound() {
         Some(18_000.0)
     );
     assert_eq!(refused(&text, "cardinality"), 18_000.0);
+    let page = server.client.get(server.url("/")).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains("<td>kotormodsync.bomb</td><td>1000 / 1000</td><td>100 %</td>"),
+        "the status page lists the metric at its bound:\n{page}"
+    );
 }
 
 /// One server, every rule: each export breaks exactly one, and its

@@ -12,6 +12,9 @@
 //! `max_metrics`. The worst case over any traffic is max_metrics x
 //! max_series_per_metric hashes (10M at the defaults).
 
+#[path = "support/rss.rs"]
+mod rss;
+
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -30,9 +33,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_sessions: 100_000,
         resource_keys: vec!["service.name".into()],
     });
-    let names: Vec<String> = (0..metrics).map(|m| format!("kotormodsync.metric_{m}")).collect();
+    let names: Vec<String> = (0..metrics)
+        .map(|m| format!("kotormodsync.metric_{m}"))
+        .collect();
     let sessions: Vec<String> = (0..5000).map(|s| format!("session-{s:08}")).collect();
-    let baseline = status_kib("VmRSS");
+    let baseline = rss::status_kib("VmRSS");
     let started = Instant::now();
     let mut admitted = 0usize;
     for i in 0..series {
@@ -47,27 +52,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let elapsed = started.elapsed();
     let (tracked, hashes) = guard.tracked();
-    let rss = status_kib("VmRSS");
+    let rss = rss::status_kib("VmRSS");
     println!(
         "series_offered={series} metrics={metrics} admitted={admitted} names_tracked={tracked} hashes_held={hashes} rss_mib={:.1} baseline_rss_mib={:.1} guard_mib={:.1} peak_rss_mib={:.1} ns_per_point={:.0}",
         rss as f64 / 1024.0,
         baseline as f64 / 1024.0,
         rss.saturating_sub(baseline) as f64 / 1024.0,
-        status_kib("VmHWM") as f64 / 1024.0,
+        rss::status_kib("VmHWM") as f64 / 1024.0,
         elapsed.as_nanos() as f64 / series.max(1) as f64,
     );
     Ok(())
-}
-
-/// A `kB` line of /proc/self/status (0 when absent: not Linux).
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status.lines().find_map(|line| {
-                let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-                rest.trim().trim_end_matches("kB").trim().parse().ok()
-            })
-        })
-        .unwrap_or(0)
 }

@@ -187,5 +187,17 @@ mod tests {
             413
         );
         assert_eq!(IngestError::CollectorRejected { status: 400 }.status(), 400);
+        let content = IngestError::ContentRejected {
+            rule: "metric_name",
+            items: 3,
+        };
+        assert_eq!(
+            content.status(),
+            400,
+            "not retryable: the data breaks the policy"
+        );
+        assert_eq!(content.retry_after(), None);
+        assert!(IngestError::REASONS.contains(&content.reason()));
+        assert!(content.to_string().contains("metric_name"));
     }
 }

@@ -36,6 +36,26 @@ async fn post(server: &TestServer, path: &str, media: &str, gz: bool, body: Vec<
     Reply::of(request.send().await.unwrap()).await
 }
 
+/// A metrics export, signed, in `media` (uncompressed).
+async fn metrics(server: &TestServer, export: &ExportMetricsServiceRequest, media: Media) -> Reply {
+    match media {
+        Media::Protobuf => {
+            post(
+                server,
+                "/v1/metrics",
+                PROTOBUF,
+                false,
+                export.encode_to_vec(),
+            )
+            .await
+        }
+        Media::Json => {
+            let json = serde_json::to_vec(export).unwrap();
+            post(server, "/v1/metrics", "application/json", false, json).await
+        }
+    }
+}
+
 /// (rejected, error_message) of a metrics answer, in either media type.
 fn metrics_partial(reply: &Reply) -> (i64, String) {
     assert_eq!(reply.status, 200, "{reply:?}");
@@ -76,14 +96,7 @@ async fn a_disallowed_metric_is_dropped_counted_and_reported_in_protobuf_and_jso
     let server = start_server_before(&collector, NAMES).await;
     let export = gauges("svc", &[("kotormodsync.ok", 2), ("spam.series", 3)]);
 
-    let reply = post(
-        &server,
-        "/v1/metrics",
-        PROTOBUF,
-        false,
-        export.encode_to_vec(),
-    )
-    .await;
+    let reply = metrics(&server, &export, Media::Protobuf).await;
     let (rejected, message) = metrics_partial(&reply);
     assert_eq!(rejected, 3);
     assert_eq!(message, "telegate refused 3 data points (metric_name 3)");
@@ -92,8 +105,7 @@ async fn a_disallowed_metric_is_dropped_counted_and_reported_in_protobuf_and_jso
         [("kotormodsync.ok".to_string(), 2)]
     );
 
-    let json = serde_json::to_vec(&export).unwrap();
-    let reply = post(&server, "/v1/metrics", "application/json", false, json).await;
+    let reply = metrics(&server, &export, Media::Json).await;
     assert_eq!(reply.content_type.as_deref(), Some("application/json"));
     assert_eq!(metrics_partial(&reply).0, 3);
     assert_eq!(
@@ -152,19 +164,11 @@ async fn reject_answers_400_and_nothing_reaches_the_collector() {
     let server =
         start_server_before(&collector, &format!("{NAMES}on_violation = \"reject\"\n")).await;
     let export = gauges("svc", &[("kotormodsync.ok", 2), ("spam.series", 3)]);
-    let reply = post(
-        &server,
-        "/v1/metrics",
-        PROTOBUF,
-        false,
-        export.encode_to_vec(),
-    )
-    .await;
+    let reply = metrics(&server, &export, Media::Protobuf).await;
     reply.assert_refused(400, "content_rejected");
     let status = telegate::http::error::Status::decode(&reply.body[..]).unwrap();
     assert!(status.message.contains("metric_name"), "{}", status.message);
-    let json = serde_json::to_vec(&export).unwrap();
-    let reply = post(&server, "/v1/metrics", "application/json", false, json).await;
+    let reply = metrics(&server, &export, Media::Json).await;
     reply.assert_refused_json(400, "content_rejected");
     assert!(collector.received().is_empty());
     let text = server.scrape().await;
@@ -197,14 +201,7 @@ async fn the_collector_s_partial_success_and_ours_add_up() {
         ..Default::default()
     });
     let export = gauges("svc", &[("kotormodsync.ok", 2), ("spam.series", 3)]);
-    let reply = post(
-        &server,
-        "/v1/metrics",
-        PROTOBUF,
-        false,
-        export.encode_to_vec(),
-    )
-    .await;
+    let reply = metrics(&server, &export, Media::Protobuf).await;
     let (rejected, message) = metrics_partial(&reply);
     assert_eq!(rejected, 4);
     assert_eq!(
@@ -216,8 +213,7 @@ async fn the_collector_s_partial_success_and_ours_add_up() {
         body: br#"{"partialSuccess":{"rejectedDataPoints":"2","errorMessage":"late"}}"#,
         ..Default::default()
     });
-    let json = serde_json::to_vec(&export).unwrap();
-    let reply = post(&server, "/v1/metrics", "application/json", false, json).await;
+    let reply = metrics(&server, &export, Media::Json).await;
     assert_eq!(metrics_partial(&reply).0, 5);
 }
 
@@ -311,14 +307,7 @@ max_series_per_session = 2
         ("cardinality", gauges("svc", &[("ok.series", 3)]), 1),
     ];
     for (reason, export, rejected) in metric_cases {
-        let reply = post(
-            &server,
-            "/v1/metrics",
-            PROTOBUF,
-            false,
-            export.encode_to_vec(),
-        )
-        .await;
+        let reply = metrics(&server, &export, Media::Protobuf).await;
         let (got, message) = metrics_partial(&reply);
         assert_eq!(got, rejected, "{reason}: {message}");
         assert!(message.contains(reason), "{reason}: {message}");

@@ -76,16 +76,22 @@ fn points_seen(output: &str, metric: &str) -> usize {
         .count()
 }
 
+/// A work dir holding a fresh key, this run's id, and rotel started in it.
+async fn setup(tools: &crate::support::Tools, name: &str) -> (Workdir, String, String, Rotel) {
+    let work = Workdir::new(name);
+    let secret = keygen();
+    let run = keygen()[..12].to_owned();
+    work.write("e2e.key", &secret);
+    let rotel = Rotel::start(tools, &work).await;
+    (work, secret, run, rotel)
+}
+
 #[tokio::test]
 async fn the_real_collector_gets_only_what_the_policy_and_the_bound_admit() {
     let Some(tools) = require_tools("e2e_content", &["rotel-agent"]) else {
         return;
     };
-    let work = Workdir::new("telegate-e2e-content");
-    let secret = keygen();
-    let run = keygen()[..12].to_owned();
-    work.write("e2e.key", &secret);
-    let mut rotel = Rotel::start(&tools, &work).await;
+    let (work, secret, run, mut rotel) = setup(&tools, "telegate-e2e-content").await;
     let drop = Telegate::start(&work, &config(&rotel.url(), "")).await;
     let reject_dir = Workdir::new("telegate-e2e-content-reject");
     reject_dir.write("e2e.key", &secret);
@@ -167,11 +173,8 @@ async fn the_python_sdk_takes_the_partial_success_and_does_not_retry() {
     let Some(tools) = require_tools("e2e_content", &["rotel-agent", "otel-python"]) else {
         return;
     };
-    let work = Workdir::new("telegate-e2e-content-python");
-    let secret = keygen();
-    let run = keygen()[..12].to_owned();
-    let key = work.write("e2e.key", &secret);
-    let mut rotel = Rotel::start(&tools, &work).await;
+    let (work, _, run, mut rotel) = setup(&tools, "telegate-e2e-content-python").await;
+    let key = work.path().join("e2e.key");
     let telegate = Telegate::start(&work, &config(&rotel.url(), "")).await;
     let ok = format!("kotormodsync.python_{run}");
     let spam = format!("spam_python_{run}");

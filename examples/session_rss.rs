@@ -9,6 +9,9 @@
 //! `max_per_ip` of 50), a KOTORModSync-like user agent and client version;
 //! settings are the defaults of the embedded config (`max_sessions` 1M).
 
+#[path = "support/rss.rs"]
+mod rss;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
@@ -23,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let settings = config::load(&ConfigSource::Embedded, &MapEnv::default())?.sessions;
     let evicted = IntCounter::new("evicted", "sessions evicted")?;
-    let baseline = status_kib("VmRSS");
+    let baseline = rss::status_kib("VmRSS");
     let store = MemoryStore::new(settings, evicted.clone());
     let now = 1_800_000_000;
     let started = Instant::now();
@@ -56,8 +59,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into_iter()
         .find(|(kind, _)| *kind == SessionKind::Signed)
         .map_or(0, |(_, n)| n);
-    let rss = status_kib("VmRSS");
-    let peak = status_kib("VmHWM");
+    let rss = rss::status_kib("VmRSS");
+    let peak = rss::status_kib("VmHWM");
     let per_session = (rss.saturating_sub(baseline) * 1024) / u64::from(count.max(1));
     println!(
         "sessions={count} live={live} evicted={} rss_mib={:.1} peak_rss_mib={:.1} baseline_rss_mib={:.1} bytes_per_session={per_session} observe_ns={:.0}",
@@ -68,17 +71,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         elapsed.as_nanos() as f64 / f64::from(count.max(1)),
     );
     Ok(())
-}
-
-/// A `kB` line of /proc/self/status (0 when absent: not Linux).
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status.lines().find_map(|line| {
-                let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-                rest.trim().trim_end_matches("kB").trim().parse().ok()
-            })
-        })
-        .unwrap_or(0)
 }

@@ -24,7 +24,8 @@
 //!
 //! What comes after admission:
 //! - [`session`]: the session stores (memory, Redis) and their conformance suite.
-//! - [`ingest`]: replay cache, prepare per mode, forward to the collector.
+//! - [`ingest`]: replay cache, prepare per mode (content policy, series guard),
+//!   forward to the collector, partial success.
 //!
 //! HTTP:
 //! - [`http`]: server, router, one handler module per route family, the one

@@ -13,6 +13,8 @@
 
 mod collector;
 pub mod hazards;
+mod content;
+pub mod glob;
 mod ingest;
 mod raw;
 mod sessions;
@@ -24,6 +26,9 @@ use std::path::{Path, PathBuf};
 
 pub use crate::env::{Env, MapEnv, ProcessEnv};
 pub use collector::{CollectorSection, CollectorSettings};
+pub use content::{
+    CardinalitySection, CardinalitySettings, ContentSection, ContentSettings, OnViolation,
+};
 pub use ingest::{IngestMode, IngestSection, IngestSettings};
 pub use raw::*;
 pub use sessions::{

@@ -7,6 +7,7 @@ use serde::de::IntoDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::collector::CollectorSection;
+use super::content::{CardinalitySection, ContentSection};
 use super::ingest::IngestSection;
 use super::sessions::SessionsSection;
 use super::spool::SpoolSection;
@@ -29,6 +30,10 @@ pub struct RawConfig {
     pub ingest: IngestSection,
     pub collector: CollectorSection,
     pub spool: SpoolSection,
+    /// The ingest content policy (absent: off).
+    pub content: Option<ContentSection>,
+    /// The ingest series guard (absent: off).
+    pub cardinality: Option<CardinalitySection>,
 }
 
 impl Default for RawConfig {
@@ -48,6 +53,8 @@ impl Default for RawConfig {
             ingest: IngestSection::default(),
             collector: CollectorSection::default(),
             spool: SpoolSection::default(),
+            content: None,
+            cardinality: None,
         }
     }
 }
@@ -197,6 +204,8 @@ pub struct PolicySection {
     /// true`): on `/auth`, an absent body is checked as the empty body, so
     /// a v2 hash always binds what is forwarded.
     pub forward_body: Option<bool>,
+    /// This policy's own ingest content policy, replacing `[content]` whole.
+    pub content: Option<ContentSection>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

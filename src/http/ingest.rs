@@ -3,8 +3,10 @@
 //! client posts to the bare origin and the signature names the signal.
 //!
 //! admit (route `Ingest`: this request's method and path, the OTLP body
-//! stage) -> v2 replay cache -> prepare per `ingest.mode` -> forward -> the
-//! collector's answer, or an honest refusal in the request's media type.
+//! stage) -> v2 replay cache -> prepare per `ingest.mode` (with the content
+//! policy and the series guard) -> forward -> the collector's answer (with
+//! telegate's refusals added as an OTLP partial success), or an honest
+//! refusal in the request's media type.
 //! Observed once, with the delivery facts.
 
 use std::net::IpAddr;
@@ -21,6 +23,7 @@ use super::respond::Body;
 use super::state::AppState;
 use crate::ingest::error::IngestError;
 use crate::ingest::forward::{Accepted, Outgoing};
+use crate::ingest::partial;
 use crate::ingest::prepare::Job;
 use crate::ingest::replay::{Begin, RequestPrint};
 use crate::pipeline::admission::{admit, Admitted, Attempt, BodyLimits, BodyStage, Route};
@@ -37,10 +40,12 @@ enum Done {
     Spooled(Arc<Accepted>),
 }
 
-/// What became of an admitted export, with its item count when decoded.
+/// What became of an admitted export, with its item count when decoded
+/// and the items the content policy or the series guard refused.
 struct Outcome {
     result: Result<Done, IngestError>,
     items: Option<u64>,
+    refused: Vec<(&'static str, u64)>,
 }
 
 /// Answers one OTLP export; `signal` is `None` on a detecting path.
@@ -78,7 +83,7 @@ where
         .and_then(Media::of);
     let format = Format::of(media);
     let outcome = match &admission.outcome {
-        Ok(admitted) => Ok(deliver(state, admitted, &parts, signal).await),
+        Ok(admitted) => Ok(deliver(state, admitted, &parts, signal, now).await),
         Err(reject) => Err(reject),
     };
     let verified_signal = admission
@@ -125,6 +130,7 @@ where
             detected: signal.is_none(),
             mode: settings.mode.as_str(),
             items: outcome.as_ref().ok().and_then(|o| o.items),
+            refused: outcome.as_ref().map_or(&[], |o| o.refused.as_slice()),
             result,
         }),
     });
@@ -149,10 +155,28 @@ async fn deliver(
     admitted: &Admitted<'_>,
     parts: &Parts,
     signal: Option<Signal>,
+    now: i64,
 ) -> Outcome {
     let mut items = None;
-    let result = deliver_inner(state, admitted, parts, signal, &mut items).await;
-    Outcome { result, items }
+    let mut refused = Vec::new();
+    let result = deliver_inner(
+        state,
+        admitted,
+        parts,
+        signal,
+        now,
+        &mut items,
+        &mut refused,
+    )
+    .await;
+    if let Err(IngestError::ContentRejected { rule, items }) = &result {
+        refused.push((*rule, *items));
+    }
+    Outcome {
+        result,
+        items,
+        refused,
+    }
 }
 
 async fn deliver_inner(
@@ -160,7 +184,9 @@ async fn deliver_inner(
     admitted: &Admitted<'_>,
     parts: &Parts,
     signal: Option<Signal>,
+    now: i64,
     items: &mut Option<u64>,
+    refused: &mut Vec<(&'static str, u64)>,
 ) -> Result<Done, IngestError> {
     let settings = &state.settings.ingest;
     let (Some(verified), Some(raw), Some(otlp)) =
@@ -205,9 +231,32 @@ async fn deliver_inner(
         add: enrichment(verified),
         drop: settings.drop_attributes.clone(),
         held: state.budget.hold(),
+        content: state.ingest.content.clone(),
+        guard: state
+            .ingest
+            .guard
+            .as_ref()
+            .map(|g| (g.clone(), verified.request.session_id.to_string(), now)),
     };
     let prepared = job.run_off_thread().await?;
     *items = prepared.items;
+    refused.extend(prepared.refused.counts());
+    let our_answer = |collector: Option<&Accepted>| {
+        Arc::new(partial::answer(
+            signal,
+            otlp.media,
+            &prepared.refused,
+            collector,
+        ))
+    };
+    if prepared.emptied() {
+        // Everything refused: nothing to forward, the client is told all.
+        let reply = our_answer(None);
+        if let Some(ticket) = ticket {
+            ticket.delivered(reply.clone());
+        }
+        return Ok(Done::Delivered(reply));
+    }
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -216,7 +265,7 @@ async fn deliver_inner(
     let ingest = &state.ingest;
     let outgoing = Outgoing {
         signal,
-        body: prepared.body,
+        body: prepared.body.clone(),
         content_type,
         gzipped: otlp.gzipped,
         session_id: verified.request.session_id,
@@ -239,7 +288,11 @@ async fn deliver_inner(
     };
     match delivery {
         Ok(accepted) => {
-            let reply = Arc::new(accepted);
+            let reply = if prepared.refused.total() > 0 {
+                our_answer(Some(&accepted))
+            } else {
+                Arc::new(accepted)
+            };
             if let Some(ticket) = ticket {
                 ticket.delivered(reply.clone());
             }
@@ -266,7 +319,8 @@ fn enrichment(verified: &Verified<'_>) -> Vec<(&'static str, String)> {
     add
 }
 
-/// 200 with the collector's body and content type (partial success untouched).
+/// 200 with the collector's body and content type (its partial success
+/// untouched when telegate refused nothing, else merged into ours).
 fn success(reply: &Accepted) -> Response<Body> {
     let mut response = Response::new(Full::new(reply.body.clone()));
     *response.status_mut() = StatusCode::OK;

@@ -28,6 +28,8 @@ pub enum IngestError {
     CollectorThrottled { retry_after_secs: u64 },
     #[error("The collector rejected the export (status {status})")]
     CollectorRejected { status: u16 },
+    #[error("The export breaks the content policy (rule {rule})")]
+    ContentRejected { rule: &'static str, items: u64 },
     #[error("The first request with this nonce is still being processed")]
     ReplayInFlight,
     #[error("This nonce was already used by another request; sign each export with a fresh nonce")]
@@ -61,6 +63,7 @@ impl IngestError {
         "server_busy",
         "spool_full",
         "spool_unavailable",
+        "content_rejected",
         "internal_error",
     ];
 
@@ -79,6 +82,7 @@ impl IngestError {
             IngestError::NonceReused => "nonce_reused",
             IngestError::SpoolFull { .. } => "spool_full",
             IngestError::SpoolUnavailable { .. } => "spool_unavailable",
+            IngestError::ContentRejected { .. } => "content_rejected",
             IngestError::Internal => "internal_error",
         }
     }
@@ -89,6 +93,7 @@ impl IngestError {
             | IngestError::CollectorRejected { status: 413 } => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::Inflate(InflateError::BadGzip)
             | IngestError::Malformed(_)
+            | IngestError::ContentRejected { .. }
             | IngestError::CollectorRejected { .. } => StatusCode::BAD_REQUEST,
             IngestError::CollectorThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
             // Not retryable per OTLP: the same request would be refused again.
@@ -120,6 +125,7 @@ impl IngestError {
     pub fn detail(&self) -> &str {
         match self {
             IngestError::Malformed(detail) => detail,
+            IngestError::ContentRejected { rule, .. } => rule,
             _ => "",
         }
     }
@@ -208,5 +214,17 @@ mod tests {
             413
         );
         assert_eq!(IngestError::CollectorRejected { status: 400 }.status(), 400);
+        let content = IngestError::ContentRejected {
+            rule: "metric_name",
+            items: 3,
+        };
+        assert_eq!(
+            content.status(),
+            400,
+            "not retryable: the data breaks the policy"
+        );
+        assert_eq!(content.retry_after(), None);
+        assert!(IngestError::REASONS.contains(&content.reason()));
+        assert!(content.to_string().contains("metric_name"));
     }
 }

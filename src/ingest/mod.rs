@@ -8,6 +8,9 @@
 //! - [`body`]: gzip inflation under its cap.
 //! - [`otlp`]: decode, count, enrich, encode.
 //! - [`prepare`]: the CPU part per `ingest.mode`, on the blocking pool when large.
+//! - [`content`]: the content policy (`[content]`) over a decoded export.
+//! - [`cardinality`]: the series guard (`[cardinality]`).
+//! - [`partial`]: the OTLP partial-success answer, merged with the collector's.
 //! - [`forward`]: the pooled client and the bounded concurrency.
 //! - [`replay`]: the v2 (key id, nonce) cache for idempotent retries.
 //! - [`error`]: refusals after admission, with status, reason and `Retry-After`.
@@ -15,16 +18,20 @@
 //!   to instead of being forwarded, and the forwarder that drains it.
 
 pub mod body;
+pub mod cardinality;
+pub mod content;
 pub mod error;
 pub mod forward;
 pub mod otlp;
+pub mod partial;
 pub mod prepare;
 pub mod replay;
 pub mod spool;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::Settings;
+use crate::config::{ContentSettings, Settings};
 use crate::pipeline::ingest_metrics::IngestMetrics;
 use crate::session::embedded::PersistedNonces;
 use crate::session::redis::SharedNonces;
@@ -42,6 +49,10 @@ pub struct Ingest {
     pub metrics: IngestMetrics,
     /// `Some` with `[spool]` on: exports are spooled, not forwarded.
     pub spool: Option<Spool>,
+    /// The content policy, when `[content]` is on.
+    pub content: Option<Arc<ContentSettings>>,
+    /// The series guard, when `[cardinality]` is on.
+    pub guard: Option<Arc<cardinality::Guard>>,
 }
 
 /// What a session store offers the v2 replay cache.
@@ -84,9 +95,15 @@ impl Ingest {
                 &settings.metrics_namespace,
                 registry,
                 IngestError::REASONS,
+                &content::Rule::NAMES,
             )
             .map_err(|e| e.to_string())?,
             spool: None,
+            content: settings.content.clone().map(Arc::new),
+            guard: settings
+                .cardinality
+                .clone()
+                .map(|c| Arc::new(cardinality::Guard::new(c))),
         })
     }
 

@@ -1,15 +1,20 @@
 //! The CPU part of an admitted export, per `ingest.mode`: inflate (under
-//! its cap), decode, count items, enrich and re-encode in the same media
-//! type. Large or gzipped bodies run on the blocking pool, so a big export
+//! its cap), decode, count items, apply the content policy and the series
+//! guard ([`super::content`]), enrich and re-encode in the same media
+//! type. `validate` forwards the bytes as sent unless items were refused. Large or gzipped bodies run on the blocking pool, so a big export
 //! never stalls the connections sharing a worker.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::body;
+use super::cardinality::Guard;
+use super::content::{self, Refusals};
 use super::error::IngestError;
 use super::otlp::{self, Media, Signal};
-use crate::config::IngestMode;
 use crate::pipeline::budget::Held;
+use crate::config::{ContentSettings, IngestMode};
 
 /// Bodies at least this large are decoded on the blocking pool.
 pub const BLOCKING_THRESHOLD: usize = 128 * 1024;
@@ -29,11 +34,25 @@ pub struct Job {
     /// What the inflated body holds of the process-wide budget (given back
     /// when the job ends: the inflated copy does not outlive it).
     pub held: Held,
+    /// The content policy, when on.
+    pub content: Option<Arc<ContentSettings>>,
+    /// The series guard, when on, with the session id and `now`.
+    pub guard: Option<(Arc<Guard>, String, i64)>,
 }
 
 pub struct Prepared {
     pub body: Bytes,
+    /// Items to forward (after refusals), when decoded.
     pub items: Option<u64>,
+    /// Items refused by the content policy or the guard, per rule.
+    pub refused: Refusals,
+}
+
+impl Prepared {
+    /// Every item was refused: nothing is forwarded.
+    pub fn emptied(&self) -> bool {
+        self.items == Some(0) && self.refused.total() > 0
+    }
 }
 
 impl Job {
@@ -45,6 +64,7 @@ impl Job {
             return Ok(Prepared {
                 body: self.raw,
                 items: None,
+                refused: Refusals::default(),
             });
         }
         let inflated;
@@ -56,17 +76,42 @@ impl Job {
         };
         let mut export = otlp::decode(self.signal, self.media, plain)
             .map_err(|err| IngestError::Malformed(err.0))?;
-        let items = Some(export.items());
-        if self.mode == IngestMode::Validate {
+        let offered = export.items();
+        let refused = if self.content.is_some() || self.guard.is_some() {
+            let admit = self
+                .guard
+                .as_ref()
+                .map(|(g, session, now)| g.begin(*now, session));
+            content::apply(&mut export, self.content.as_deref(), admit).map_err(|r| {
+                IngestError::ContentRejected {
+                    rule: r.rule.as_str(),
+                    items: r.items,
+                }
+            })?
+        } else {
+            Refusals::default()
+        };
+        let items = Some(offered.saturating_sub(refused.total()));
+        if items == Some(0) && refused.total() > 0 {
+            return Ok(Prepared {
+                body: Bytes::new(),
+                items,
+                refused,
+            });
+        }
+        if self.mode == IngestMode::Validate && refused.total() == 0 {
             return Ok(Prepared {
                 body: self.raw,
                 items,
+                refused,
             });
         }
-        let add: Vec<(&str, &str)> = self.add.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        export.enrich(&add, &self.drop);
+        if self.mode == IngestMode::Enrich {
+            let add: Vec<(&str, &str)> = self.add.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            export.enrich(&add, &self.drop);
+        }
         let encoded = export.encode(self.media).map_err(|err| {
-            tracing::error!(error = %err, "cannot re-encode an enriched export");
+            tracing::error!(error = %err, "cannot re-encode an export");
             IngestError::Internal
         })?;
         let body = if self.gzipped {
@@ -77,6 +122,7 @@ impl Job {
         Ok(Prepared {
             body: Bytes::from(body),
             items,
+            refused,
         })
     }
 }

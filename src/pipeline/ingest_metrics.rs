@@ -4,9 +4,11 @@
 //! the refusal's reason), `{ns}_ingest_items_total{signal}` (spans, data
 //! points, log records; validate and enrich modes), `{ns}_ingest_bytes_total{signal}`
 //! (as received), `{ns}_ingest_forward_duration_seconds` and
-//! `{ns}_ingest_in_flight`.
+//! `{ns}_ingest_in_flight`; the content policy's
+//! `{ns}_content_refused_total{reason}` (items refused, by rule) and
+//! `{ns}_cardinality_dropped_total` (data points of new series past the bound).
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 use crate::protocol::reject::Reject;
 use crate::protocol::signal::Signal;
@@ -18,15 +20,19 @@ pub struct IngestMetrics {
     pub bytes_total: IntCounterVec,
     pub forward_duration_seconds: Histogram,
     pub in_flight: IntGauge,
+    pub content_refused_total: IntCounterVec,
+    pub cardinality_dropped_total: IntCounter,
 }
 
 impl IngestMetrics {
     /// `reasons`: the refusals after admission (the ingest module's list),
-    /// so every `result` label starts at zero beside the admission ones.
+    /// so every `result` label starts at zero beside the admission ones;
+    /// `rules`: the content policy's reasons, likewise.
     pub fn register(
         namespace: &str,
         registry: &Registry,
         reasons: &[&str],
+        rules: &[&str],
     ) -> Result<IngestMetrics, prometheus::Error> {
         let opts = |name: &str, help: &str| Opts::new(name, help).namespace(namespace);
         let metrics = IngestMetrics {
@@ -65,12 +71,28 @@ impl IngestMetrics {
                 "ingest_in_flight",
                 "exports being forwarded to the collector",
             ))?,
+            content_refused_total: IntCounterVec::new(
+                opts(
+                    "content_refused_total",
+                    "items (spans, data points, log records) refused by the content policy or the series guard, by rule",
+                ),
+                &["reason"],
+            )?,
+            cardinality_dropped_total: IntCounter::with_opts(opts(
+                "cardinality_dropped_total",
+                "data points of new series dropped past the cardinality bound",
+            ))?,
         };
         registry.register(Box::new(metrics.requests_total.clone()))?;
         registry.register(Box::new(metrics.items_total.clone()))?;
         registry.register(Box::new(metrics.bytes_total.clone()))?;
         registry.register(Box::new(metrics.forward_duration_seconds.clone()))?;
         registry.register(Box::new(metrics.in_flight.clone()))?;
+        registry.register(Box::new(metrics.content_refused_total.clone()))?;
+        registry.register(Box::new(metrics.cardinality_dropped_total.clone()))?;
+        for rule in rules {
+            metrics.content_refused_total.with_label_values(&[rule]);
+        }
         for signal in Signal::ALL {
             let s = signal.as_str();
             metrics.items_total.with_label_values(&[s]);

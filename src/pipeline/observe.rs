@@ -40,6 +40,8 @@ pub struct Delivery<'a> {
     pub mode: &'static str,
     /// Spans, data points or log records, when the mode decoded them.
     pub items: Option<u64>,
+    /// Items the content policy or the series guard refused, by rule.
+    pub refused: &'a [(&'static str, u64)],
     pub result: Delivered<'a>,
 }
 
@@ -201,6 +203,15 @@ impl Observer<'_> {
             .requests_total
             .with_label_values(&[signal, result])
             .inc();
+        for (rule, items) in delivery.refused {
+            ingest
+                .content_refused_total
+                .with_label_values(&[rule])
+                .inc_by(*items);
+            if *rule == "cardinality" {
+                ingest.cardinality_dropped_total.inc_by(*items);
+            }
+        }
         let (Ok(admitted), Some(signal)) = (&admission.outcome, delivery.signal) else {
             return;
         };
@@ -311,6 +322,7 @@ impl Observer<'_> {
                 },
             ) => ("deny", reason, status, detail),
         };
+        let refused: u64 = delivery.refused.iter().map(|(_, n)| n).sum();
         if result == "deny" {
             tracing::info!(
                 target: "telegate::ingest",
@@ -322,7 +334,7 @@ impl Observer<'_> {
             tracing::info!(
                 target: "telegate::ingest",
                 %client_ip, signal, mode, session, key_id, version, nonce, bytes,
-                items = delivery.items.unwrap_or(0), detected, static_headers,
+                items = delivery.items.unwrap_or(0), refused, detected, static_headers,
                 result, status, latency_us,
                 "ingest decision"
             );

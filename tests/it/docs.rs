@@ -1,7 +1,7 @@
 //! docs/configuration.md cannot drift from the config struct: every key the
 //! struct has (with its default) must be listed with its environment variable.
 
-use telegate::config::{PolicyRate, PolicySection, RawConfig};
+use telegate::config::{ContentSection, PolicyRate, PolicySection, RawConfig};
 
 /// Every optional key set, so serialization shows it.
 fn full_config() -> RawConfig {
@@ -10,6 +10,19 @@ fn full_config() -> RawConfig {
     config.status.templates_dir = Some(String::new());
     config.ingest.policy = Some(String::new());
     config.auth.static_headers = Some(Default::default());
+    config.content = Some(ContentSection {
+        service_names: Some(vec![]),
+        metric_names: Some(vec![]),
+        span_names: Some(vec![]),
+        log_names: Some(vec![]),
+        allowed_resource_attribute_keys: Some(vec![]),
+        allowed_attribute_keys: Some(vec![]),
+        max_attributes: Some(1),
+        max_attribute_value_bytes: Some(1),
+        max_items_per_export: Some(1),
+        ..Default::default()
+    });
+    config.cardinality = Some(Default::default());
     config
 }
 
@@ -62,6 +75,7 @@ fn every_config_key_is_documented_with_its_variable() {
         methods: Some(vec![]),
         min_signature_version: Some(2),
         forward_body: Some(true),
+        content: Some(Default::default()),
     };
     let mut policy_keys = Vec::new();
     keys(

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::content::{cardinality_settings, ingest_content, CardinalitySettings, ContentSettings};
 use super::ingest::{validate_ingest, IngestSettings};
 use super::raw::RawConfig;
 use super::sessions::{session_settings, SessionSettings};
@@ -71,6 +72,11 @@ pub struct Settings {
     pub status: StatusSettings,
     pub ingest: IngestSettings,
     pub spool: SpoolSettings,
+    /// The content policy the ingest routes apply (`[content]`, or
+    /// `ingest.policy`'s own); `None`: off.
+    pub content: Option<ContentSettings>,
+    /// `[cardinality]`; `None`: off.
+    pub cardinality: Option<CardinalitySettings>,
 }
 
 /// A GCRA limit: the default one (`[rate_limit]`) or a policy's own.
@@ -96,6 +102,8 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
             format!("must be at least ingest.max_body_bytes + ingest.max_decompressed_bytes ({one_export})"),
         ));
     }
+    let content = ingest_content(raw, &ingest)?;
+    let cardinality = cardinality_settings(raw, &ingest)?;
     let admin_token_file = raw
         .admin
         .token_file
@@ -131,6 +139,8 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
         status,
         ingest,
         spool,
+        content,
+        cardinality,
     })
 }
 

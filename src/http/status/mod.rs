@@ -5,7 +5,8 @@
 //! `/` shows the version, uptime, the keys (live, expiring with their
 //! `not_after`, or expired, and when each last verified a request), the
 //! decisions and success ratio of the last five minutes ([`window`]),
-//! refusals by reason and the active sessions. `/waiting` is the loading
+//! refusals by reason, the active sessions and, with `[cardinality]`, the
+//! ten metrics nearest their series bound. `/waiting` is the loading
 //! page: it says whether the gateway is ready and sends the browser on to
 //! `/` once it is. Neither shows a secret or a session id.
 //!
@@ -201,7 +202,31 @@ fn index_vars(state: &AppState) -> Vars {
     };
     vars.insert("spool_exports", text(exports));
     vars.insert("spool_detail", Value::Html(detail));
+    vars.insert("series_rows", Value::Html(series_rows(state)));
     vars
+}
+
+/// The series guard's ten metrics nearest their bound (names cut short
+/// and escaped: they are the clients' words).
+fn series_rows(state: &AppState) -> String {
+    let Some(guard) = &state.ingest.guard else {
+        return page::empty_row(3, "the cardinality guard is off ([cardinality])");
+    };
+    let rows: String = guard
+        .nearest(10)
+        .iter()
+        .map(|u| {
+            let share = format!("{:.0} %", u.series as f64 * 100.0 / u.bound.max(1) as f64);
+            page::row(
+                "series",
+                &[&u.metric, &format!("{} / {}", u.series, u.bound), &share],
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        return page::empty_row(3, "no metric series seen in this window");
+    }
+    rows
 }
 
 fn waiting_vars(state: &AppState) -> Vars {

@@ -1,4 +1,5 @@
-//! OTLP payloads (a one-counter metrics export, string attributes, gzip)
+//! OTLP payloads (a one-counter metrics export, gauges with one series per
+//! point, string attributes, gzip)
 //! and the wall clock that requests to the real binaries are signed with.
 
 use std::io::Write;
@@ -7,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric, number_data_point, AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics,
-    ScopeMetrics, Sum,
+    metric, number_data_point, AggregationTemporality, Gauge, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
@@ -85,4 +86,57 @@ pub fn gzip_zeros(mib: usize) -> Vec<u8> {
         encoder.write_all(&zeros).expect("gzip into memory");
     }
     encoder.finish().expect("gzip into memory")
+}
+
+/// One gauge per (name, points): each point carries `series = i`, so every
+/// point is its own series; the resource says `service.name = service`.
+pub fn gauges(service: &str, metrics: &[(&str, usize)]) -> ExportMetricsServiceRequest {
+    let metrics = metrics
+        .iter()
+        .map(|(name, points)| Metric {
+            name: name.to_string(),
+            data: Some(metric::Data::Gauge(Gauge {
+                data_points: (0..*points)
+                    .map(|i| NumberDataPoint {
+                        time_unix_nano: unix_now() as u64 * 1_000_000_000,
+                        attributes: vec![text("series", &i.to_string())],
+                        value: Some(number_data_point::Value::AsInt(i as i64)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            })),
+            ..Default::default()
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![text("service.name", service)],
+                ..Default::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Data points per metric name in a metrics export.
+pub fn points_by_name(export: &ExportMetricsServiceRequest) -> Vec<(String, usize)> {
+    export
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .map(|m| {
+            let n = match &m.data {
+                Some(metric::Data::Gauge(g)) => g.data_points.len(),
+                Some(metric::Data::Sum(s)) => s.data_points.len(),
+                _ => 0,
+            };
+            (m.name.clone(), n)
+        })
+        .collect()
 }

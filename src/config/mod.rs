@@ -12,9 +12,9 @@
 //! `REQUIRE_AUTH=false` (monitor mode).
 
 mod collector;
-pub mod hazards;
 mod content;
 pub mod glob;
+pub mod hazards;
 mod ingest;
 mod raw;
 mod sessions;

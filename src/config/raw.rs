@@ -269,6 +269,12 @@ pub struct StatusSection {
     pub templates_dir: Option<String>,
     /// The status pages ask the browser to reload after this many seconds.
     pub refresh_secs: u64,
+    /// A session seen from more client networks than this in the last hour
+    /// is suspicious (status page, `{ns}_leak_sessions_roaming`).
+    pub suspicious_session_networks: usize,
+    /// A client network that used more session ids than this in the last
+    /// hour is suspicious (`{ns}_leak_networks_crowded`).
+    pub suspicious_network_sessions: usize,
 }
 
 impl Default for StatusSection {
@@ -276,6 +282,8 @@ impl Default for StatusSection {
         StatusSection {
             templates_dir: None,
             refresh_secs: 10,
+            suspicious_session_networks: 3,
+            suspicious_network_sessions: 20,
         }
     }
 }

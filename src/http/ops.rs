@@ -61,6 +61,7 @@ pub fn metrics(state: &AppState) -> Response<Body> {
         .metrics
         .body_budget_bytes_in_use
         .set(i64::try_from(state.budget.in_use_bytes()).unwrap_or(i64::MAX));
+    publish_leaks(state);
     if let Some(spool) = &state.ingest.spool {
         // Refreshes the oldest export's age, which no event moves.
         spool.backlog();
@@ -75,5 +76,48 @@ pub fn metrics(state: &AppState) -> Response<Body> {
             tracing::error!(error = %err, "could not render metrics");
             respond::internal_error()
         }
+    }
+}
+
+/// The leak signals of the last hour as gauges, with bounded labels: key
+/// ids (from the config) and the ten largest client versions (+ `other`).
+fn publish_leaks(state: &AppState) {
+    let status = &state.settings.status;
+    let report = state.board.leaks.report(
+        state.now(),
+        status.suspicious_session_networks,
+        status.suspicious_network_sessions,
+    );
+    let metrics = &state.metrics;
+    metrics.leak_key_networks.reset();
+    for (key, networks) in &report.key_networks {
+        metrics
+            .leak_key_networks
+            .with_label_values(&[key])
+            .set(*networks as i64);
+    }
+    metrics
+        .leak_sessions_roaming
+        .set(report.sessions_over as i64);
+    metrics
+        .leak_networks_crowded
+        .set(report.networks_over as i64);
+    metrics.leak_client_version_requests.reset();
+    let mut rest = 0;
+    for (i, (version, requests)) in report.versions.iter().enumerate() {
+        if i < 10 && version != "other" {
+            metrics
+                .leak_client_version_requests
+                .with_label_values(&[version])
+                .set(*requests as i64);
+        } else {
+            rest += *requests;
+        }
+    }
+    if rest > 0 {
+        metrics
+            .leak_client_version_requests
+            .with_label_values(&["other"])
+            .set(rest as i64);
     }
 }

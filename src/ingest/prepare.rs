@@ -13,8 +13,8 @@ use super::cardinality::Guard;
 use super::content::{self, Refusals};
 use super::error::IngestError;
 use super::otlp::{self, Media, Signal};
-use crate::pipeline::budget::Held;
 use crate::config::{ContentSettings, IngestMode};
+use crate::pipeline::budget::Held;
 
 /// Bodies at least this large are decoded on the blocking pool.
 pub const BLOCKING_THRESHOLD: usize = 128 * 1024;

@@ -41,6 +41,11 @@ pub struct Metrics {
     pub connections_refused_total: IntCounter,
     /// Bytes of `server.body_budget_bytes` held now (set at each scrape).
     pub body_budget_bytes_in_use: IntGauge,
+    /// Leak signals of the last hour (set at each scrape, see `board::leaks`).
+    pub leak_key_networks: IntGaugeVec,
+    pub leak_sessions_roaming: IntGauge,
+    pub leak_networks_crowded: IntGauge,
+    pub leak_client_version_requests: IntGaugeVec,
 }
 
 /// The reasons `{ns}_api_auth_failed_total` counts: a session API request
@@ -158,6 +163,28 @@ impl Metrics {
                 "body_budget_bytes_in_use",
                 "bytes of server.body_budget_bytes held by request bodies and their inflation",
             ))?,
+            leak_key_networks: IntGaugeVec::new(
+                opts(
+                    "leak_key_networks",
+                    "distinct client networks (/64 for IPv6) that used each key in the last hour",
+                ),
+                &["key"],
+            )?,
+            leak_sessions_roaming: IntGauge::with_opts(opts(
+                "leak_sessions_roaming",
+                "session ids seen from more than status.suspicious_session_networks networks in the last hour",
+            ))?,
+            leak_networks_crowded: IntGauge::with_opts(opts(
+                "leak_networks_crowded",
+                "client networks that used more than status.suspicious_network_sessions session ids in the last hour",
+            ))?,
+            leak_client_version_requests: IntGaugeVec::new(
+                opts(
+                    "leak_client_version_requests",
+                    "signed requests in the last hour by client version (the ten largest, the rest as other)",
+                ),
+                &["version"],
+            )?,
             registry,
         };
         metrics.register()?;
@@ -205,6 +232,10 @@ impl Metrics {
         r.register(Box::new(self.api_auth_failed.clone()))?;
         r.register(Box::new(self.connections_refused_total.clone()))?;
         r.register(Box::new(self.body_budget_bytes_in_use.clone()))?;
+        r.register(Box::new(self.leak_key_networks.clone()))?;
+        r.register(Box::new(self.leak_sessions_roaming.clone()))?;
+        r.register(Box::new(self.leak_networks_crowded.clone()))?;
+        r.register(Box::new(self.leak_client_version_requests.clone()))?;
         Ok(())
     }
 

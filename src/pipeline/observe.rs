@@ -105,7 +105,7 @@ impl Observer<'_> {
         match &admission.outcome {
             Ok(admitted) => {
                 metrics.auth_success.inc();
-                self.count_admitted(admitted, decision.now);
+                self.count_admitted(admitted, decision.admission.client_ip, decision.now);
             }
             Err(reject) => {
                 metrics.record_reject(reject);
@@ -162,13 +162,20 @@ impl Observer<'_> {
         );
     }
 
-    fn count_admitted(&self, admitted: &Admitted<'_>, now: i64) {
+    fn count_admitted(&self, admitted: &Admitted<'_>, client_ip: std::net::IpAddr, now: i64) {
         let metrics = self.metrics;
         let Credential::Signed(verified) = &admitted.credential else {
             self.board.allowed(None, now);
             return;
         };
         self.board.allowed(Some(&verified.key_id), now);
+        self.board.leaks.signed(
+            verified.key_id.as_str(),
+            verified.request.session_id,
+            verified.request.client_version,
+            client_ip,
+            now,
+        );
         metrics
             .key_used_total
             .with_label_values(&[verified.key_id.as_str()])

@@ -46,6 +46,8 @@ impl DecisionLog {
 pub struct StatusSettings {
     pub templates_dir: Option<PathBuf>,
     pub refresh_secs: u64,
+    pub suspicious_session_networks: usize,
+    pub suspicious_network_sessions: usize,
 }
 
 /// `metrics.namespace` prefixes every metric name, so it must be one.
@@ -91,5 +93,7 @@ pub(super) fn status(
     Ok(StatusSettings {
         templates_dir: section.templates_dir.as_ref().map(|dir| base_dir.join(dir)),
         refresh_secs: section.refresh_secs,
+        suspicious_session_networks: section.suspicious_session_networks,
+        suspicious_network_sessions: section.suspicious_network_sessions,
     })
 }

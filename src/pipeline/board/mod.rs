@@ -1,20 +1,23 @@
 //! The status board: what the status page remembers about recent decisions
 //! (a rolling five-minute window of allowed and refused requests by reason,
 //! and when each key last verified a request). Fed by the one observation
-//! step ([`crate::pipeline::observe`]) with atomics only; read by the status
-//! pages.
+//! step ([`crate::pipeline::observe`]); read by the status pages and, for
+//! the leak signals ([`leaks`]), by `/metrics`.
 
 pub mod key_usage;
+pub mod leaks;
 pub mod window;
 
 use crate::protocol::keyring::KeyId;
 pub use key_usage::KeyUsage;
+pub use leaks::LeakSignals;
 pub use window::RollingWindow;
 
 #[derive(Default)]
 pub struct Board {
     pub window: RollingWindow,
     pub keys: KeyUsage,
+    pub leaks: LeakSignals,
 }
 
 impl Board {

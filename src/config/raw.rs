@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::de::IntoDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::abuse::{BansSection, QuotaEntry};
 use super::collector::CollectorSection;
 use super::ingest::IngestSection;
 use super::sessions::SessionsSection;
@@ -27,6 +28,10 @@ pub struct RawConfig {
     pub status: StatusSection,
     pub ingest: IngestSection,
     pub collector: CollectorSection,
+    /// `[[quotas]]`: per credential scope (`config/abuse.rs`).
+    pub quotas: Vec<QuotaEntry>,
+    /// `[bans]`: absent, no bans.
+    pub bans: Option<BansSection>,
 }
 
 impl Default for RawConfig {
@@ -45,6 +50,8 @@ impl Default for RawConfig {
             status: StatusSection::default(),
             ingest: IngestSection::default(),
             collector: CollectorSection::default(),
+            quotas: Vec::new(),
+            bans: None,
         }
     }
 }
@@ -130,7 +137,7 @@ impl Default for AuthSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct KeyEntry {
     pub id: String,
@@ -140,6 +147,14 @@ pub struct KeyEntry {
     pub env: Option<String>,
     /// RFC 3339 time after which the key stops verifying.
     pub not_after: Option<String>,
+    /// `active`, `deprecated` (verifies, tells the client to update, own
+    /// quotas) or `revoked` (403 `key_revoked`); changed by a reload.
+    #[serde(default)]
+    pub state: crate::protocol::abuse::KeyState,
+    /// Requests signed with this key need at least this client version.
+    pub min_client_version: Option<String>,
+    /// Client versions refused under this key (e.g. a build that leaked it).
+    pub blocked_client_versions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -186,6 +201,14 @@ pub struct PolicySection {
     pub methods: Option<Vec<AuthMethod>>,
     /// `2`: only body-bound v2 signatures pass (401 `signature_version_required`).
     pub min_signature_version: Option<u8>,
+    /// Older client versions are refused (403 `client_version_blocked`).
+    pub min_client_version: Option<String>,
+    /// These client versions are refused (403 `client_version_blocked`).
+    pub blocked_client_versions: Option<Vec<String>>,
+    /// Only clients in these CIDRs pass (403 `network_denied`).
+    pub allow_networks: Option<Vec<String>>,
+    /// Clients in these CIDRs never pass (403 `network_denied`).
+    pub deny_networks: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

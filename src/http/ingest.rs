@@ -27,6 +27,7 @@ use crate::pipeline::admission::{admit, Admitted, Attempt, BodyLimits, BodyStage
 use crate::pipeline::body::BoxError;
 use crate::pipeline::observe::{Decision, Delivered, Delivery};
 use crate::pipeline::signature::Verified;
+use crate::protocol::abuse::{mark_deprecated, KeyState};
 use crate::protocol::signal::{Media, Signal};
 
 /// How an admitted export ended well.
@@ -76,15 +77,14 @@ where
         .and_then(Media::of);
     let format = Format::of(media);
     let outcome = match &admission.outcome {
-        Ok(admitted) => Ok(deliver(state, admitted, &parts, signal).await),
+        Ok(admitted) => {
+            Ok(deliver(state, admitted, &parts, signal, admission.client_ip, now).await)
+        }
         Err(reject) => Err(reject),
     };
-    let verified_signal = admission
-        .outcome
-        .as_ref()
-        .ok()
-        .and_then(Admitted::verified)
-        .and_then(|v| v.signal);
+    let verified = admission.outcome.as_ref().ok().and_then(Admitted::verified);
+    let verified_signal = verified.and_then(|v| v.signal);
+    let verified_key_state = verified.map(|v| v.key_state);
     let result = match &outcome {
         Err(reject) => Delivered::No {
             reason: reject.reason(),
@@ -120,14 +120,27 @@ where
             mode: settings.mode.as_str(),
             items: outcome.as_ref().ok().and_then(|o| o.items),
             result,
+            quota_scope: match &outcome {
+                Ok(Outcome {
+                    result: Err(err), ..
+                }) => crate::protocol::reject::Problem::quota_scope(err),
+                _ => None,
+            },
         }),
     });
+    let deprecated = verified_key_state == Some(KeyState::Deprecated);
     match outcome {
         Err(reject) => render(reject, format),
         Ok(Outcome {
             result: Ok(done), ..
         }) => match done {
-            Done::Delivered(reply) | Done::Replayed(reply) => success(&reply),
+            Done::Delivered(reply) | Done::Replayed(reply) => {
+                let mut response = success(&reply);
+                if deprecated {
+                    mark_deprecated(response.headers_mut());
+                }
+                response
+            }
         },
         Ok(Outcome {
             result: Err(err), ..
@@ -141,9 +154,11 @@ async fn deliver(
     admitted: &Admitted<'_>,
     parts: &Parts,
     signal: Option<Signal>,
+    client_ip: IpAddr,
+    now: i64,
 ) -> Outcome {
     let mut items = None;
-    let result = deliver_inner(state, admitted, parts, signal, &mut items).await;
+    let result = deliver_inner(state, admitted, parts, signal, &mut items, client_ip, now).await;
     Outcome { result, items }
 }
 
@@ -153,6 +168,8 @@ async fn deliver_inner(
     parts: &Parts,
     signal: Option<Signal>,
     items: &mut Option<u64>,
+    client_ip: IpAddr,
+    now: i64,
 ) -> Result<Done, IngestError> {
     let settings = &state.settings.ingest;
     let (Some(verified), Some(raw), Some(otlp)) =
@@ -193,6 +210,13 @@ async fn deliver_inner(
     };
     let prepared = job.run_off_thread().await?;
     *items = prepared.items;
+    if let Some(n) = prepared.items {
+        let session = verified.request.session_id;
+        state
+            .abuse
+            .charge_items(&admitted.scopes, n, client_ip, session, now)
+            .map_err(IngestError::Quota)?;
+    }
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)

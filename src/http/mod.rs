@@ -8,6 +8,7 @@
 //! - [`auth`]: `/auth` (and `/` with `X-Forwarded-Uri`): Traefik's forwardAuth.
 //! - [`ingest`]: `POST /v1/traces|metrics|logs` and `POST /`: OTLP ingest.
 //! - [`sessions`]: `/sessions` and `/users/{user}/sessions`: the session API.
+//! - [`bans`]: `GET /bans`, `DELETE /bans/{subject}`: the escalating bans, for an admin.
 //! - [`status`]: the `/` and `/waiting` HTML status pages.
 //! - [`ops`]: `/health`, `/ready`, `/metrics`.
 //! - [`error`]: the one error renderer (JSON or `google.rpc.Status`).
@@ -15,6 +16,7 @@
 //! - [`state`]: the shared handle every request gets.
 
 pub mod auth;
+pub mod bans;
 pub mod conn;
 pub mod error;
 pub mod ingest;

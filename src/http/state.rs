@@ -10,6 +10,8 @@ use std::time::Instant;
 use crate::clock::UnixClock;
 use crate::config::Settings;
 use crate::ingest::Ingest;
+use crate::pipeline::abuse::metrics::AbuseMetrics;
+use crate::pipeline::abuse::Abuse;
 use crate::pipeline::board::Board;
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::observe::Observer;
@@ -28,6 +30,9 @@ pub struct Inner {
     pub(crate) settings: Settings,
     pub(crate) keyring: SharedKeyring,
     pub(crate) limits: RateLimits,
+    /// Quotas and bans (`pipeline::abuse`).
+    pub(crate) abuse: Abuse,
+    pub(crate) abuse_metrics: AbuseMetrics,
     pub(crate) metrics: Metrics,
     pub(crate) sessions: Arc<dyn SessionStore>,
     /// The OTLP ingest routes: collector client, replay cache, metrics.
@@ -89,10 +94,15 @@ impl AppState {
         }
         let ingest = Ingest::new(&settings, metrics.registry(), nonces)
             .unwrap_or_else(|err| panic!("cannot set up OTLP ingest: {err}"));
+        let abuse_metrics = AbuseMetrics::register(&settings.metrics_namespace, metrics.registry())
+            .unwrap_or_else(|err| panic!("cannot register the abuse metrics: {err}"));
+        let abuse = Abuse::new(&settings, &abuse_metrics);
         Ok(AppState(Arc::new(Inner {
             settings,
             keyring,
             limits,
+            abuse,
+            abuse_metrics,
             metrics,
             sessions,
             ingest,
@@ -114,6 +124,7 @@ impl AppState {
             settings: &self.settings,
             keyring: &self.keyring,
             limits: &self.limits,
+            abuse: &self.abuse,
             sessions: self.sessions.as_ref(),
         }
     }
@@ -123,6 +134,7 @@ impl AppState {
         Observer {
             metrics: &self.metrics,
             ingest: &self.ingest.metrics,
+            abuse: &self.abuse_metrics,
             board: &self.board,
             names: &self.settings.header_names,
             decisions: self.settings.log_decisions,
@@ -156,6 +168,7 @@ impl AppState {
                 tick.tick().await;
                 let left = state.limits.purge();
                 state.metrics.ratelimit_keys.set(left as i64);
+                state.abuse.purge(state.now());
             }
         })
     }

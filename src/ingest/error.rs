@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use http::StatusCode;
 
 use super::body::InflateError;
-use crate::protocol::reject::Problem;
+use crate::protocol::reject::{Problem, Reject};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IngestError {
@@ -32,6 +32,10 @@ pub enum IngestError {
     ReplayInFlight,
     #[error("Internal error")]
     Internal,
+    /// An `items` quota, charged once the export is decoded: the
+    /// admission's `quota_exceeded`, answered the same way.
+    #[error("{0}")]
+    Quota(Reject),
 }
 
 impl From<InflateError> for IngestError {
@@ -66,6 +70,7 @@ impl IngestError {
             IngestError::CollectorRejected { .. } => "collector_rejected",
             IngestError::ReplayInFlight => "replay_in_flight",
             IngestError::Internal => "internal_error",
+            IngestError::Quota(reject) => reject.reason(),
         }
     }
 
@@ -81,6 +86,7 @@ impl IngestError {
             | IngestError::CollectorUnavailable { .. }
             | IngestError::ReplayInFlight => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            IngestError::Quota(reject) => reject.status(),
         }
     }
 
@@ -91,6 +97,7 @@ impl IngestError {
             | IngestError::CollectorUnavailable { retry_after_secs }
             | IngestError::CollectorThrottled { retry_after_secs } => Some(*retry_after_secs),
             IngestError::ReplayInFlight => Some(1),
+            IngestError::Quota(reject) => reject.retry_after(),
             _ => None,
         }
     }
@@ -116,6 +123,12 @@ impl Problem for IngestError {
     }
     fn retry_after(&self) -> Option<u64> {
         IngestError::retry_after(self)
+    }
+    fn quota_scope(&self) -> Option<&'static str> {
+        match self {
+            IngestError::Quota(reject) => reject.quota_scope(),
+            _ => None,
+        }
     }
 }
 

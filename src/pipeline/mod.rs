@@ -9,12 +9,14 @@
 //! - [`signature`]: the credential stages for a signature: parse, build policy, window, verify, static headers.
 //! - [`body`]: the body stage: capped, within a deadline, after the credential.
 //! - [`session`]: the session stage: a token's session, or the signed session recorded.
+//! - [`abuse`]: quotas, escalating bans, key states, client-version and network filters (stages of admission).
 //! - [`admission`]: the one function that runs the stages in their one order.
 //! - [`observe`]: the one observation step: metrics, the decision log line, the status board.
 //! - [`session_gate`]: what the stages ask of a session store.
 //! - [`metrics`]: the Prometheus registry and every series.
 //! - [`board`]: the status board the status pages read.
 
+pub mod abuse;
 pub mod admission;
 pub mod board;
 pub mod body;
@@ -30,6 +32,7 @@ pub mod signature;
 
 use crate::config::Settings;
 use crate::protocol::keyring::SharedKeyring;
+use abuse::Abuse;
 use rate_limit::RateLimits;
 use session_gate::SessionGate;
 
@@ -40,5 +43,6 @@ pub struct Stages<'a> {
     pub(crate) settings: &'a Settings,
     pub(crate) keyring: &'a SharedKeyring,
     pub(crate) limits: &'a RateLimits,
+    pub(crate) abuse: &'a Abuse,
     pub(crate) sessions: &'a dyn SessionGate,
 }

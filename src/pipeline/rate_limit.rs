@@ -144,6 +144,7 @@ mod tests {
             require_build: None,
             methods: [AuthMethod::Hmac].into(),
             min_signature_version: 1,
+            filters: Default::default(),
         }
     }
 

@@ -13,7 +13,9 @@ use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 
 use crate::env::Env;
+use crate::protocol::abuse::KeyState;
 use crate::protocol::canonical::{self, HmacSha256, TAG_LEN};
+use crate::protocol::client_version::VersionFilter;
 use crate::protocol::reject::Reject;
 use crate::secret::Secret;
 
@@ -60,6 +62,10 @@ pub struct KeySpec {
     pub source: KeySource,
     /// Unix seconds after which the key no longer verifies.
     pub not_after: Option<i64>,
+    /// `auth.keys[].state`: active, deprecated or revoked.
+    pub state: KeyState,
+    /// `auth.keys[].min_client_version` and `blocked_client_versions`.
+    pub versions: VersionFilter,
 }
 
 /// A loaded key. The keyed HMAC state is computed once here, so a
@@ -69,6 +75,9 @@ pub struct Key {
     pub id: KeyId,
     pub not_after: Option<i64>,
     pub development: bool,
+    pub state: KeyState,
+    /// `None`: the key accepts every client version (the usual case, free).
+    pub versions: Option<Arc<VersionFilter>>,
     mac: HmacSha256,
 }
 
@@ -78,8 +87,17 @@ impl Key {
             id,
             not_after,
             development: secret.is_development_key(),
+            state: KeyState::Active,
+            versions: None,
             mac: canonical::keyed_mac(secret),
         }
+    }
+
+    /// The key's lifecycle state and client-version filter.
+    pub fn with_lifecycle(mut self, state: KeyState, versions: &VersionFilter) -> Key {
+        self.state = state;
+        self.versions = (!versions.is_empty()).then(|| Arc::new(versions.clone()));
+        self
     }
 
     pub fn is_live(&self, now: i64) -> bool {
@@ -97,6 +115,7 @@ impl std::fmt::Debug for Key {
             .field("id", &self.id)
             .field("not_after", &self.not_after)
             .field("development", &self.development)
+            .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }
@@ -104,7 +123,8 @@ impl std::fmt::Debug for Key {
 #[derive(Debug, Clone, Default)]
 pub struct Keyring {
     keys: Vec<Key>,
-    /// A digest of every (id, not_after, secret): equal rings, equal prints.
+    /// A digest of every (id, not_after, state, version filter, secret):
+    /// equal rings, equal prints, so the poll sees a state change.
     fingerprint: [u8; 32],
 }
 
@@ -144,8 +164,11 @@ impl Keyring {
             let secret = read_secret(spec, env)?;
             print.update(spec.id.as_str().as_bytes());
             print.update(spec.not_after.unwrap_or(i64::MIN).to_be_bytes());
+            print.update(spec.state.as_str().as_bytes());
+            print.update(format!("{:?}", spec.versions).as_bytes());
             print.update(Sha256::digest(secret.expose()));
-            keys.push(Key::new(spec.id.clone(), &secret, spec.not_after));
+            let key = Key::new(spec.id.clone(), &secret, spec.not_after);
+            keys.push(key.with_lifecycle(spec.state, &spec.versions));
         }
         Ok(Keyring {
             keys,
@@ -248,6 +271,8 @@ mod tests {
             id: KeyId::new(id),
             source,
             not_after,
+            state: KeyState::Active,
+            versions: VersionFilter::default(),
         }
     }
 

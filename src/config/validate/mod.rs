@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::abuse::{self, BanSettings, QuotaSpec};
 use super::ingest::{validate_ingest, IngestSettings};
 use super::raw::RawConfig;
 use super::sessions::{session_settings, SessionSettings};
@@ -69,6 +70,10 @@ pub struct Settings {
     pub log_decisions: DecisionLog,
     pub status: StatusSettings,
     pub ingest: IngestSettings,
+    /// `[[quotas]]`.
+    pub quotas: Vec<QuotaSpec>,
+    /// `[bans]`; `None`: off.
+    pub bans: Option<BanSettings>,
 }
 
 /// A GCRA limit: the default one (`[rate_limit]`) or a policy's own.
@@ -94,6 +99,11 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
     observe::metrics(&raw.metrics)?;
     observe::log(&raw.log)?;
     let status = observe::status(&raw.status, base_dir)?;
+    let policy_names: Vec<&str> = std::iter::once("default")
+        .chain(policies.keys().map(String::as_str))
+        .collect();
+    let quotas = abuse::quotas(&raw.quotas, &policy_names)?;
+    let bans = abuse::bans(raw.bans.as_ref())?;
     Ok(Settings {
         listen,
         trusted_proxies,
@@ -119,6 +129,8 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
         log_decisions: raw.log.decisions,
         status,
         ingest,
+        quotas,
+        bans,
     })
 }
 

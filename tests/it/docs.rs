@@ -10,6 +10,7 @@ fn full_config() -> RawConfig {
     config.status.templates_dir = Some(String::new());
     config.ingest.policy = Some(String::new());
     config.auth.static_headers = Some(Default::default());
+    config.bans = Some(Default::default());
     config
 }
 
@@ -61,6 +62,10 @@ fn every_config_key_is_documented_with_its_variable() {
         require_build: Some(String::new()),
         methods: Some(vec![]),
         min_signature_version: Some(2),
+        min_client_version: Some(String::new()),
+        blocked_client_versions: Some(vec![]),
+        allow_networks: Some(vec![]),
+        deny_networks: Some(vec![]),
     };
     let mut policy_keys = Vec::new();
     keys(
@@ -83,7 +88,29 @@ fn every_config_key_is_documented_with_its_variable() {
             env_name(key)
         );
     }
-    for field in ["id", "file", "env", "not_after"] {
+    for field in [
+        "scope",
+        "unit",
+        "rate",
+        "period_secs",
+        "burst",
+        "policies",
+        "key_states",
+    ] {
+        assert!(
+            doc.contains(&format!("`quotas[].{field}`")),
+            "quotas[].{field}"
+        );
+    }
+    for field in [
+        "id",
+        "file",
+        "env",
+        "not_after",
+        "state",
+        "min_client_version",
+        "blocked_client_versions",
+    ] {
         assert!(
             doc.contains(&format!("`auth.keys[].{field}`")),
             "auth.keys[].{field}"

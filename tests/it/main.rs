@@ -10,6 +10,7 @@
 
 mod support;
 
+mod abuse_http;
 mod auth_http;
 mod cli;
 mod client_compat;

@@ -38,7 +38,7 @@ pub async fn route(state: &AppState, parts: &Parts, peer: IpAddr) -> Response<Bo
     let (client_ip, gate) = session_api_gate(&state.stages(), peer, &parts.headers);
     let outcome = match gate {
         Ok(()) => match require_admin(state, &parts.headers) {
-            Ok(()) => dispatch(state, parts),
+            Ok(()) => dispatch(state, parts).await,
             Err(err) => Err(err),
         },
         Err(reject) => Err(ApiError::Rejected(reject)),
@@ -64,7 +64,7 @@ pub async fn route(state: &AppState, parts: &Parts, peer: IpAddr) -> Response<Bo
     }
 }
 
-fn dispatch(state: &AppState, parts: &Parts) -> Result<Response<Body>, ApiError> {
+async fn dispatch(state: &AppState, parts: &Parts) -> Result<Response<Body>, ApiError> {
     let now = state.now();
     let bans = state.abuse.bans.as_ref();
     match (parts.uri.path().strip_prefix("/bans/"), &parts.method) {
@@ -92,7 +92,7 @@ fn dispatch(state: &AppState, parts: &Parts) -> Result<Response<Body>, ApiError>
                 Subject::Address(ip) => Subject::Address(state.abuse.address(ip)),
                 session => session,
             };
-            let lifted = bans.is_some_and(|b| b.lift(&subject, now));
+            let lifted = state.abuse.lift(&subject, now).await;
             if !lifted {
                 return Ok(respond::json_error(
                     StatusCode::NOT_FOUND,

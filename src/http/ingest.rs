@@ -215,6 +215,7 @@ async fn deliver_inner(
         state
             .abuse
             .charge_items(&admitted.scopes, n, client_ip, session, now)
+            .await
             .map_err(IngestError::Quota)?;
     }
     let content_type = parts

@@ -57,6 +57,7 @@ impl AppState {
         clock: UnixClock,
     ) -> Result<AppState, StoreError> {
         let mut nonces = None;
+        let mut shared_abuse = None;
         let sessions: Arc<dyn SessionStore> = match &settings.sessions.backend {
             StoreBackend::Memory => Arc::new(MemoryStore::new(
                 settings.sessions.clone(),
@@ -74,6 +75,8 @@ impl AppState {
                 )?;
                 // The v2 replay cache is shared when sessions are.
                 nonces = Some(store.nonces());
+                // Quotas and bans are shared too.
+                shared_abuse = Some(store.abuse());
                 Arc::new(store)
             }
         };
@@ -96,7 +99,7 @@ impl AppState {
             .unwrap_or_else(|err| panic!("cannot set up OTLP ingest: {err}"));
         let abuse_metrics = AbuseMetrics::register(&settings.metrics_namespace, metrics.registry())
             .unwrap_or_else(|err| panic!("cannot register the abuse metrics: {err}"));
-        let abuse = Abuse::new(&settings, &abuse_metrics);
+        let abuse = Abuse::new(&settings, &abuse_metrics, shared_abuse);
         Ok(AppState(Arc::new(Inner {
             settings,
             keyring,
@@ -171,6 +174,23 @@ impl AppState {
                 state.abuse.purge(state.now());
             }
         })
+    }
+
+    /// Reads the bans every replica published, each second (Redis store
+    /// with `[bans]` only; `None` otherwise).
+    pub fn spawn_ban_sync(&self) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.abuse.shares_bans() {
+            return None;
+        }
+        let state = self.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                state.abuse.sync_bans(state.now()).await;
+            }
+        }))
     }
 }
 

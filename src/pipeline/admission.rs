@@ -245,13 +245,16 @@ where
         } => Some(signal),
         _ => verified.signal,
     };
-    let scopes = stages.abuse.check_verified(
-        policy,
-        &verified,
-        signal.map(Signal::as_str),
-        client_ip,
-        now,
-    )?;
+    let scopes = stages
+        .abuse
+        .check_verified(
+            policy,
+            &verified,
+            signal.map(Signal::as_str),
+            client_ip,
+            now,
+        )
+        .await?;
 
     // Body: read only now that the credential holds.
     let (body, otlp) = read_body(attempt.body, headers).await?;
@@ -267,7 +270,7 @@ where
     }
 
     let bytes = body.as_ref().map_or(0, |b| b.len() as u64);
-    stages.abuse.charge_bytes(&scopes, bytes, now)?;
+    stages.abuse.charge_bytes(&scopes, bytes, now).await?;
 
     // Session.
     let session_created =

@@ -20,6 +20,7 @@ mod docs;
 mod e2e_ingest;
 mod e2e_observe;
 mod e2e_redis;
+mod e2e_redis_abuse;
 mod e2e_shipped_client;
 mod e2e_stack;
 mod e2e_traefik;

@@ -14,16 +14,20 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus::{IntCounter, IntGauge};
 use serde::Serialize;
 
+use super::shared::SharedAbuse;
 use crate::config::BanSettings;
 use crate::protocol::reject::Reject;
 
 /// Subjects tracked at most, per kind (addresses, sessions).
 pub const MAX_SUBJECTS: usize = 100_000;
+/// A ban imposed here is in the shared store within this long; one still
+/// missing after it was lifted elsewhere.
+const PUBLISH_GRACE_SECS: i64 = 3;
 /// Longest session id kept (longer ones are cut; they are bounded upstream).
 const MAX_SESSION_LEN: usize = 128;
 
@@ -63,6 +67,8 @@ struct Record {
     repeats: u32,
     /// Unix seconds the current or last ban ends; 0: never banned.
     until: i64,
+    /// Unix seconds the current or last ban began.
+    since: i64,
 }
 
 /// One ban in force, as `GET /bans` lists it.
@@ -88,6 +94,17 @@ pub struct Bans {
     /// False: no ban can be in force (purged), the check is skipped.
     any: AtomicBool,
     metrics: BanMetrics,
+    /// Bans published by every replica (the shared store), as of the last
+    /// refresh ([`Bans::set_shared`]), and the store to publish to.
+    shared: Option<Arc<dyn SharedAbuse>>,
+    remote: Mutex<Remote>,
+}
+
+/// The shared bans in force, by subject kind: Unix seconds each ends.
+#[derive(Default)]
+struct Remote {
+    addresses: HashMap<IpAddr, i64>,
+    sessions: HashMap<String, i64>,
 }
 
 impl Bans {
@@ -98,7 +115,56 @@ impl Bans {
             sessions: Mutex::new(HashMap::new()),
             any: AtomicBool::new(false),
             metrics,
+            shared: None,
+            remote: Mutex::new(Remote::default()),
         }
+    }
+
+    /// Publishes every ban to `link` and enforces the bans it holds.
+    pub fn with_shared(mut self, link: Arc<dyn SharedAbuse>) -> Bans {
+        self.shared = Some(link);
+        self
+    }
+
+    /// The store bans are shared through, if any.
+    pub fn link(&self) -> Option<&Arc<dyn SharedAbuse>> {
+        self.shared.as_ref()
+    }
+
+    /// Replaces the shared bans with `bans` (subject, until), read from the
+    /// store; subjects that do not parse are skipped.
+    pub fn set_shared(&self, bans: Vec<(String, i64)>, now: i64) {
+        let mut remote = Remote::default();
+        for (text, until) in bans.into_iter().filter(|(_, until)| *until > now) {
+            match Subject::parse(&text) {
+                Some(Subject::Address(ip)) => {
+                    remote.addresses.insert(ip, until);
+                }
+                Some(Subject::Session(id)) => {
+                    remote.sessions.insert(id, until);
+                }
+                None => {}
+            }
+        }
+        if !remote.addresses.is_empty() || !remote.sessions.is_empty() {
+            self.any.store(true, Ordering::Relaxed);
+        }
+        // A ban of ours that is published (older than the grace) but gone
+        // from the store was lifted through another replica.
+        let lifted = |r: &Record| r.until > now && now - r.since >= PUBLISH_GRACE_SECS;
+        for (ip, r) in lock(&self.addresses).iter_mut() {
+            if lifted(r) && !remote.addresses.contains_key(ip) {
+                r.until = now;
+                r.count = 0;
+            }
+        }
+        for (id, r) in lock(&self.sessions).iter_mut() {
+            if lifted(r) && !remote.sessions.contains_key(id) {
+                r.until = now;
+                r.count = 0;
+            }
+        }
+        *lock(&self.remote) = remote;
     }
 
     /// 403 `banned` with the seconds left, when `address` is banned.
@@ -106,7 +172,8 @@ impl Bans {
         if !self.any.load(Ordering::Relaxed) {
             return Ok(());
         }
-        check(&lock(&self.addresses), &address, now)
+        check(&lock(&self.addresses), &address, now)?;
+        check_until(lock(&self.remote).addresses.get(&address), now)
     }
 
     /// As [`Bans::check_address`], for a (verified) session id.
@@ -114,13 +181,14 @@ impl Bans {
         if !self.any.load(Ordering::Relaxed) || session.is_empty() {
             return Ok(());
         }
-        check(&lock(&self.sessions), session, now)
+        check(&lock(&self.sessions), session, now)?;
+        check_until(lock(&self.remote).sessions.get(session), now)
     }
 
     /// Counts one refusal against `address` and, when known, `session`.
     pub fn note(&self, address: IpAddr, session: Option<&str>, now: i64) {
         let banned = note(&self.settings, &mut lock(&self.addresses), address, now);
-        self.announce(banned, || Subject::Address(address));
+        self.announce(banned, || Subject::Address(address), now);
         if let Some(session) = session.filter(|s| !s.is_empty()) {
             let session = cut(session);
             let mut map = lock(&self.sessions);
@@ -129,18 +197,29 @@ impl Bans {
                 None => note(&self.settings, &mut map, session.to_string(), now),
             };
             drop(map);
-            self.announce(banned, || Subject::Session(session.to_string()));
+            self.announce(banned, || Subject::Session(session.to_string()), now);
         }
     }
 
-    fn announce(&self, banned: Option<(u64, u32)>, subject: impl FnOnce() -> Subject) {
+    fn announce(&self, banned: Option<(u64, u32)>, subject: impl FnOnce() -> Subject, now: i64) {
         let Some((secs, bans)) = banned else { return };
         self.any.store(true, Ordering::Relaxed);
+        let subject = subject();
+        if let Some(link) = &self.shared {
+            let link = link.clone();
+            let text = subject.to_string();
+            let until = now.saturating_add(secs as i64);
+            tokio::spawn(async move {
+                if let Err(err) = link.ban(text, until).await {
+                    tracing::warn!(error = %err, "could not share a ban: it holds on this replica only");
+                }
+            });
+        }
         self.metrics.bans_total.inc();
         self.metrics.bans_active.inc();
         tracing::warn!(
             target: "telegate::ban",
-            subject = %subject(),
+            subject = %subject,
             ban_secs = secs,
             bans,
             refusals = self.settings.refusals,
@@ -164,6 +243,29 @@ impl Bans {
         for (id, r) in lock(&self.sessions).iter().filter(|(_, r)| r.until > now) {
             views.push(view(Subject::Session(id.clone()), r));
         }
+        let remote = lock(&self.remote);
+        let shared = remote
+            .addresses
+            .iter()
+            .map(|(ip, until)| (Subject::Address(*ip), *until))
+            .chain(
+                remote
+                    .sessions
+                    .iter()
+                    .map(|(id, until)| (Subject::Session(id.clone()), *until)),
+            );
+        for (subject, until) in shared.filter(|(_, until)| *until > now) {
+            let text = subject.to_string();
+            if !views.iter().any(|v| v.subject == text) {
+                views.push(BanView {
+                    subject: text,
+                    until,
+                    remaining_secs: until - now,
+                    bans: 0,
+                });
+            }
+        }
+        drop(remote);
         views.sort_by(|a, b| b.until.cmp(&a.until).then(a.subject.cmp(&b.subject)));
         views.truncate(limit);
         views
@@ -175,9 +277,18 @@ impl Bans {
             Subject::Address(ip) => lock(&self.addresses).remove(ip),
             Subject::Session(id) => lock(&self.sessions).remove(id.as_str()),
         };
-        let lifted = record.is_some_and(|r| r.until > now);
-        if lifted {
+        let local = record.is_some_and(|r| r.until > now);
+        if local {
             self.metrics.bans_active.dec();
+        }
+        let mut remote = lock(&self.remote);
+        let shared = match subject {
+            Subject::Address(ip) => remote.addresses.remove(ip),
+            Subject::Session(id) => remote.sessions.remove(id.as_str()),
+        };
+        drop(remote);
+        let lifted = local || shared.is_some_and(|until| until > now);
+        if lifted {
             tracing::info!(target: "telegate::ban", %subject, "ban lifted");
         }
         lifted
@@ -190,13 +301,26 @@ impl Bans {
         let active = purge(settings, &mut lock(&self.addresses), now)
             + purge(settings, &mut lock(&self.sessions), now);
         self.metrics.bans_active.set(active as i64);
-        self.any.store(active > 0, Ordering::Relaxed);
+        let remote = lock(&self.remote);
+        let shared = remote.addresses.values().chain(remote.sessions.values());
+        let any_shared = shared.copied().any(|until| until > now);
+        drop(remote);
+        self.any.store(active > 0 || any_shared, Ordering::Relaxed);
         active
     }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn check_until(until: Option<&i64>, now: i64) -> Result<(), Reject> {
+    match until {
+        Some(until) if *until > now => Err(Reject::Banned {
+            retry_after_secs: (*until - now).max(1) as u64,
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn cut(session: &str) -> &str {
@@ -265,6 +389,7 @@ fn escalate(settings: &BanSettings, r: &mut Record, now: i64) -> Option<(u64, u3
     r.count = 0;
     r.window_start = now;
     r.until = now.saturating_add(secs as i64);
+    r.since = now;
     Some((secs, r.repeats))
 }
 
@@ -282,102 +407,5 @@ fn purge<K: Hash + Eq>(settings: &BanSettings, map: &mut HashMap<K, Record>, now
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn bans() -> Bans {
-        let settings = BanSettings {
-            refusals: 3,
-            within_secs: 60,
-            ban_secs: 10,
-            max_ban_secs: 25,
-        };
-        let metrics = BanMetrics {
-            bans_total: IntCounter::new("b", "b").unwrap(),
-            bans_active: IntGauge::new("a", "a").unwrap(),
-        };
-        Bans::new(settings, metrics)
-    }
-
-    const IP: &str = "192.0.2.7";
-
-    #[test]
-    fn refusals_in_the_window_ban_and_each_repeat_doubles_up_to_the_cap() {
-        let bans = bans();
-        let ip: IpAddr = IP.parse().unwrap();
-        bans.note(ip, None, 0);
-        bans.note(ip, None, 59);
-        assert_eq!(bans.check_address(ip, 59), Ok(()));
-        bans.note(ip, None, 60);
-        bans.note(ip, None, 61);
-        assert_eq!(
-            bans.check_address(ip, 61),
-            Ok(()),
-            "the window restarted at 60"
-        );
-        bans.note(ip, None, 62);
-        assert_eq!(
-            bans.check_address(ip, 62),
-            Err(Reject::Banned {
-                retry_after_secs: 10
-            })
-        );
-        assert_eq!(bans.metrics.bans_total.get(), 1);
-        assert_eq!(bans.check_address(ip, 72), Ok(()), "over");
-        for t in 72..75 {
-            bans.note(ip, None, t);
-        }
-        assert_eq!(
-            bans.check_address(ip, 74).unwrap_err().retry_after(),
-            Some(20)
-        );
-        for t in 94..97 {
-            bans.note(ip, None, t);
-        }
-        assert_eq!(
-            bans.check_address(ip, 96).unwrap_err().retry_after(),
-            Some(25),
-            "40 capped at max_ban_secs"
-        );
-        // Clean for longer than max_ban_secs after the ban: from ban_secs again.
-        for t in 200..203 {
-            bans.note(ip, None, t);
-        }
-        assert_eq!(
-            bans.check_address(ip, 202).unwrap_err().retry_after(),
-            Some(10)
-        );
-    }
-
-    #[test]
-    fn sessions_are_banned_apart_listed_and_lifted() {
-        let bans = bans();
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let b: IpAddr = "192.0.2.2".parse().unwrap();
-        bans.note(a, Some("s1"), 0);
-        bans.note(b, Some("s1"), 0);
-        bans.note(a, Some("s1"), 1);
-        assert!(
-            bans.check_session("s1", 1).is_err(),
-            "three from two addresses"
-        );
-        assert!(bans.check_address(b, 1).is_ok());
-        assert!(bans.check_address(a, 1).is_ok(), "two from a");
-        bans.note(a, None, 2);
-        let listed = bans.list(2, 10);
-        let subjects: Vec<&str> = listed.iter().map(|v| v.subject.as_str()).collect();
-        assert_eq!(subjects, ["address:192.0.2.1", "session:s1"]);
-        assert_eq!(bans.list(2, 1).len(), 1, "bounded page");
-        assert_eq!(bans.metrics.bans_active.get(), 2);
-        let subject = Subject::parse("session:s1").unwrap();
-        assert!(bans.lift(&subject, 2));
-        assert!(!bans.lift(&subject, 2), "already lifted");
-        assert!(bans.check_session("s1", 2).is_ok());
-        assert_eq!(Subject::parse("192.0.2.1"), Some(Subject::Address(a)));
-        assert_eq!(Subject::parse("address:nope"), None);
-        assert_eq!(bans.purge(2), 1);
-        assert_eq!(bans.purge(1_000), 0);
-        assert_eq!(bans.metrics.bans_active.get(), 0);
-        assert_eq!(bans.check_address(a, 1_000), Ok(()));
-    }
-}
+#[path = "bans_tests.rs"]
+mod tests;

@@ -1,7 +1,8 @@
 //! The abuse controls' metrics, registered in the gateway's registry
 //! (passed in): `{ns}_quota_exceeded_total{scope}` (counted by the one
 //! observation step), `{ns}_bans_total` and `{ns}_bans_active` (by the ban
-//! tracker as it bans, lifts and purges).
+//! tracker as it bans, lifts and purges), `{ns}_quota_fallback_total` (by
+//! the shared leases when the store fails).
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
@@ -12,6 +13,9 @@ pub struct AbuseMetrics {
     pub quota_exceeded_total: IntCounterVec,
     pub bans_total: IntCounter,
     pub bans_active: IntGauge,
+    /// Quota charges answered by the local buckets because the shared
+    /// store failed.
+    pub quota_fallback_total: IntCounter,
 }
 
 impl AbuseMetrics {
@@ -33,7 +37,12 @@ impl AbuseMetrics {
                 "bans imposed after repeated refusals",
             ))?,
             bans_active: IntGauge::with_opts(opts("bans_active", "bans in force"))?,
+            quota_fallback_total: IntCounter::with_opts(opts(
+                "quota_fallback_total",
+                "quota charges counted locally because the shared store failed",
+            ))?,
         };
+        registry.register(Box::new(metrics.quota_fallback_total.clone()))?;
         registry.register(Box::new(metrics.quota_exceeded_total.clone()))?;
         registry.register(Box::new(metrics.bans_total.clone()))?;
         registry.register(Box::new(metrics.bans_active.clone()))?;

@@ -19,17 +19,22 @@
 //! anyone ban someone else's session.
 
 pub mod bans;
+pub mod lease;
 pub mod metrics;
 pub mod quota;
+pub mod shared;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::config::{Policy, QuotaUnit, Settings};
 use crate::protocol::abuse::KeyState;
 use crate::protocol::reject::Reject;
 use bans::{BanMetrics, Bans};
+use lease::Leases;
 use metrics::AbuseMetrics;
 use quota::{Quotas, ScopeValues, Scopes};
+use shared::SharedAbuse;
 
 use super::client_ip;
 use super::signature::Verified;
@@ -43,20 +48,66 @@ pub struct Abuse {
 }
 
 impl Abuse {
-    pub fn new(settings: &Settings, metrics: &AbuseMetrics) -> Abuse {
+    /// `shared`: the store replicas share quotas and bans through (the
+    /// Redis store), `None` for memory.
+    pub fn new(
+        settings: &Settings,
+        metrics: &AbuseMetrics,
+        shared: Option<Arc<dyn SharedAbuse>>,
+    ) -> Abuse {
+        let mut quotas = Quotas::new(settings.quotas.clone());
+        if let Some(link) = &shared {
+            quotas = quotas.shared(Leases::new(
+                link.clone(),
+                metrics.quota_fallback_total.clone(),
+            ));
+        }
+        let bans = settings.bans.map(|ban_settings| {
+            let bans = Bans::new(
+                ban_settings,
+                BanMetrics {
+                    bans_total: metrics.bans_total.clone(),
+                    bans_active: metrics.bans_active.clone(),
+                },
+            );
+            match &shared {
+                Some(link) => bans.with_shared(link.clone()),
+                None => bans,
+            }
+        });
         Abuse {
-            quotas: Quotas::new(settings.quotas.clone()),
-            bans: settings.bans.map(|ban_settings| {
-                Bans::new(
-                    ban_settings,
-                    BanMetrics {
-                        bans_total: metrics.bans_total.clone(),
-                        bans_active: metrics.bans_active.clone(),
-                    },
-                )
-            }),
+            quotas,
+            bans,
             ipv6_prefix: settings.ipv6_prefix,
         }
+    }
+
+    /// Refreshes the bans published by every replica (on a one-second
+    /// timer, so a ban anywhere holds here within about two seconds).
+    pub async fn sync_bans(&self, now: i64) {
+        let Some(bans) = &self.bans else { return };
+        let Some(link) = bans.link() else { return };
+        match link.bans(now, bans::MAX_SUBJECTS).await {
+            Ok(list) => bans.set_shared(list, now),
+            Err(err) => tracing::debug!(error = %err, "could not read the shared bans"),
+        }
+    }
+
+    /// Lifts a ban here and in the shared store; `false`: none in force.
+    pub async fn lift(&self, subject: &bans::Subject, now: i64) -> bool {
+        let Some(bans) = &self.bans else { return false };
+        let lifted = bans.lift(subject, now);
+        if let Some(link) = bans.link() {
+            if let Err(err) = link.lift(subject.to_string()).await {
+                tracing::warn!(error = %err, "could not lift the shared ban");
+            }
+        }
+        lifted
+    }
+
+    /// Whether bans are shared, so a timer should call [`Abuse::sync_bans`].
+    pub fn shares_bans(&self) -> bool {
+        self.bans.as_ref().is_some_and(|b| b.link().is_some())
     }
 
     /// Right after the rate limit: a banned address, then the policy's networks.
@@ -73,7 +124,7 @@ impl Abuse {
     /// Right after the signature verified: key state, client versions, a
     /// banned session, the `requests` quotas. Returns the request's scopes
     /// for the later charges.
-    pub fn check_verified(
+    pub async fn check_verified(
         &self,
         policy: &Policy,
         verified: &Verified<'_>,
@@ -109,18 +160,22 @@ impl Abuse {
         let scopes = self
             .quotas
             .scopes(&policy.name, verified.key_state, &values);
-        self.quotas.charge(&scopes, QuotaUnit::Requests, 1, now)?;
+        self.quotas
+            .charge(&scopes, QuotaUnit::Requests, 1, now)
+            .await?;
         Ok(scopes)
     }
 
     /// After the body stage: the body's bytes.
-    pub fn charge_bytes(&self, scopes: &Scopes, bytes: u64, now: i64) -> Result<(), Reject> {
-        self.quotas.charge(scopes, QuotaUnit::Bytes, bytes, now)
+    pub async fn charge_bytes(&self, scopes: &Scopes, bytes: u64, now: i64) -> Result<(), Reject> {
+        self.quotas
+            .charge(scopes, QuotaUnit::Bytes, bytes, now)
+            .await
     }
 
     /// After an export is decoded (ingest routes): its spans, data points or
     /// log records. A refusal counts toward a ban like any other.
-    pub fn charge_items(
+    pub async fn charge_items(
         &self,
         scopes: &Scopes,
         items: u64,
@@ -128,7 +183,10 @@ impl Abuse {
         session: &str,
         now: i64,
     ) -> Result<(), Reject> {
-        let charged = self.quotas.charge(scopes, QuotaUnit::Items, items, now);
+        let charged = self
+            .quotas
+            .charge(scopes, QuotaUnit::Items, items, now)
+            .await;
         if let Err(reject) = &charged {
             self.refused(reject, ip, Some(session), now);
         }

@@ -12,8 +12,10 @@
 //! at the cost of one generous answer).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::{BuildHasher, DefaultHasher, Hash, Hasher, RandomState};
 use std::sync::Mutex;
+
+use super::lease::{Leases, Taken};
 
 use crate::config::{QuotaSpec, QuotaUnit};
 use crate::protocol::abuse::{KeyState, QuotaScope};
@@ -57,10 +59,34 @@ pub struct ScopeValues<'a> {
     pub signal: Option<&'a str>,
 }
 
+/// Scope values are hashed with a per-process random key, except when
+/// replicas share counters: then every replica must name a value alike
+/// (SipHash with the fixed key; a 64-bit second preimage is out of reach).
+enum KeyHasher {
+    Random(RandomState),
+    Stable,
+}
+
+impl KeyHasher {
+    fn hash_one<T: Hash>(&self, value: T) -> u64 {
+        match self {
+            KeyHasher::Random(state) => state.hash_one(value),
+            KeyHasher::Stable => {
+                let mut hasher = DefaultHasher::new();
+                value.hash(&mut hasher);
+                hasher.finish()
+            }
+        }
+    }
+}
+
 pub struct Quotas {
     specs: Vec<QuotaSpec>,
     shards: Vec<Mutex<HashMap<u64, Bucket>>>,
-    hasher: RandomState,
+    hasher: KeyHasher,
+    /// `Some`: the counters are shared ([`super::lease`]); the local
+    /// buckets are the fallback.
+    shared: Option<Leases>,
 }
 
 impl Quotas {
@@ -68,8 +94,16 @@ impl Quotas {
         Quotas {
             specs,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
+            hasher: KeyHasher::Random(RandomState::new()),
+            shared: None,
         }
+    }
+
+    /// Shares the counters through `leases` (the Redis store).
+    pub fn shared(mut self, leases: Leases) -> Quotas {
+        self.hasher = KeyHasher::Stable;
+        self.shared = Some(leases);
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -101,11 +135,19 @@ impl Quotas {
     }
 
     /// Takes `n` from every quota of `unit` that applies; see the module doc.
-    pub fn charge(&self, scopes: &Scopes, unit: QuotaUnit, n: u64, now: i64) -> Result<(), Reject> {
+    pub async fn charge(
+        &self,
+        scopes: &Scopes,
+        unit: QuotaUnit,
+        n: u64,
+        now: i64,
+    ) -> Result<(), Reject> {
         if scopes.applies == 0 || n == 0 {
             return Ok(());
         }
-        let mut taken: [Option<u64>; crate::config::MAX_QUOTAS] = [None; crate::config::MAX_QUOTAS];
+        // (key, from the shared lease) per quota that took its share.
+        let mut taken: [Option<(u64, bool)>; crate::config::MAX_QUOTAS] =
+            [None; crate::config::MAX_QUOTAS];
         for (i, spec) in self.specs.iter().enumerate() {
             if scopes.applies & (1 << i) == 0 || spec.unit != unit {
                 continue;
@@ -114,12 +156,24 @@ impl Quotas {
                 continue;
             };
             let key = self.key(i, value);
-            match self.take(spec, key, n, now) {
-                Ok(()) => taken[i] = Some(key),
+            let outcome = match &self.shared {
+                Some(leases) => match leases.take(i, spec, key, value, n, now).await {
+                    Taken::Yes => Ok(true),
+                    Taken::No(secs) => Err(secs),
+                    Taken::Fallback => self.take(spec, key, n, now).map(|()| false),
+                },
+                None => self.take(spec, key, n, now).map(|()| false),
+            };
+            match outcome {
+                Ok(leased) => taken[i] = Some((key, leased)),
                 Err(retry_after_secs) => {
-                    for (j, key) in taken.iter().enumerate() {
-                        if let Some(key) = key {
-                            self.give_back(&self.specs[j], *key, n);
+                    for (j, held) in taken.iter().enumerate() {
+                        match (held, &self.shared) {
+                            (Some((key, true)), Some(leases)) => {
+                                leases.give_back(*key, n, now, &self.specs[j])
+                            }
+                            (Some((key, _)), _) => self.give_back(&self.specs[j], *key, n),
+                            (None, _) => {}
                         }
                     }
                     return Err(Reject::QuotaExceeded {
@@ -133,10 +187,7 @@ impl Quotas {
     }
 
     fn key(&self, index: usize, value: u64) -> u64 {
-        let mut hasher = self.hasher.build_hasher();
-        hasher.write_usize(index);
-        hasher.write_u64(value);
-        hasher.finish()
+        self.hasher.hash_one((index as u64, value))
     }
 
     fn shard(&self, key: u64) -> &Mutex<HashMap<u64, Bucket>> {
@@ -195,7 +246,8 @@ impl Quotas {
                 map.shrink_to_fit();
                 map.len()
             })
-            .sum()
+            .sum::<usize>()
+            + self.shared.as_ref().map_or(0, |leases| leases.purge(now))
     }
 
     pub fn bucket_count(&self) -> usize {
@@ -234,142 +286,5 @@ pub fn scope_labels() -> impl Iterator<Item = &'static str> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::num::NonZeroU64;
-
-    fn spec(scope: QuotaScope, unit: QuotaUnit, rate: u64, period: u64, burst: u64) -> QuotaSpec {
-        QuotaSpec {
-            scope,
-            unit,
-            rate: NonZeroU64::new(rate).unwrap(),
-            period_secs: NonZeroU64::new(period).unwrap(),
-            burst: NonZeroU64::new(burst).unwrap(),
-            policies: None,
-            key_states: None,
-        }
-    }
-
-    fn values<'a>(session: &'a str) -> ScopeValues<'a> {
-        ScopeValues {
-            session: Some(session),
-            key: "a",
-            client_version: Some("2.0"),
-            address: "192.0.2.1".parse().unwrap(),
-            signal: Some("metrics"),
-        }
-    }
-
-    #[test]
-    fn a_bucket_spends_its_burst_then_refills_at_the_rate() {
-        let quotas = Quotas::new(vec![spec(
-            QuotaScope::Session,
-            QuotaUnit::Requests,
-            60,
-            60,
-            3,
-        )]);
-        let s = quotas.scopes("default", KeyState::Active, &values("s1"));
-        for _ in 0..3 {
-            assert_eq!(quotas.charge(&s, QuotaUnit::Requests, 1, 100), Ok(()));
-        }
-        assert_eq!(
-            quotas.charge(&s, QuotaUnit::Requests, 1, 100),
-            Err(Reject::QuotaExceeded {
-                scope: QuotaScope::Session,
-                retry_after_secs: 1
-            })
-        );
-        let other = quotas.scopes("default", KeyState::Active, &values("s2"));
-        assert_eq!(
-            quotas.charge(&other, QuotaUnit::Requests, 1, 100),
-            Ok(()),
-            "per session"
-        );
-        assert_eq!(
-            quotas.charge(&s, QuotaUnit::Requests, 1, 101),
-            Ok(()),
-            "one a second"
-        );
-        assert!(quotas.charge(&s, QuotaUnit::Requests, 1, 101).is_err());
-        assert_eq!(
-            quotas.charge(&s, QuotaUnit::Bytes, 1000, 101),
-            Ok(()),
-            "other unit"
-        );
-    }
-
-    #[test]
-    fn a_refusal_gives_back_what_the_other_quotas_took() {
-        let quotas = Quotas::new(vec![
-            spec(QuotaScope::Key, QuotaUnit::Items, 100, 60, 100),
-            spec(QuotaScope::Session, QuotaUnit::Items, 10, 60, 10),
-        ]);
-        let s = quotas.scopes("default", KeyState::Active, &values("s1"));
-        assert!(quotas.charge(&s, QuotaUnit::Items, 8, 0).is_ok());
-        let refused = quotas.charge(&s, QuotaUnit::Items, 8, 0).unwrap_err();
-        assert_eq!(refused.quota_scope(), Some("session"));
-        assert_eq!(refused.retry_after(), Some(36), "6 items at 1/6 per second");
-        // The key quota got its 8 back (92 left): nine fresh sessions take
-        // 10 each (2 left), the tenth is refused by the key. Without the
-        // give-back only 84 would be left and the ninth would fail.
-        for n in 0..9 {
-            let session = format!("fresh{n}");
-            let t = quotas.scopes("default", KeyState::Active, &values(&session));
-            assert!(
-                quotas.charge(&t, QuotaUnit::Items, 10, 0).is_ok(),
-                "fresh {n}"
-            );
-        }
-        let last = quotas.scopes("default", KeyState::Active, &values("last"));
-        assert_eq!(
-            quotas
-                .charge(&last, QuotaUnit::Items, 10, 0)
-                .unwrap_err()
-                .quota_scope(),
-            Some("key"),
-            "2 left of the key's 100"
-        );
-    }
-
-    #[test]
-    fn more_than_the_burst_waits_a_period_and_policies_and_states_select() {
-        let mut deprecated = spec(QuotaScope::Address, QuotaUnit::Bytes, 100, 60, 100);
-        deprecated.key_states = Some(vec![KeyState::Deprecated]);
-        let mut bulk = spec(QuotaScope::Signal, QuotaUnit::Requests, 1, 60, 1);
-        bulk.policies = Some(vec!["bulk".into()]);
-        let quotas = Quotas::new(vec![deprecated, bulk]);
-        let active = quotas.scopes("default", KeyState::Active, &values("s"));
-        assert_eq!(active, Scopes::none(), "neither applies");
-        let old = quotas.scopes("default", KeyState::Deprecated, &values("s"));
-        assert_eq!(
-            quotas
-                .charge(&old, QuotaUnit::Bytes, 101, 0)
-                .unwrap_err()
-                .retry_after(),
-            Some(60)
-        );
-        let b = quotas.scopes("bulk", KeyState::Active, &values("s"));
-        assert!(quotas.charge(&b, QuotaUnit::Requests, 1, 0).is_ok());
-        assert!(quotas.charge(&b, QuotaUnit::Requests, 1, 0).is_err());
-    }
-
-    #[test]
-    fn purge_drops_refilled_buckets() {
-        let quotas = Quotas::new(vec![spec(
-            QuotaScope::Session,
-            QuotaUnit::Requests,
-            10,
-            60,
-            10,
-        )]);
-        for n in 0..100 {
-            let session = format!("s{n}");
-            let s = quotas.scopes("default", KeyState::Active, &values(&session));
-            quotas.charge(&s, QuotaUnit::Requests, 1, 0).unwrap();
-        }
-        assert_eq!(quotas.bucket_count(), 100);
-        assert_eq!(quotas.purge(30), 100, "not refilled yet");
-        assert_eq!(quotas.purge(60), 0);
-    }
-}
+#[path = "quota_tests.rs"]
+mod tests;

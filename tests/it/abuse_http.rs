@@ -34,6 +34,11 @@ fn from(headers: Headers, client: &str) -> Headers {
     with(headers, "X-Forwarded-For", Some(client))
 }
 
+/// `GET /auth` with `headers`, read whole.
+async fn answer(server: &TestServer, headers: &[(&str, String)]) -> Reply {
+    Reply::of(server.auth_request(headers).send().await.unwrap()).await
+}
+
 fn signed_b() -> Headers {
     signed(SECRET_B, "POST", "/v1/metrics", NOW, SESSION)
 }
@@ -49,7 +54,7 @@ fn failed(metrics: &str, reason: &str) -> f64 {
 #[tokio::test]
 async fn a_revoked_key_is_refused_while_the_other_verifies() {
     let server = start(&config("state = \"revoked\"", "", "")).await;
-    let reply = Reply::of(server.auth_request(&valid()).send().await.unwrap()).await;
+    let reply = answer(&server, &valid()).await;
     reply.assert_refused_json(403, "key_revoked");
     assert_eq!(reply.retry_after, None);
     assert_eq!(
@@ -302,18 +307,11 @@ async fn repeated_bad_signatures_ban_the_address_until_an_admin_lifts_it() {
     let mut forged = from(valid(), attacker);
     forged[2].1 = "0".repeat(64);
     for _ in 0..3 {
-        let reply = Reply::of(server.auth_request(&forged).send().await.unwrap()).await;
+        let reply = answer(&server, &forged).await;
         reply.assert_refused_json(403, "bad_signature");
     }
     // Banned now: even a valid request from that address.
-    let reply = Reply::of(
-        server
-            .auth_request(&from(valid(), attacker))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let reply = answer(&server, &from(valid(), attacker)).await;
     reply.assert_refused_json(403, "banned");
     assert_eq!(reply.retry_after.as_deref(), Some("30"));
     // Another address, and the same session from it, are not banned: the
@@ -377,14 +375,7 @@ async fn repeated_bad_signatures_ban_the_address_until_an_admin_lifts_it() {
     for _ in 0..3 {
         server.auth_request(&forged).send().await.unwrap();
     }
-    let reply = Reply::of(
-        server
-            .auth_request(&from(valid(), attacker))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let reply = answer(&server, &from(valid(), attacker)).await;
     reply.assert_refused_json(403, "banned");
     assert_eq!(
         reply.retry_after.as_deref(),

@@ -11,6 +11,7 @@
 //! `AUTH_SERVICE_PORT` (the listen port; `TELEGATE_LISTEN` wins) and
 //! `REQUIRE_AUTH=false` (monitor mode).
 
+mod abuse;
 mod collector;
 mod content;
 pub mod glob;
@@ -25,6 +26,9 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use crate::env::{Env, MapEnv, ProcessEnv};
+pub use abuse::{
+    BanSettings, BansSection, ClientFilters, QuotaEntry, QuotaSpec, QuotaUnit, MAX_QUOTAS,
+};
 pub use collector::{CollectorSection, CollectorSettings};
 pub use content::{
     CardinalitySection, CardinalitySettings, ContentSection, ContentSettings, OnViolation,
@@ -214,7 +218,7 @@ fn apply_legacy_secrets(raw: &mut RawConfig, source: &ConfigSource, env: &dyn En
             id: (*id).to_string(),
             file: None,
             env: Some((*var).to_string()),
-            not_after: None,
+            ..KeyEntry::default()
         })
         .collect();
     // The original read its secret file only when the variable was unset.
@@ -227,8 +231,7 @@ fn apply_legacy_secrets(raw: &mut RawConfig, source: &ConfigSource, env: &dyn En
             legacy.push(KeyEntry {
                 id: "kotormodsync".to_string(),
                 file: Some(file.trim().to_string()),
-                env: None,
-                not_after: None,
+                ..KeyEntry::default()
             });
         }
     }

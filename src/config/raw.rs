@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::de::IntoDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::abuse::{BansSection, QuotaEntry};
 use super::collector::CollectorSection;
 use super::content::{CardinalitySection, ContentSection};
 use super::ingest::IngestSection;
@@ -34,6 +35,10 @@ pub struct RawConfig {
     pub content: Option<ContentSection>,
     /// The ingest series guard (absent: off).
     pub cardinality: Option<CardinalitySection>,
+    /// `[[quotas]]`: per credential scope (`config/abuse.rs`).
+    pub quotas: Vec<QuotaEntry>,
+    /// `[bans]`: absent, no bans.
+    pub bans: Option<BansSection>,
 }
 
 impl Default for RawConfig {
@@ -55,6 +60,8 @@ impl Default for RawConfig {
             spool: SpoolSection::default(),
             content: None,
             cardinality: None,
+            quotas: Vec::new(),
+            bans: None,
         }
     }
 }
@@ -144,7 +151,7 @@ impl Default for AuthSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct KeyEntry {
     pub id: String,
@@ -154,6 +161,14 @@ pub struct KeyEntry {
     pub env: Option<String>,
     /// RFC 3339 time after which the key stops verifying.
     pub not_after: Option<String>,
+    /// `active`, `deprecated` (verifies, tells the client to update, own
+    /// quotas) or `revoked` (403 `key_revoked`); changed by a reload.
+    #[serde(default)]
+    pub state: crate::protocol::abuse::KeyState,
+    /// Requests signed with this key need at least this client version.
+    pub min_client_version: Option<String>,
+    /// Client versions refused under this key (e.g. a build that leaked it).
+    pub blocked_client_versions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -206,6 +221,14 @@ pub struct PolicySection {
     pub forward_body: Option<bool>,
     /// This policy's own ingest content policy, replacing `[content]` whole.
     pub content: Option<ContentSection>,
+    /// Older client versions are refused (403 `client_version_blocked`).
+    pub min_client_version: Option<String>,
+    /// These client versions are refused (403 `client_version_blocked`).
+    pub blocked_client_versions: Option<Vec<String>>,
+    /// Only clients in these CIDRs pass (403 `network_denied`).
+    pub allow_networks: Option<Vec<String>>,
+    /// Clients in these CIDRs never pass (403 `network_denied`).
+    pub deny_networks: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

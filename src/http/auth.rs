@@ -25,6 +25,7 @@ use crate::pipeline::body::BoxError;
 use crate::pipeline::observe::Decision;
 use crate::pipeline::session_gate::TokenOwner;
 use crate::pipeline::signature::Verified;
+use crate::protocol::abuse::{mark_deprecated, KeyState};
 use crate::protocol::headers::{
     query_param, X_AUTH_CLIENT_VERSION, X_AUTH_KEY_ID, X_AUTH_MONITOR, X_AUTH_SESSION_ID,
     X_AUTH_SIGNAL, X_AUTH_STATUS, X_AUTH_USER,
@@ -132,6 +133,9 @@ fn allow_signed(verified: &Verified<'_>) -> Response<Body> {
     }
     if let Some(signal) = verified.signal {
         headers.insert(X_AUTH_SIGNAL, HeaderValue::from_static(signal.as_str()));
+    }
+    if verified.key_state == KeyState::Deprecated {
+        mark_deprecated(headers);
     }
     response
 }

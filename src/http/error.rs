@@ -18,6 +18,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 use prost::Message;
 
 use super::respond::{self, Body};
+use crate::protocol::abuse::X_QUOTA_SCOPE;
 pub use crate::protocol::reject::Problem;
 #[cfg(test)]
 use crate::protocol::reject::Reject;
@@ -59,7 +60,11 @@ pub fn render(problem: &dyn Problem, format: Format) -> Response<Body> {
                     value: ErrorInfo {
                         reason: problem.reason().into(),
                         domain: "telegate".into(),
-                        metadata: Default::default(),
+                        metadata: problem
+                            .quota_scope()
+                            .map(|scope| ("scope".to_string(), scope.to_string()))
+                            .into_iter()
+                            .collect(),
                     }
                     .encode_to_vec(),
                 }],
@@ -70,8 +75,19 @@ pub fn render(problem: &dyn Problem, format: Format) -> Response<Body> {
                 Bytes::from(rpc.encode_to_vec()),
             )
         }
-        Format::Json => respond::json_error(status, &message, problem.reason()),
+        Format::Json => match problem.quota_scope() {
+            None => respond::json_error(status, &message, problem.reason()),
+            Some(scope) => respond::json(
+                status,
+                &serde_json::json!({"error": message, "reason": problem.reason(), "scope": scope}),
+            ),
+        },
     };
+    if let Some(scope) = problem.quota_scope() {
+        response
+            .headers_mut()
+            .insert(X_QUOTA_SCOPE, HeaderValue::from_static(scope));
+    }
     if let Some(secs) = problem.retry_after() {
         response
             .headers_mut()

@@ -30,6 +30,7 @@ use crate::pipeline::admission::{admit, Admitted, Attempt, BodyLimits, BodyStage
 use crate::pipeline::body::BoxError;
 use crate::pipeline::observe::{Decision, Delivered, Delivery};
 use crate::pipeline::signature::Verified;
+use crate::protocol::abuse::{mark_deprecated, KeyState};
 use crate::protocol::signal::{Media, Signal};
 
 /// How an admitted export ended well.
@@ -83,15 +84,14 @@ where
         .and_then(Media::of);
     let format = Format::of(media);
     let outcome = match &admission.outcome {
-        Ok(admitted) => Ok(deliver(state, admitted, &parts, signal, now).await),
+        Ok(admitted) => {
+            Ok(deliver(state, admitted, &parts, signal, admission.client_ip, now).await)
+        }
         Err(reject) => Err(reject),
     };
-    let verified_signal = admission
-        .outcome
-        .as_ref()
-        .ok()
-        .and_then(Admitted::verified)
-        .and_then(|v| v.signal);
+    let verified = admission.outcome.as_ref().ok().and_then(Admitted::verified);
+    let verified_signal = verified.and_then(|v| v.signal);
+    let verified_key_state = verified.map(|v| v.key_state);
     let result = match &outcome {
         Err(reject) => Delivered::No {
             reason: reject.reason(),
@@ -132,15 +132,26 @@ where
             items: outcome.as_ref().ok().and_then(|o| o.items),
             refused: outcome.as_ref().map_or(&[], |o| o.refused.as_slice()),
             result,
+            quota_scope: match &outcome {
+                Ok(Outcome {
+                    result: Err(err), ..
+                }) => crate::protocol::reject::Problem::quota_scope(err),
+                _ => None,
+            },
         }),
     });
+    let deprecated = verified_key_state == Some(KeyState::Deprecated);
     match outcome {
         Err(reject) => render(reject, format),
         Ok(Outcome {
             result: Ok(done), ..
         }) => match done {
             Done::Delivered(reply) | Done::Replayed(reply) | Done::Spooled(reply) => {
-                success(&reply)
+                let mut response = success(&reply);
+                if deprecated {
+                    mark_deprecated(response.headers_mut());
+                }
+                response
             }
         },
         Ok(Outcome {
@@ -155,28 +166,26 @@ async fn deliver(
     admitted: &Admitted<'_>,
     parts: &Parts,
     signal: Option<Signal>,
+    client_ip: IpAddr,
     now: i64,
 ) -> Outcome {
-    let mut items = None;
-    let mut refused = Vec::new();
-    let result = deliver_inner(
-        state,
-        admitted,
-        parts,
-        signal,
-        now,
-        &mut items,
-        &mut refused,
-    )
-    .await;
+    let mut tally = Tally::default();
+    let result = deliver_inner(state, admitted, parts, signal, client_ip, now, &mut tally).await;
     if let Err(IngestError::ContentRejected { rule, items }) = &result {
-        refused.push((*rule, *items));
+        tally.refused.push((*rule, *items));
     }
     Outcome {
         result,
-        items,
-        refused,
+        items: tally.items,
+        refused: tally.refused,
     }
+}
+
+/// What preparing an export found, kept whatever its outcome.
+#[derive(Default)]
+struct Tally {
+    items: Option<u64>,
+    refused: Vec<(&'static str, u64)>,
 }
 
 async fn deliver_inner(
@@ -184,9 +193,9 @@ async fn deliver_inner(
     admitted: &Admitted<'_>,
     parts: &Parts,
     signal: Option<Signal>,
+    client_ip: IpAddr,
     now: i64,
-    items: &mut Option<u64>,
-    refused: &mut Vec<(&'static str, u64)>,
+    tally: &mut Tally,
 ) -> Result<Done, IngestError> {
     let settings = &state.settings.ingest;
     let (Some(verified), Some(raw), Some(otlp)) =
@@ -239,8 +248,8 @@ async fn deliver_inner(
             .map(|g| (g.clone(), verified.request.session_id.to_string(), now)),
     };
     let prepared = job.run_off_thread().await?;
-    *items = prepared.items;
-    refused.extend(prepared.refused.counts());
+    tally.items = prepared.items;
+    tally.refused.extend(prepared.refused.counts());
     let our_answer = |collector: Option<&Accepted>| {
         Arc::new(partial::answer(
             signal,
@@ -256,6 +265,14 @@ async fn deliver_inner(
             ticket.delivered(reply.clone());
         }
         return Ok(Done::Delivered(reply));
+    }
+    if let Some(n) = prepared.items {
+        let session = verified.request.session_id;
+        state
+            .abuse
+            .charge_items(&admitted.scopes, n, client_ip, session, now)
+            .await
+            .map_err(IngestError::Quota)?;
     }
     let content_type = parts
         .headers

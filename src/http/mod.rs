@@ -9,6 +9,7 @@
 //! - [`ingest`]: `POST /v1/traces|metrics|logs` and `POST /`: OTLP ingest.
 //! - [`sessions`]: `/sessions` and `/users/{user}/sessions`: the session API.
 //! - [`spool`]: `GET /spool/dead-letters` (admin, through the session API's gate).
+//! - [`bans`]: `GET /bans`, `DELETE /bans/{subject}`: the escalating bans, for an admin.
 //! - [`status`]: the `/` and `/waiting` HTML status pages.
 //! - [`ops`]: `/health`, `/ready`, `/metrics`.
 //! - [`error`]: the one error renderer (JSON or `google.rpc.Status`).
@@ -16,6 +17,7 @@
 //! - [`state`]: the shared handle every request gets.
 
 pub mod auth;
+pub mod bans;
 pub mod conn;
 pub mod error;
 pub mod ingest;

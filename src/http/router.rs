@@ -9,7 +9,7 @@ use http::{Method, Request, Response, StatusCode};
 
 use super::respond::{self, Body};
 use super::state::AppState;
-use super::{auth, ingest, ops, sessions, status};
+use super::{auth, bans, ingest, ops, sessions, status};
 use crate::pipeline::body::BoxError;
 use crate::protocol::headers::X_FORWARDED_URI;
 
@@ -24,6 +24,9 @@ where
     let path = parts.uri.path();
     if sessions::handles(path) {
         return sessions::route(state, parts, body, peer).await;
+    }
+    if bans::handles(path) {
+        return bans::route(state, &parts, peer).await;
     }
     if let Some(signal) = crate::ingest::signal_for(&state.settings, path) {
         return ingest::handle(state, parts, body, peer, Some(signal)).await;

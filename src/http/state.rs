@@ -11,6 +11,8 @@ use crate::clock::UnixClock;
 use crate::config::Settings;
 use crate::ingest::Ingest;
 use crate::ingest::StoreNonces;
+use crate::pipeline::abuse::metrics::AbuseMetrics;
+use crate::pipeline::abuse::Abuse;
 use crate::pipeline::board::Board;
 use crate::pipeline::budget::MemoryBudget;
 use crate::pipeline::metrics::Metrics;
@@ -30,6 +32,9 @@ pub struct Inner {
     pub(crate) settings: Settings,
     pub(crate) keyring: SharedKeyring,
     pub(crate) limits: RateLimits,
+    /// Quotas and bans (`pipeline::abuse`).
+    pub(crate) abuse: Abuse,
+    pub(crate) abuse_metrics: AbuseMetrics,
     pub(crate) metrics: Metrics,
     pub(crate) sessions: Arc<dyn SessionStore>,
     /// The OTLP ingest routes: collector client, replay cache, metrics.
@@ -60,6 +65,7 @@ impl AppState {
             errors: metrics.store_errors_total.clone(),
             duration: metrics.store_duration_seconds.clone(),
         };
+        let mut shared_abuse = None;
         let sessions: Arc<dyn SessionStore> = match &settings.sessions.backend {
             StoreBackend::Memory => Arc::new(MemoryStore::new(
                 settings.sessions.clone(),
@@ -86,6 +92,8 @@ impl AppState {
                 )?;
                 // The v2 replay cache is shared when sessions are.
                 nonces = Some(StoreNonces::Shared(store.nonces()));
+                // Quotas and bans are shared too.
+                shared_abuse = Some(store.abuse());
                 Arc::new(store)
             }
         };
@@ -107,10 +115,15 @@ impl AppState {
         let settings_budget = settings.server.body_budget_bytes;
         let ingest = Ingest::new(&settings, metrics.registry(), nonces)
             .unwrap_or_else(|err| panic!("cannot set up OTLP ingest: {err}"));
+        let abuse_metrics = AbuseMetrics::register(&settings.metrics_namespace, metrics.registry())
+            .unwrap_or_else(|err| panic!("cannot register the abuse metrics: {err}"));
+        let abuse = Abuse::new(&settings, &abuse_metrics, shared_abuse);
         Ok(AppState(Arc::new(Inner {
             settings,
             keyring,
             limits,
+            abuse,
+            abuse_metrics,
             metrics,
             sessions,
             ingest,
@@ -144,6 +157,7 @@ impl AppState {
             settings: &self.settings,
             keyring: &self.keyring,
             limits: &self.limits,
+            abuse: &self.abuse,
             sessions: self.sessions.as_ref(),
             budget: &self.budget,
         }
@@ -154,6 +168,7 @@ impl AppState {
         Observer {
             metrics: &self.metrics,
             ingest: &self.ingest.metrics,
+            abuse: &self.abuse_metrics,
             board: &self.board,
             names: &self.settings.header_names,
             decisions: self.settings.log_decisions,
@@ -187,8 +202,26 @@ impl AppState {
                 tick.tick().await;
                 let left = state.limits.purge();
                 state.metrics.ratelimit_keys.set(left as i64);
+                state.abuse.purge(state.now());
             }
         })
+    }
+
+    /// Reads the bans every replica published, each second (Redis store
+    /// with `[bans]` only; `None` otherwise).
+    pub fn spawn_ban_sync(&self) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.abuse.shares_bans() {
+            return None;
+        }
+        let state = self.clone();
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                state.abuse.sync_bans(state.now()).await;
+            }
+        }))
     }
 }
 

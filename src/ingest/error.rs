@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use http::StatusCode;
 
 use super::body::InflateError;
-use crate::protocol::reject::Problem;
+use crate::protocol::reject::{Problem, Reject};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IngestError {
@@ -40,6 +40,10 @@ pub enum IngestError {
     SpoolUnavailable { retry_after_secs: u64 },
     #[error("Internal error")]
     Internal,
+    /// An `items` quota, charged once the export is decoded: the
+    /// admission's `quota_exceeded`, answered the same way.
+    #[error("{0}")]
+    Quota(Reject),
 }
 
 impl From<InflateError> for IngestError {
@@ -84,6 +88,7 @@ impl IngestError {
             IngestError::SpoolUnavailable { .. } => "spool_unavailable",
             IngestError::ContentRejected { .. } => "content_rejected",
             IngestError::Internal => "internal_error",
+            IngestError::Quota(reject) => reject.reason(),
         }
     }
 
@@ -105,6 +110,7 @@ impl IngestError {
             | IngestError::SpoolFull { .. }
             | IngestError::SpoolUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            IngestError::Quota(reject) => reject.status(),
         }
     }
 
@@ -117,6 +123,7 @@ impl IngestError {
             | IngestError::SpoolFull { retry_after_secs }
             | IngestError::SpoolUnavailable { retry_after_secs } => Some(*retry_after_secs),
             IngestError::ReplayInFlight | IngestError::Inflate(InflateError::Busy) => Some(1),
+            IngestError::Quota(reject) => reject.retry_after(),
             _ => None,
         }
     }
@@ -143,6 +150,12 @@ impl Problem for IngestError {
     }
     fn retry_after(&self) -> Option<u64> {
         IngestError::retry_after(self)
+    }
+    fn quota_scope(&self) -> Option<&'static str> {
+        match self {
+            IngestError::Quota(reject) => reject.quota_scope(),
+            _ => None,
+        }
     }
 }
 

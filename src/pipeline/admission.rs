@@ -2,10 +2,13 @@
 //! the ingest routes, `POST /`, a signed `POST /sessions`) calls [`admit`],
 //! and nothing else composes the stages. Their one order:
 //!
-//! policy -> client IP -> rate limit -> credential (a session token, or the
-//! signature: parse, build policy, window, verify, static headers) -> body
-//! (read only now, capped, within a deadline; a v2 signature's hash checked)
-//! -> session (recorded, or refused as revoked / too many).
+//! policy -> client IP -> rate limit -> banned address, networks ->
+//! credential (a session token, or the signature: parse, build policy,
+//! window, verify, static headers) -> key state, client versions, banned
+//! session, `requests` quotas -> body (read only now, capped, within a
+//! deadline; a v2 signature's hash checked) -> `bytes` quotas -> session
+//! (recorded, or refused as revoked / too many). The abuse stages are
+//! [`super::abuse`]'s; every refusal feeds its bans at the end of [`admit`].
 //!
 //! The caller reads the clock once and hands `now` in; what comes back is
 //! what was established or the [`Reject`], plus the client address and the
@@ -18,6 +21,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, Method, Uri};
 use hyper::body::Body as HttpBody;
 
+use super::abuse::quota::Scopes;
 use super::body::{self, BoxError};
 use super::budget::Held;
 use super::client_ip;
@@ -128,6 +132,8 @@ pub struct Admitted<'r> {
     pub otlp: Option<OtlpBody>,
     /// The signed session was seen for the first time.
     pub session_created: bool,
+    /// The quota scopes of a signed request, for the items an export holds.
+    pub scopes: Scopes,
 }
 
 impl<'r> Admitted<'r> {
@@ -172,10 +178,17 @@ where
         }
         Route::SessionCreate => (Ok(&settings.default_policy), "default"),
     };
+    let now = attempt.now;
+    let mut verified_session = None;
     let outcome = match policy {
-        Ok(policy) => run(stages, attempt, policy, client_ip).await,
+        Ok(policy) => run(stages, attempt, policy, client_ip, &mut verified_session).await,
         Err(reject) => Err(reject),
     };
+    if let Err(reject) = &outcome {
+        stages
+            .abuse
+            .refused(reject, client_ip, verified_session, now);
+    }
     Admission {
         client_ip,
         policy: policy_name,
@@ -188,6 +201,7 @@ async fn run<'r, B>(
     attempt: Attempt<'r, B>,
     policy: &Policy,
     client_ip: IpAddr,
+    verified_session: &mut Option<&'r str>,
 ) -> Result<Admitted<'r>, Reject>
 where
     B: HttpBody,
@@ -204,6 +218,7 @@ where
         }
     }
     stages.limits.check(&policy.name, client_ip)?;
+    stages.abuse.check_address(policy, client_ip, now)?;
 
     // Credential: a session token (forwardAuth under a policy that allows
     // it), else the signature.
@@ -217,6 +232,7 @@ where
                     held: stages.budget.hold(),
                     otlp: None,
                     session_created: false,
+                    scopes: Scopes::none(),
                 });
             }
             if !policy.allows(AuthMethod::Hmac) {
@@ -227,6 +243,23 @@ where
     let (method, over) = signed_over(stages, &attempt)?;
     let mut verified =
         signature::verify_signature(stages, headers, method, over, policy, client_ip, now).await?;
+    *verified_session = Some(verified.request.session_id);
+    let signal = match attempt.route {
+        Route::Ingest {
+            signal: Some(signal),
+        } => Some(signal),
+        _ => verified.signal,
+    };
+    let scopes = stages
+        .abuse
+        .check_verified(
+            policy,
+            &verified,
+            signal.map(Signal::as_str),
+            client_ip,
+            now,
+        )
+        .await?;
 
     // Body: read only now that the credential holds.
     let forward_auth = matches!(attempt.route, Route::ForwardAuth { .. });
@@ -247,8 +280,10 @@ where
         );
     }
 
-    // Session.
     let bytes = body.as_ref().map_or(0, |b| b.len() as u64);
+    stages.abuse.charge_bytes(&scopes, bytes, now).await?;
+
+    // Session.
     let session_created =
         session::record_signed(stages, &verified, headers, client_ip, bytes, now)?;
     Ok(Admitted {
@@ -257,6 +292,7 @@ where
         held,
         otlp,
         session_created,
+        scopes,
     })
 }
 

@@ -10,12 +10,14 @@
 //! - [`body`]: the body stage: capped, within a deadline, after the credential.
 //! - [`budget`]: the process-wide budget every body and inflation holds bytes of.
 //! - [`session`]: the session stage: a token's session, or the signed session recorded.
+//! - [`abuse`]: quotas, escalating bans, key states, client-version and network filters (stages of admission).
 //! - [`admission`]: the one function that runs the stages in their one order.
 //! - [`observe`]: the one observation step: metrics, the decision log line, the status board.
 //! - [`session_gate`]: what the stages ask of a session store.
 //! - [`metrics`]: the Prometheus registry and every series.
 //! - [`board`]: the status board the status pages read.
 
+pub mod abuse;
 pub mod admission;
 pub mod board;
 pub mod body;
@@ -32,6 +34,7 @@ pub mod signature;
 
 use crate::config::Settings;
 use crate::protocol::keyring::SharedKeyring;
+use abuse::Abuse;
 use budget::MemoryBudget;
 use rate_limit::RateLimits;
 use session_gate::SessionGate;
@@ -43,6 +46,7 @@ pub struct Stages<'a> {
     pub(crate) settings: &'a Settings,
     pub(crate) keyring: &'a SharedKeyring,
     pub(crate) limits: &'a RateLimits,
+    pub(crate) abuse: &'a Abuse,
     pub(crate) sessions: &'a dyn SessionGate,
     pub(crate) budget: &'a MemoryBudget,
 }

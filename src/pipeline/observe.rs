@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use http::HeaderMap;
 
+use super::abuse::metrics::AbuseMetrics;
 use super::admission::{Admission, Admitted, Credential, Route};
 use super::board::Board;
 use super::ingest_metrics::IngestMetrics;
@@ -43,6 +44,8 @@ pub struct Delivery<'a> {
     /// Items the content policy or the series guard refused, by rule.
     pub refused: &'a [(&'static str, u64)],
     pub result: Delivered<'a>,
+    /// The scope of the items quota that refused the export.
+    pub quota_scope: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -91,6 +94,7 @@ pub struct ApiRefusal<'a> {
 pub struct Observer<'a> {
     pub(crate) metrics: &'a Metrics,
     pub(crate) ingest: &'a IngestMetrics,
+    pub(crate) abuse: &'a AbuseMetrics,
     pub(crate) board: &'a Board,
     pub(crate) names: &'a HeaderNames,
     /// `log.decisions`: which decisions get a line.
@@ -109,6 +113,7 @@ impl Observer<'_> {
             }
             Err(reject) => {
                 metrics.record_reject(reject);
+                self.count_quota(reject.quota_scope());
                 self.board.denied(reject.reason(), decision.now);
             }
         }
@@ -197,7 +202,19 @@ impl Observer<'_> {
         }
     }
 
+    /// `{ns}_quota_exceeded_total{scope}`, for a refusal in admission or
+    /// (items) after it.
+    fn count_quota(&self, scope: Option<&'static str>) {
+        if let Some(scope) = scope {
+            self.abuse
+                .quota_exceeded_total
+                .with_label_values(&[scope])
+                .inc();
+        }
+    }
+
     fn count_delivery(&self, admission: &Admission<'_>, delivery: &Delivery<'_>) {
+        self.count_quota(delivery.quota_scope);
         let signal = delivery.signal.map_or("unknown", Signal::as_str);
         let result = match delivery.result {
             Delivered::Yes => "delivered",

@@ -145,6 +145,7 @@ mod tests {
             methods: [AuthMethod::Hmac].into(),
             min_signature_version: 1,
             forward_body: false,
+            filters: Default::default(),
         }
     }
 

@@ -10,12 +10,15 @@
 //! live key, then 403 `bad_signature`.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use http::HeaderMap;
 
 use super::session_gate::HeaderSet;
 use super::Stages;
 use crate::config::Policy;
+use crate::protocol::abuse::KeyState;
+use crate::protocol::client_version::VersionFilter;
 use crate::protocol::keyring::KeyId;
 use crate::protocol::reject::Reject;
 use crate::protocol::signal::Signal;
@@ -35,6 +38,10 @@ pub struct Verified<'a> {
     pub signal: Option<Signal>,
     /// Accepted outside the window as a static header set.
     pub static_headers: bool,
+    /// The verifying key's lifecycle state (checked by `abuse`).
+    pub key_state: KeyState,
+    /// The verifying key's client-version filter, when it has one.
+    pub key_versions: Option<Arc<VersionFilter>>,
 }
 
 impl Verified<'_> {
@@ -173,14 +180,14 @@ fn verify_paths<'h>(
         };
         match key {
             Ok(key) => {
-                found = Some((key.id.clone(), index));
+                found = Some((key.id.clone(), index, key.state, key.versions.clone()));
                 break;
             }
             Err(Reject::BadSignature) => continue,
             Err(other) => return Err(other),
         }
     }
-    let Some((key_id, index)) = found else {
+    let Some((key_id, index, key_state, key_versions)) = found else {
         return Err(outside.unwrap_or(Reject::BadSignature));
     };
     let body = if v2.is_some() {
@@ -195,6 +202,8 @@ fn verify_paths<'h>(
         body,
         signal: None,
         static_headers: outside.is_some(),
+        key_state,
+        key_versions,
     };
     Ok((verified, index))
 }

@@ -13,7 +13,9 @@ use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 
 use crate::env::Env;
+use crate::protocol::abuse::KeyState;
 use crate::protocol::canonical::{self, HmacSha256, TAG_LEN};
+use crate::protocol::client_version::VersionFilter;
 use crate::protocol::reject::Reject;
 use crate::secret::Secret;
 
@@ -60,6 +62,10 @@ pub struct KeySpec {
     pub source: KeySource,
     /// Unix seconds after which the key no longer verifies.
     pub not_after: Option<i64>,
+    /// `auth.keys[].state`: active, deprecated or revoked.
+    pub state: KeyState,
+    /// `auth.keys[].min_client_version` and `blocked_client_versions`.
+    pub versions: VersionFilter,
 }
 
 /// A loaded key. The keyed HMAC state is computed once here, so a
@@ -72,6 +78,9 @@ pub struct Key {
     /// The secret's length in bytes (for the short-secret warning; the
     /// secret itself is not kept).
     pub secret_len: usize,
+    pub state: KeyState,
+    /// `None`: the key accepts every client version (the usual case, free).
+    pub versions: Option<Arc<VersionFilter>>,
     mac: HmacSha256,
 }
 
@@ -82,8 +91,17 @@ impl Key {
             not_after,
             development: secret.is_development_key(),
             secret_len: secret.expose().len(),
+            state: KeyState::Active,
+            versions: None,
             mac: canonical::keyed_mac(secret),
         }
+    }
+
+    /// The key's lifecycle state and client-version filter.
+    pub fn with_lifecycle(mut self, state: KeyState, versions: &VersionFilter) -> Key {
+        self.state = state;
+        self.versions = (!versions.is_empty()).then(|| Arc::new(versions.clone()));
+        self
     }
 
     pub fn is_live(&self, now: i64) -> bool {
@@ -101,6 +119,7 @@ impl std::fmt::Debug for Key {
             .field("id", &self.id)
             .field("not_after", &self.not_after)
             .field("development", &self.development)
+            .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }
@@ -108,7 +127,8 @@ impl std::fmt::Debug for Key {
 #[derive(Debug, Clone, Default)]
 pub struct Keyring {
     keys: Vec<Key>,
-    /// A digest of every (id, not_after, secret): equal rings, equal prints.
+    /// A digest of every (id, not_after, state, version filter, secret):
+    /// equal rings, equal prints, so the poll sees a state change.
     fingerprint: [u8; 32],
 }
 
@@ -148,8 +168,11 @@ impl Keyring {
             let secret = read_secret(spec, env)?;
             print.update(spec.id.as_str().as_bytes());
             print.update(spec.not_after.unwrap_or(i64::MIN).to_be_bytes());
+            print.update(spec.state.as_str().as_bytes());
+            print.update(format!("{:?}", spec.versions).as_bytes());
             print.update(Sha256::digest(secret.expose()));
-            keys.push(Key::new(spec.id.clone(), &secret, spec.not_after));
+            let key = Key::new(spec.id.clone(), &secret, spec.not_after);
+            keys.push(key.with_lifecycle(spec.state, &spec.versions));
         }
         Ok(Keyring {
             keys,
@@ -280,6 +303,8 @@ mod tests {
             id: KeyId::new(id),
             source,
             not_after,
+            state: KeyState::Active,
+            versions: VersionFilter::default(),
         }
     }
 

@@ -12,9 +12,13 @@
 //! - [`signal`]: the OTLP signals a signed path names, and the media types.
 //! - [`token`]: session tokens: how one is made, presented and hashed.
 //! - [`headers`]: the header names read and answered, and how values are read.
+//! - [`abuse`]: key states, quota scopes and the headers the abuse controls answer with.
+//! - [`client_version`]: minimum and blocked client versions (per policy and per key).
 //! - [`reject`]: every reason a request is refused, with its status, sentence and `Retry-After`.
 
+pub mod abuse;
 pub mod canonical;
+pub mod client_version;
 pub mod headers;
 pub mod keyring;
 pub mod reject;

@@ -11,6 +11,8 @@ use std::borrow::Cow;
 
 use http::StatusCode;
 
+use super::abuse::QuotaScope;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Reject {
     #[error("Missing authentication headers")]
@@ -69,6 +71,19 @@ pub enum Reject {
     MethodNotAllowed,
     #[error("The gateway holds as many request bodies as it may; try again shortly")]
     ServerBusy,
+    #[error("Quota exceeded")]
+    QuotaExceeded {
+        scope: QuotaScope,
+        retry_after_secs: u64,
+    },
+    #[error("Too many refused requests: banned for a while")]
+    Banned { retry_after_secs: u64 },
+    #[error("This signing key has been revoked: update the client")]
+    KeyRevoked,
+    #[error("This client version is not accepted: update the client")]
+    ClientVersionBlocked,
+    #[error("Requests from this network are not accepted")]
+    NetworkDenied,
 }
 
 impl Reject {
@@ -102,6 +117,11 @@ impl Reject {
         "empty_body",
         "server_busy",
         "method_not_allowed",
+        "quota_exceeded",
+        "banned",
+        "key_revoked",
+        "client_version_blocked",
+        "network_denied",
     ];
 
     pub fn reason(&self) -> &'static str {
@@ -134,6 +154,11 @@ impl Reject {
             Reject::EmptyBody => "empty_body",
             Reject::MethodNotAllowed => "method_not_allowed",
             Reject::ServerBusy => "server_busy",
+            Reject::QuotaExceeded { .. } => "quota_exceeded",
+            Reject::Banned { .. } => "banned",
+            Reject::KeyRevoked => "key_revoked",
+            Reject::ClientVersionBlocked => "client_version_blocked",
+            Reject::NetworkDenied => "network_denied",
         }
     }
 
@@ -151,10 +176,16 @@ impl Reject {
             | Reject::InvalidSession
             | Reject::SessionExpired
             | Reject::SignatureVersionRequired => StatusCode::UNAUTHORIZED,
-            Reject::BadSignature | Reject::SessionRevoked | Reject::BodyMismatch => {
-                StatusCode::FORBIDDEN
+            Reject::BadSignature
+            | Reject::SessionRevoked
+            | Reject::BodyMismatch
+            | Reject::Banned { .. }
+            | Reject::KeyRevoked
+            | Reject::ClientVersionBlocked
+            | Reject::NetworkDenied => StatusCode::FORBIDDEN,
+            Reject::RateLimited { .. } | Reject::TooManySessions | Reject::QuotaExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
             }
-            Reject::RateLimited { .. } | Reject::TooManySessions => StatusCode::TOO_MANY_REQUESTS,
             // A gateway with no usable key is broken, not the client: 503 makes
             // OTLP exporters retry instead of dropping data.
             Reject::NoLiveKey => StatusCode::SERVICE_UNAVAILABLE,
@@ -179,13 +210,25 @@ impl Reject {
     /// when to try again (OTLP exporters and Traefik's clients honour it).
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            Reject::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            Reject::RateLimited { retry_after_secs }
+            | Reject::QuotaExceeded {
+                retry_after_secs, ..
+            }
+            | Reject::Banned { retry_after_secs } => Some(*retry_after_secs),
             // The gateway's keyring or store is at fault: soon.
             Reject::NoLiveKey | Reject::StoreUnavailable => Some(5),
             // Bodies in flight finish within their deadline.
             Reject::ServerBusy => Some(1),
             // A slot frees when one of the address's sessions idles out.
             Reject::TooManySessions => Some(60),
+            _ => None,
+        }
+    }
+
+    /// The scope of the quota a `quota_exceeded` ran into.
+    pub fn quota_scope(&self) -> Option<&'static str> {
+        match self {
+            Reject::QuotaExceeded { scope, .. } => Some(scope.as_str()),
             _ => None,
         }
     }
@@ -201,6 +244,10 @@ pub trait Problem {
     fn message(&self) -> Cow<'_, str>;
     /// Seconds for `Retry-After`, on every refusal that may pass later.
     fn retry_after(&self) -> Option<u64>;
+    /// A `quota_exceeded`'s scope: named in the body and in `X-Quota-Scope`.
+    fn quota_scope(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 impl Problem for Reject {
@@ -215,6 +262,9 @@ impl Problem for Reject {
     }
     fn retry_after(&self) -> Option<u64> {
         Reject::retry_after(self)
+    }
+    fn quota_scope(&self) -> Option<&'static str> {
+        Reject::quota_scope(self)
     }
 }
 
@@ -255,6 +305,16 @@ mod tests {
             Reject::EmptyBody,
             Reject::MethodNotAllowed,
             Reject::ServerBusy,
+            Reject::QuotaExceeded {
+                scope: QuotaScope::Session,
+                retry_after_secs: 1,
+            },
+            Reject::Banned {
+                retry_after_secs: 1,
+            },
+            Reject::KeyRevoked,
+            Reject::ClientVersionBlocked,
+            Reject::NetworkDenied,
         ];
         assert_eq!(all.len(), Reject::REASONS.len());
         for reject in all {

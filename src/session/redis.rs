@@ -19,6 +19,7 @@
 //! `store_errors_total{op="flush_dropped"}`); token checks and the API
 //! answer 503 `store_unavailable`; the outage is logged once per transition.
 
+mod abuse;
 mod issued;
 mod nonces;
 mod read;
@@ -133,6 +134,11 @@ impl RedisStore {
     /// The v2 replay cache's shared half, on this store's connection.
     pub fn nonces(&self) -> SharedNonces {
         SharedNonces::new(self.inner.clone())
+    }
+
+    /// A handle for quotas and bans shared by replicas.
+    pub fn abuse(&self) -> std::sync::Arc<dyn crate::pipeline::abuse::shared::SharedAbuse> {
+        std::sync::Arc::new(abuse::RedisAbuse::new(self.inner.clone()))
     }
 }
 

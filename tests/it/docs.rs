@@ -23,6 +23,7 @@ fn full_config() -> RawConfig {
         ..Default::default()
     });
     config.cardinality = Some(Default::default());
+    config.bans = Some(Default::default());
     config
 }
 
@@ -76,6 +77,10 @@ fn every_config_key_is_documented_with_its_variable() {
         min_signature_version: Some(2),
         forward_body: Some(true),
         content: Some(Default::default()),
+        min_client_version: Some(String::new()),
+        blocked_client_versions: Some(vec![]),
+        allow_networks: Some(vec![]),
+        deny_networks: Some(vec![]),
     };
     let mut policy_keys = Vec::new();
     keys(
@@ -98,7 +103,29 @@ fn every_config_key_is_documented_with_its_variable() {
             env_name(key)
         );
     }
-    for field in ["id", "file", "env", "not_after"] {
+    for field in [
+        "scope",
+        "unit",
+        "rate",
+        "period_secs",
+        "burst",
+        "policies",
+        "key_states",
+    ] {
+        assert!(
+            doc.contains(&format!("`quotas[].{field}`")),
+            "quotas[].{field}"
+        );
+    }
+    for field in [
+        "id",
+        "file",
+        "env",
+        "not_after",
+        "state",
+        "min_client_version",
+        "blocked_client_versions",
+    ] {
         assert!(
             doc.contains(&format!("`auth.keys[].{field}`")),
             "auth.keys[].{field}"

@@ -10,6 +10,7 @@
 
 mod support;
 
+mod abuse_http;
 mod auth_http;
 mod body_budget;
 mod cli;
@@ -25,6 +26,7 @@ mod e2e_faults;
 mod e2e_ingest;
 mod e2e_observe;
 mod e2e_redis;
+mod e2e_redis_abuse;
 mod e2e_shipped_client;
 mod e2e_spool;
 mod e2e_stack;

@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{positive, rate_spec, RateSpec};
-use crate::config::raw::{AuthSection, KeyEntry, RawConfig};
+use crate::config::abuse::{networks, version_filter, ClientFilters};
+use crate::config::raw::{AuthSection, KeyEntry, PolicySection, RawConfig};
 use crate::config::{show, ConfigError};
 use crate::protocol::keyring::{KeyId, KeySource, KeySpec};
 use crate::protocol::signature_v2::V2Names;
@@ -44,6 +45,8 @@ pub struct Policy {
     /// `/auth` bodies arrive (Traefik `forwardBody: true`): an absent one is
     /// the empty body, and a v2 hash is always checked.
     pub forward_body: bool,
+    /// Client versions and networks (`pipeline::abuse`).
+    pub filters: ClientFilters,
 }
 
 /// A credential a policy accepts (`policies.NAME.methods`).
@@ -126,6 +129,7 @@ pub(super) fn policies(
         methods: BTreeSet::from([AuthMethod::Hmac]),
         min_signature_version: 1,
         forward_body: false,
+        filters: ClientFilters::default(),
     };
     let mut policies = BTreeMap::new();
     for (name, section) in &raw.policies {
@@ -182,10 +186,34 @@ pub(super) fn policies(
                 methods,
                 min_signature_version,
                 forward_body: section.forward_body.unwrap_or(false),
+                filters: client_filters(&format!("policies.{name}"), section)?,
             },
         );
     }
     Ok((default_policy, policies))
+}
+
+/// `policies.NAME.{min_client_version, blocked_client_versions,
+/// allow_networks, deny_networks}`.
+fn client_filters(prefix: &str, section: &PolicySection) -> Result<ClientFilters, ConfigError> {
+    let versions = version_filter(
+        prefix,
+        section.min_client_version.as_deref(),
+        section.blocked_client_versions.as_deref(),
+    )?;
+    let allow_networks = match &section.allow_networks {
+        Some(list) => Some(networks(&format!("{prefix}.allow_networks"), list)?),
+        None => None,
+    };
+    let deny_networks = networks(
+        &format!("{prefix}.deny_networks"),
+        section.deny_networks.as_deref().unwrap_or_default(),
+    )?;
+    Ok(ClientFilters {
+        versions,
+        allow_networks,
+        deny_networks,
+    })
 }
 
 /// Validates `auth.keys` into specs: ids unique, one source each, relative
@@ -228,10 +256,17 @@ fn key_specs(entries: &[KeyEntry], base_dir: &Path) -> Result<Vec<KeySpec>, Conf
             }
             None => None,
         };
+        let versions = version_filter(
+            &format!("auth.keys[{i}]"),
+            entry.min_client_version.as_deref(),
+            entry.blocked_client_versions.as_deref(),
+        )?;
         specs.push(KeySpec {
             id: KeyId::new(id),
             source,
             not_after,
+            state: entry.state,
+            versions,
         });
     }
     Ok(specs)

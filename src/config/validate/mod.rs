@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::abuse::{self, BanSettings, QuotaSpec};
 use super::content::{cardinality_settings, ingest_content, CardinalitySettings, ContentSettings};
 use super::ingest::{validate_ingest, IngestSettings};
 use super::raw::RawConfig;
@@ -77,6 +78,10 @@ pub struct Settings {
     pub content: Option<ContentSettings>,
     /// `[cardinality]`; `None`: off.
     pub cardinality: Option<CardinalitySettings>,
+    /// `[[quotas]]`.
+    pub quotas: Vec<QuotaSpec>,
+    /// `[bans]`; `None`: off.
+    pub bans: Option<BanSettings>,
 }
 
 /// A GCRA limit: the default one (`[rate_limit]`) or a policy's own.
@@ -113,6 +118,11 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
     observe::log(&raw.log)?;
     let status = observe::status(&raw.status, base_dir)?;
     let spool = spool_settings(&raw.spool, base_dir)?;
+    let policy_names: Vec<&str> = std::iter::once("default")
+        .chain(policies.keys().map(String::as_str))
+        .collect();
+    let quotas = abuse::quotas(&raw.quotas, &policy_names)?;
+    let bans = abuse::bans(raw.bans.as_ref())?;
     Ok(Settings {
         listen,
         trusted_proxies,
@@ -141,6 +151,8 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
         spool,
         content,
         cardinality,
+        quotas,
+        bans,
     })
 }
 

@@ -33,7 +33,7 @@ use crate::pipeline::body::BoxError;
 use crate::pipeline::observe::ApiRefusal;
 use crate::protocol::headers::query_param;
 use crate::session::{token, ListFilter, Lookup, SessionKind, TokenCheck, TokenHash};
-use body::percent_decode;
+pub(crate) use body::percent_decode;
 
 /// Most records one page may hold.
 pub const MAX_PAGE: usize = 1000;
@@ -256,7 +256,8 @@ fn is_admin(state: &AppState, presented: &str) -> bool {
         .is_some_and(|expected| bool::from(presented.as_bytes().ct_eq(expected.expose())))
 }
 
-fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// The admin bearer token, compared in constant time (also the bans API's gate).
+pub(crate) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if state.admin_token.is_none() {
         return Err(ApiError::AdminDisabled);
     }

@@ -27,8 +27,8 @@ pub use collector::{CollectorSection, CollectorSettings};
 pub use ingest::{IngestMode, IngestSection, IngestSettings};
 pub use raw::*;
 pub use sessions::{
-    EmbeddedSettings, PerUserLimit, RedisSettings, SessionSettings, SessionsSection, StoreBackend,
-    StoreIp, StoreKind,
+    EmbeddedSettings, PerUserLimit, PostgresSettings, RedisSettings, SessionSettings,
+    SessionsSection, StoreBackend, StoreIp, StoreKind,
 };
 pub use spool::{Fsync, SpoolSection, SpoolSettings};
 pub use validate::{

@@ -19,7 +19,8 @@ use crate::pipeline::Stages;
 use crate::protocol::keyring::SharedKeyring;
 use crate::secret::Secret;
 use crate::session::{
-    EmbeddedStore, MemoryStore, RedisStore, SessionStore, StoreBackend, StoreError, StoreMetrics,
+    EmbeddedStore, MemoryStore, PostgresStore, RedisStore, SessionStore, StoreBackend, StoreError,
+    StoreMetrics,
 };
 
 #[derive(Clone)]
@@ -82,6 +83,12 @@ impl AppState {
                 nonces = Some(store.nonces());
                 Arc::new(store)
             }
+            StoreBackend::Postgres(postgres) => Arc::new(PostgresStore::new(
+                settings.sessions.clone(),
+                postgres.clone(),
+                store_metrics,
+                clock.clone(),
+            )?),
         };
         let limits = RateLimits::new(
             settings.rate_limit,

@@ -24,8 +24,8 @@ mod nonces;
 mod read;
 mod record;
 mod scripts;
-mod statics;
-mod sync;
+pub(super) mod statics;
+pub(super) mod sync;
 mod wipe;
 
 use std::future::Future;

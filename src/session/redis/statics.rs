@@ -22,12 +22,13 @@ use crate::session::{HeaderSet, Lookup, SessionGate, StaticSighting, StoreError}
 const MAX_QUEUED: usize = 10_000;
 
 /// One first sighting to write.
+/// (Shared with the PostgreSQL store.)
 #[derive(Debug, Clone)]
-struct Queued {
-    digest: [u8; 32],
-    client_ip: IpAddr,
-    first_seen: i64,
-    max_age: u64,
+pub(crate) struct Queued {
+    pub digest: [u8; 32],
+    pub client_ip: IpAddr,
+    pub first_seen: i64,
+    pub max_age: u64,
 }
 
 /// The bounded queue of sightings to write behind.
@@ -36,7 +37,7 @@ pub struct StaticQueue(Mutex<Vec<Queued>>);
 
 impl StaticQueue {
     /// False when the queue is full and the sighting was dropped.
-    fn push(&self, item: Queued) -> bool {
+    pub(crate) fn push(&self, item: Queued) -> bool {
         let mut queue = lock(&self.0);
         if queue.len() >= MAX_QUEUED {
             return false;
@@ -45,12 +46,12 @@ impl StaticQueue {
         true
     }
 
-    fn take(&self) -> Vec<Queued> {
+    pub(crate) fn take(&self) -> Vec<Queued> {
         std::mem::take(&mut *lock(&self.0))
     }
 
     /// Puts a failed batch back, as much as fits; returns how many were dropped.
-    fn restore(&self, failed: Vec<Queued>) -> u64 {
+    pub(crate) fn restore(&self, failed: Vec<Queued>) -> u64 {
         let mut queue = lock(&self.0);
         let room = MAX_QUEUED.saturating_sub(queue.len());
         let dropped = failed.len().saturating_sub(room) as u64;

@@ -59,9 +59,10 @@ level = "info"
     )
 }
 
-/// A client of the stack: signs like KOTORModSync, holds the admin token.
-struct Client {
-    http: reqwest::Client,
+/// A client of the stack: signs like KOTORModSync, holds the admin token
+/// (also used by `e2e_postgres`).
+pub(crate) struct Client {
+    pub(crate) http: reqwest::Client,
     secret: String,
     admin: String,
 }
@@ -73,7 +74,7 @@ impl Client {
     }
 
     /// `GET /auth` straight to one replica, as Traefik would send it.
-    async fn auth(
+    pub(crate) async fn auth(
         &self,
         gate: &Telegate,
         bearer: Option<&str>,
@@ -94,7 +95,12 @@ impl Client {
     }
 
     /// An OTLP export through Traefik (forwardAuth to either replica).
-    async fn export(&self, traefik: &Traefik, bearer: Option<&str>, session: Option<&str>) -> u16 {
+    pub(crate) async fn export(
+        &self,
+        traefik: &Traefik,
+        bearer: Option<&str>,
+        session: Option<&str>,
+    ) -> u16 {
         let mut request = self
             .http
             .post(traefik.url("/v1/metrics"))
@@ -114,7 +120,7 @@ impl Client {
     }
 
     /// A session API call with the admin token (`base`: Traefik or one replica).
-    async fn admin(
+    pub(crate) async fn admin(
         &self,
         method: reqwest::Method,
         url: String,
@@ -136,11 +142,11 @@ async fn reason(response: reqwest::Response) -> (u16, String) {
     (reply.status, reply.reason().unwrap_or_default())
 }
 
-async fn auth_successes(gate: &Telegate) -> f64 {
+pub(crate) async fn auth_successes(gate: &Telegate) -> f64 {
     sample(&gate.metrics().await, "telegate_auth_success").unwrap_or(0.0)
 }
 
-fn setup(work: &Workdir) -> Client {
+pub(crate) fn setup(work: &Workdir) -> Client {
     let secret = keygen();
     let admin = keygen();
     work.write("e2e.key", &secret);
@@ -154,7 +160,7 @@ fn setup(work: &Workdir) -> Client {
 
 /// Traefik: `/sessions` balanced over both replicas; `/v1` behind
 /// forwardAuth to the `auth` entrypoint, which balances `/auth` over both.
-fn traefik_dynamic(gates: [&Telegate; 2], auth_port: u16, collector: &str) -> String {
+pub(crate) fn traefik_dynamic(gates: [&Telegate; 2], auth_port: u16, collector: &str) -> String {
     format!(
         r#"http:
   routers:

@@ -21,6 +21,7 @@ mod docs;
 mod e2e_auth_headers;
 mod e2e_ingest;
 mod e2e_observe;
+mod e2e_postgres;
 mod e2e_redis;
 mod e2e_shipped_client;
 mod e2e_spool;

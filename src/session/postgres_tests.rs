@@ -25,6 +25,30 @@ struct PgServer {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
+    postgres: PathBuf,
+    user: Option<(u32, u32)>,
+}
+
+/// The server on `port`, its data and socket in `dir`, logging to
+/// `dir/postgres.log` (appended: a restart keeps the first run's lines).
+fn spawn(postgres: &Path, user: Option<(u32, u32)>, dir: &Path, port: u16) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("postgres.log"))
+        .unwrap();
+    command(postgres, user)
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .arg("-k")
+        .arg(dir)
+        .args(["-c", "fsync=off", "-c", "max_connections=200"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
 }
 
 fn tools_dir() -> PathBuf {
@@ -98,29 +122,50 @@ impl PgServer {
             .local_addr()
             .unwrap()
             .port();
-        let log = std::fs::File::create(dir.path().join("postgres.log")).unwrap();
-        let child = command(&postgres, user)
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
-            .arg("-k")
-            .arg(dir.path())
-            .args(["-c", "fsync=off", "-c", "max_connections=200"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let server = PgServer { child, port, dir };
+        let child = spawn(&postgres, user, dir.path(), port);
+        let server = PgServer {
+            child,
+            port,
+            dir,
+            postgres,
+            user,
+        };
+        server.wait_up();
+        Some(server)
+    }
+
+    fn wait_up(&self) {
         let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 started.elapsed() < Duration::from_secs(10),
-                "postgres on {port} not up within 10 s"
+                "postgres on {} not up within 10 s",
+                self.port
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(server)
+    }
+
+    /// A fast shutdown (SIGINT), waited for (bounded), then a kill.
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the same cluster again on the same port.
+    fn restart(&mut self) {
+        self.child = spawn(&self.postgres, self.user, self.dir.path(), self.port);
+        self.wait_up();
     }
 
     fn url(&self, db: &str) -> String {
@@ -157,19 +202,7 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
-        // SIGINT: a fast shutdown, so no shared memory is left behind.
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status();
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -325,4 +358,32 @@ async fn a_missing_password_file_is_named_and_an_outage_answers_503() {
     assert!(store.find_token(&TokenHash::of("t"), T0).await.is_err());
     assert!(store.observe(&sighting("s1", "192.0.2.1", T0)).is_ok());
     assert!(!store.healthy());
+}
+
+#[tokio::test]
+async fn an_outage_answers_503_and_the_store_reconnects() {
+    let Some(mut server) =
+        PgServer::start("postgres an_outage_answers_503_and_the_store_reconnects")
+    else {
+        return;
+    };
+    let store = store(&server).await;
+    issued::issue(&store, "i1", "tok-1", None, T0).await;
+    let hash = TokenHash::of("tok-1");
+    server.stop();
+    // Token checks fail (503 upstream), signed sessions go on locally.
+    assert!(store.find_token(&hash, T0).await.is_err());
+    store.observe(&sighting("s1", "192.0.2.1", T0)).unwrap();
+    eventually("unhealthy while down", Duration::from_secs(5), || {
+        !store.healthy()
+    })
+    .await;
+    server.restart();
+    eventually("healthy again", Duration::from_secs(10), || store.healthy()).await;
+    assert!(matches!(
+        store.find_token(&hash, T0).await.unwrap(),
+        TokenCheck::Live(_)
+    ));
+    // The sighting made during the outage was written behind after it.
+    conformance::live(&store, "s1", T0).await;
 }

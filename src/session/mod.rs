@@ -27,6 +27,7 @@
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod embedded;
+mod health;
 pub mod memory;
 pub mod petname;
 pub mod postgres;

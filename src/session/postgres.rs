@@ -29,12 +29,13 @@ mod sync;
 
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 
+use super::health::Health;
 use super::redis::statics::StaticQueue;
 use super::redis::sync::Pending;
 use super::{
@@ -99,7 +100,7 @@ impl PostgresStore {
             settings,
             postgres,
             metrics,
-            health: Health::default(),
+            health: Health::new("postgres"),
             clock,
         });
         let task = tokio::spawn(sync::run(Arc::downgrade(&inner)));
@@ -179,36 +180,6 @@ impl Inner {
                 .with_label_values(&["flush_dropped"])
                 .inc_by(dropped);
         }
-    }
-}
-
-/// Reachability, logged once per transition; unknown (0) until the first
-/// answer or failure.
-#[derive(Default)]
-struct Health(AtomicU8);
-
-const UP: u8 = 1;
-const DOWN: u8 = 2;
-
-impl Health {
-    fn up(&self) {
-        if self.0.swap(UP, Ordering::AcqRel) != UP {
-            tracing::info!("session store (postgres) reachable");
-        }
-    }
-
-    fn down(&self, detail: &str) {
-        if self.0.swap(DOWN, Ordering::AcqRel) != DOWN {
-            tracing::warn!(
-                error = %detail,
-                "session store (postgres) unreachable: signed sessions go on locally and are \
-                 written behind when it returns; token checks and the session API answer 503"
-            );
-        }
-    }
-
-    fn is_up(&self) -> bool {
-        self.0.load(Ordering::Acquire) == UP
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::pipeline::metrics::Metrics;
-use crate::session::conformance::{self, issued, settings, sighting, T0};
+use crate::session::conformance::{self, eventually, issued, settings, sighting, T0};
 
 const PASSWORD: &str = "pg-test-s3cret";
 
@@ -249,18 +249,6 @@ async fn conformance() {
     issued::a_user_over_the_limit_is_refused(&refusing).await;
     issued::a_signed_client_issues_within_its_address_cap(&store(&server).await).await;
     issued::logout_revoke_user_delete_and_wipe(&store(&server).await).await;
-}
-
-/// Waits (bounded) until `check` holds.
-async fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < timeout,
-            "not within {timeout:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]

@@ -11,10 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::e2e_redis::{auth_successes, setup, traefik_dynamic};
+use crate::e2e_redis::{auth_successes, setup, traefik_in_front};
 use crate::support::postgres::Postgres;
-use crate::support::stack::{keygen, Rotel, Telegate, Traefik};
-use crate::support::{free_port, poll_until, require_tools, Workdir, POLL_INTERVAL};
+use crate::support::stack::{keygen, Rotel, Telegate};
+use crate::support::{poll_until, require_tools, Workdir, POLL_INTERVAL};
 use serde_json::json;
 
 /// How long a revocation may take to reach another replica.
@@ -62,14 +62,7 @@ async fn two_replicas_on_one_postgres_behind_traefik() {
     let config = config(&postgres);
     let a = Telegate::start_named(&work, "tg-a", &config).await;
     let b = Telegate::start_named(&work, "tg-b", &config).await;
-    let auth_port = free_port();
-    let extra = [
-        format!("--entrypoints.auth.address=127.0.0.1:{auth_port}"),
-        "--entrypoints.auth.forwardedHeaders.trustedIPs=127.0.0.1/32".to_owned(),
-    ];
-    let dynamic = traefik_dynamic([&a, &b], auth_port, &rotel.url());
-    let traefik =
-        Traefik::start_with_args(&tools, &work, &dynamic, "/sessions/stats", &extra).await;
+    let traefik = traefik_in_front(&tools, &work, [&a, &b], &rotel).await;
 
     // A token issued through Traefik opens /auth on both; a logout through
     // one replica kills it on both at once (one query per token check).

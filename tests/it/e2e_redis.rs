@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::otlp::unix_now;
 use crate::support::stack::{keygen, Redis, Rotel, Telegate, Traefik};
+use crate::support::tools::Tools;
 use crate::support::{
     add_headers, free_port, http_client, kms_headers, poll_until, require_tools, sample, Reply,
     Workdir, POLL_INTERVAL,
@@ -160,7 +161,7 @@ pub(crate) fn setup(work: &Workdir) -> Client {
 
 /// Traefik: `/sessions` balanced over both replicas; `/v1` behind
 /// forwardAuth to the `auth` entrypoint, which balances `/auth` over both.
-pub(crate) fn traefik_dynamic(gates: [&Telegate; 2], auth_port: u16, collector: &str) -> String {
+fn traefik_dynamic(gates: [&Telegate; 2], auth_port: u16, collector: &str) -> String {
     format!(
         r#"http:
   routers:
@@ -200,6 +201,25 @@ pub(crate) fn traefik_dynamic(gates: [&Telegate; 2], auth_port: u16, collector: 
     )
 }
 
+/// Traefik in front of two replicas ([`traefik_dynamic`]), on an `auth`
+/// entrypoint of its own.
+pub(crate) async fn traefik_in_front(
+    tools: &Tools,
+    work: &Workdir,
+    gates: [&Telegate; 2],
+    rotel: &Rotel,
+) -> Traefik {
+    let auth_port = free_port();
+    // The forwardAuth call reaches the `auth` entrypoint from Traefik itself:
+    // it must believe the X-Forwarded-Method/-Uri that call carries.
+    let extra = [
+        format!("--entrypoints.auth.address=127.0.0.1:{auth_port}"),
+        "--entrypoints.auth.forwardedHeaders.trustedIPs=127.0.0.1/32".to_owned(),
+    ];
+    let dynamic = traefik_dynamic(gates, auth_port, &rotel.url());
+    Traefik::start_with_args(tools, work, &dynamic, "/sessions/stats", &extra).await
+}
+
 #[tokio::test]
 async fn two_replicas_on_one_redis_behind_traefik() {
     let Some(tools) = require_tools("e2e_redis", &["traefik", "rotel-agent", "redis-server"])
@@ -213,16 +233,7 @@ async fn two_replicas_on_one_redis_behind_traefik() {
     let config = config(&redis, "e2e:");
     let a = Telegate::start_named(&work, "tg-a", &config).await;
     let b = Telegate::start_named(&work, "tg-b", &config).await;
-    let auth_port = free_port();
-    // The forwardAuth call reaches the `auth` entrypoint from Traefik itself:
-    // it must believe the X-Forwarded-Method/-Uri that call carries.
-    let extra = [
-        format!("--entrypoints.auth.address=127.0.0.1:{auth_port}"),
-        "--entrypoints.auth.forwardedHeaders.trustedIPs=127.0.0.1/32".to_owned(),
-    ];
-    let dynamic = traefik_dynamic([&a, &b], auth_port, &rotel.url());
-    let traefik =
-        Traefik::start_with_args(&tools, &work, &dynamic, "/sessions/stats", &extra).await;
+    let traefik = traefik_in_front(&tools, &work, [&a, &b], &rotel).await;
 
     // A token issued through Traefik (either replica) opens /auth on both.
     let (status, issued) = client

@@ -14,7 +14,6 @@ use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use super::{sql, Inner};
-use crate::session::redis::statics::Queued;
 use crate::session::redis::sync::Delta;
 use crate::session::{HeaderSet, Lookup, SessionGate, StaticSighting, StoreError};
 
@@ -219,16 +218,10 @@ impl Inner {
         now: i64,
         max_age: Duration,
     ) {
-        if !self.local.remember_static_new(set, client_ip, now, max_age) {
-            return;
-        }
-        let queued = Queued {
-            digest: set.digest(),
-            client_ip,
-            first_seen: now,
-            max_age: max_age.as_secs().max(1),
-        };
-        if !self.statics.push(queued) {
+        if !self
+            .statics
+            .remember(&self.local, set, client_ip, now, max_age)
+        {
             self.count_flush_dropped(1);
         }
     }

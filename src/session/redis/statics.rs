@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::sync::lock;
 use super::Inner;
-use crate::session::{HeaderSet, Lookup, SessionGate, StaticSighting, StoreError};
+use crate::session::{HeaderSet, Lookup, MemoryStore, SessionGate, StaticSighting, StoreError};
 
 /// Most static sightings waiting for the next flush.
 const MAX_QUEUED: usize = 10_000;
@@ -62,6 +62,27 @@ impl StaticQueue {
     pub fn clear(&self) {
         lock(&self.0).clear();
     }
+
+    /// Records a sighting in `local` and, when it is new there, queues it
+    /// for the flush; false when the queue was full (count it as dropped).
+    pub(crate) fn remember(
+        &self,
+        local: &MemoryStore,
+        set: &HeaderSet<'_>,
+        client_ip: IpAddr,
+        now: i64,
+        max_age: Duration,
+    ) -> bool {
+        if !local.remember_static_new(set, client_ip, now, max_age) {
+            return true;
+        }
+        self.push(Queued {
+            digest: set.digest(),
+            client_ip,
+            first_seen: now,
+            max_age: max_age.as_secs().max(1),
+        })
+    }
 }
 
 fn hex(digest: &[u8; 32]) -> String {
@@ -100,16 +121,10 @@ impl Inner {
         now: i64,
         max_age: Duration,
     ) {
-        if !self.local.remember_static_new(set, client_ip, now, max_age) {
-            return;
-        }
-        let queued = Queued {
-            digest: set.digest(),
-            client_ip,
-            first_seen: now,
-            max_age: max_age.as_secs().max(1),
-        };
-        if !self.statics.push(queued) {
+        if !self
+            .statics
+            .remember(&self.local, set, client_ip, now, max_age)
+        {
             self.metrics
                 .errors
                 .with_label_values(&["flush_dropped"])

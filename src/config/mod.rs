@@ -36,8 +36,8 @@ pub use content::{
 pub use ingest::{IngestMode, IngestSection, IngestSettings};
 pub use raw::*;
 pub use sessions::{
-    EmbeddedSettings, PerUserLimit, RedisSettings, SessionSettings, SessionsSection, StoreBackend,
-    StoreIp, StoreKind,
+    EmbeddedSettings, PerUserLimit, PostgresSettings, RedisSettings, SessionSettings,
+    SessionsSection, StoreBackend, StoreIp, StoreKind,
 };
 pub use spool::{Fsync, SpoolSection, SpoolSettings};
 pub use validate::{

@@ -28,6 +28,11 @@ pub struct SessionsSection {
     pub redis_url: String,
     /// With `store = "redis"`: the prefix of every key.
     pub redis_prefix: String,
+    /// With `store = "postgres"`: the server (`postgres://user@host:port/db`).
+    pub postgres_url: String,
+    /// With `store = "postgres"`: a file holding the password (trimmed),
+    /// set as the connection's password ('' none).
+    pub postgres_password_file: String,
     /// With `store = "redis"` or `"embedded"`: how often counters are
     /// written behind (and, with Redis, revocations from other replicas are
     /// picked up).
@@ -72,6 +77,8 @@ impl Default for SessionsSection {
             store: StoreKind::Memory,
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "telegate:".into(),
+            postgres_url: "postgres://telegate@127.0.0.1:5432/telegate".into(),
+            postgres_password_file: String::new(),
             data_dir: "data".into(),
             flush_interval_ms: 1000,
             track: true,
@@ -100,6 +107,7 @@ pub enum StoreKind {
     Memory,
     Embedded,
     Redis,
+    Postgres,
 }
 
 /// How much of a client's address is kept (seed 004: store no more than needed).
@@ -147,6 +155,22 @@ pub enum StoreBackend {
     Embedded(EmbeddedSettings),
     /// Shared by every replica (the session module's `RedisStore`).
     Redis(RedisSettings),
+    /// Shared by every replica (the session module's `PostgresStore`).
+    Postgres(PostgresSettings),
+}
+
+/// `sessions.postgres_*`: where the shared SQL store is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PostgresSettings {
+    /// `postgres://user@host:port/db` (no TLS: `sslmode` other than
+    /// `disable`/`prefer` is refused).
+    #[serde(serialize_with = "show::url")]
+    pub url: String,
+    /// The password's file, read (trimmed) when the store starts.
+    pub password_file: Option<std::path::PathBuf>,
+    /// Write-behind of signed-session counters and polling of revocations.
+    #[serde(serialize_with = "show::duration")]
+    pub flush_interval: Duration,
 }
 
 /// `sessions.data_dir` and the write-behind interval of the embedded store.
@@ -218,6 +242,7 @@ pub(super) fn session_settings(section: &SessionsSection) -> Result<SessionSetti
         StoreKind::Memory => StoreBackend::Memory,
         StoreKind::Embedded => StoreBackend::Embedded(embedded_settings(section)?),
         StoreKind::Redis => StoreBackend::Redis(redis_settings(section)?),
+        StoreKind::Postgres => StoreBackend::Postgres(postgres_settings(section)?),
     };
     positive("sessions.idle_secs", section.idle_secs)?;
     positive("sessions.max_per_ip", section.max_per_ip as u64)?;
@@ -303,6 +328,32 @@ fn redis_settings(section: &SessionsSection) -> Result<RedisSettings, ConfigErro
     })
 }
 
+fn postgres_settings(section: &SessionsSection) -> Result<PostgresSettings, ConfigError> {
+    let url = section.postgres_url.trim();
+    let scheme_ok = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let parsed = url.parse::<tokio_postgres::Config>();
+    let Some(parsed) = parsed.ok().filter(|_| scheme_ok) else {
+        return Err(ConfigError::invalid(
+            "sessions.postgres_url",
+            "must be a postgres:// (or postgresql://) URL",
+        ));
+    };
+    // The store connects without TLS for now: a URL that asks for it is
+    // refused here rather than failing at every connect.
+    if parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err(ConfigError::invalid(
+            "sessions.postgres_url",
+            "sslmode=require is not supported yet (no TLS): use a private network or a local proxy",
+        ));
+    }
+    let file = section.postgres_password_file.trim();
+    Ok(PostgresSettings {
+        url: url.to_string(),
+        password_file: (!file.is_empty()).then(|| std::path::PathBuf::from(file)),
+        flush_interval: flush_interval(section)?,
+    })
+}
+
 fn embedded_settings(section: &SessionsSection) -> Result<EmbeddedSettings, ConfigError> {
     let dir = section.data_dir.trim();
     if dir.is_empty() || dir.contains('\0') {
@@ -330,6 +381,43 @@ fn flush_interval(section: &SessionsSection) -> Result<Duration, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn postgres_urls_are_checked_and_the_password_file_kept() {
+        let section = |url: &str, file: &str| SessionsSection {
+            store: StoreKind::Postgres,
+            postgres_url: url.into(),
+            postgres_password_file: file.into(),
+            ..SessionsSection::default()
+        };
+        let ok = postgres_settings(&section("postgresql://u@db:5432/tg", " /run/pw ")).unwrap();
+        assert_eq!(ok.password_file, Some(std::path::PathBuf::from("/run/pw")));
+        assert_eq!(
+            postgres_settings(&section("postgres://u@db/tg", ""))
+                .unwrap()
+                .password_file,
+            None
+        );
+        for bad in [
+            "redis://db",
+            "host=db user=u",
+            "postgres://u@db/tg?sslmode=require",
+        ] {
+            let err = postgres_settings(&section(bad, "")).unwrap_err();
+            assert!(
+                err.to_string().contains("sessions.postgres_url"),
+                "{bad}: {err}"
+            );
+        }
+        let shown = serde_json::to_string(
+            &postgres_settings(&section("postgres://u:s3cret@db/tg", "")).unwrap(),
+        )
+        .unwrap();
+        assert!(
+            !shown.contains("s3cret") && shown.contains("db/tg"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn ip_privacy_levels() {

@@ -22,7 +22,8 @@ use crate::pipeline::Stages;
 use crate::protocol::keyring::SharedKeyring;
 use crate::secret::Secret;
 use crate::session::{
-    EmbeddedStore, MemoryStore, RedisStore, SessionStore, StoreBackend, StoreError, StoreMetrics,
+    EmbeddedStore, MemoryStore, PostgresStore, RedisStore, SessionStore, StoreBackend, StoreError,
+    StoreMetrics,
 };
 
 #[derive(Clone)]
@@ -96,6 +97,12 @@ impl AppState {
                 shared_abuse = Some(store.abuse());
                 Arc::new(store)
             }
+            StoreBackend::Postgres(postgres) => Arc::new(PostgresStore::new(
+                settings.sessions.clone(),
+                postgres.clone(),
+                store_metrics,
+                clock.clone(),
+            )?),
         };
         let limits = RateLimits::new(
             settings.rate_limit,

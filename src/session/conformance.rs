@@ -201,3 +201,16 @@ pub async fn stats_count_by_kind_and_version(store: &dyn SessionStore) {
         vec![(SessionKind::Signed, 2), (SessionKind::Issued, 0)]
     );
 }
+
+/// Waits (bounded) until `check` holds: what a shared store's replicas
+/// learn at their next poll.
+pub async fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < timeout,
+            "not within {timeout:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

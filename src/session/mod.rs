@@ -19,14 +19,18 @@
 //! session is never silently refused); [`embedded`] keeps that store on the
 //! hot path and a SQLite copy on disk for restarts (written behind; the
 //! API's changes written through); [`redis`] is shared by replicas (a local
-//! memory cache for the signed hot path, written behind). The session API
+//! memory cache for the signed hot path, written behind); [`postgres`] is
+//! the same model on PostgreSQL, for operators who run it and not Redis.
+//! The session API
 //! is served by `http::sessions`.
 
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod embedded;
+mod health;
 pub mod memory;
 pub mod petname;
+pub mod postgres;
 pub mod redis;
 
 use std::net::IpAddr;
@@ -34,7 +38,8 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 pub use crate::config::{
-    EmbeddedSettings, PerUserLimit, RedisSettings, SessionSettings, StoreBackend, StoreIp,
+    EmbeddedSettings, PerUserLimit, PostgresSettings, RedisSettings, SessionSettings, StoreBackend,
+    StoreIp,
 };
 pub use crate::pipeline::session_gate::{
     answered, BoxFuture, HeaderSet, Refusal, SessionGate, Sighting, StaticSighting, StoreError,
@@ -43,6 +48,7 @@ pub use crate::pipeline::session_gate::{
 pub use crate::protocol::token::{self, Token, TokenHash};
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use redis::{RedisStore, StoreMetrics};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

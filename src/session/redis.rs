@@ -25,12 +25,12 @@ mod nonces;
 mod read;
 mod record;
 mod scripts;
-mod statics;
-mod sync;
+pub(super) mod statics;
+pub(super) mod sync;
 mod wipe;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,7 @@ use prometheus::{HistogramVec, IntCounter, IntCounterVec};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::RedisResult;
 
+use super::health::Health;
 use super::{
     BoxFuture, Change, Changed, HeaderSet, Issue, IssuedSessions, ListFilter, Lookup, MemoryStore,
     NewSession, Page, RedisSettings, Refusal, SessionAdmin, SessionGate, SessionKind,
@@ -122,7 +123,7 @@ impl RedisStore {
             redis,
             scripts: Scripts::new(),
             metrics,
-            health: Health::default(),
+            health: Health::new("redis"),
             clock,
         });
         let task = tokio::spawn(sync::run(Arc::downgrade(&inner)));
@@ -201,36 +202,6 @@ impl Inner {
             tracing::error!(op, error = %detail, "session store (redis) command failed");
         }
         Err(StoreError(format!("redis {op}: {detail}")))
-    }
-}
-
-/// Reachability, logged once per transition; unknown (0) until the first
-/// answer or failure.
-#[derive(Default)]
-struct Health(AtomicU8);
-
-const UP: u8 = 1;
-const DOWN: u8 = 2;
-
-impl Health {
-    fn up(&self) {
-        if self.0.swap(UP, Ordering::AcqRel) != UP {
-            tracing::info!("session store (redis) reachable");
-        }
-    }
-
-    fn down(&self, detail: &str) {
-        if self.0.swap(DOWN, Ordering::AcqRel) != DOWN {
-            tracing::warn!(
-                error = %detail,
-                "session store (redis) unreachable: signed sessions go on locally and are \
-                 written behind when it returns; token checks and the session API answer 503"
-            );
-        }
-    }
-
-    fn is_up(&self) -> bool {
-        self.0.load(Ordering::Acquire) == UP
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::pipeline::metrics::Metrics;
-use crate::session::conformance::{self, issued, settings, sighting, T0};
+use crate::session::conformance::{self, eventually, issued, settings, sighting, T0};
 
 /// A `redis-server` child, killed on drop.
 struct RedisServer {
@@ -153,18 +153,6 @@ fn at_t0() -> UnixClock {
 
 fn store(server: &RedisServer) -> RedisStore {
     open(&server.url(), &prefix(), settings(), at_t0())
-}
-
-/// Waits (bounded) until `check` holds.
-async fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < timeout,
-            "not within {timeout:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]

@@ -180,7 +180,7 @@ async fn an_outage_degrades_to_the_local_cache() {
         at_t0(),
     );
     eventually("the first poll fails", Duration::from_secs(5), || {
-        store.inner.health.0.load(Ordering::Acquire) == super::DOWN
+        store.inner.health.is_down()
     })
     .await;
     assert!(!store.healthy());

@@ -248,6 +248,7 @@ fn the_compose_telegate_config_validates_with_its_environment() {
             StoreBackend::Memory => "memory",
             StoreBackend::Embedded(_) => "embedded",
             StoreBackend::Redis(_) => "redis",
+            StoreBackend::Postgres(_) => "postgres",
         };
         let expected = if service == "telegate" {
             "memory"

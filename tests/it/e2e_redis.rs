@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::otlp::unix_now;
 use crate::support::stack::{keygen, Redis, Rotel, Telegate, Traefik};
+use crate::support::tools::Tools;
 use crate::support::{
     add_headers, free_port, http_client, kms_headers, poll_until, require_tools, sample, Reply,
     Workdir, POLL_INTERVAL,
@@ -59,9 +60,10 @@ level = "info"
     )
 }
 
-/// A client of the stack: signs like KOTORModSync, holds the admin token.
-struct Client {
-    http: reqwest::Client,
+/// A client of the stack: signs like KOTORModSync, holds the admin token
+/// (also used by `e2e_postgres`).
+pub(crate) struct Client {
+    pub(crate) http: reqwest::Client,
     secret: String,
     admin: String,
 }
@@ -73,7 +75,7 @@ impl Client {
     }
 
     /// `GET /auth` straight to one replica, as Traefik would send it.
-    async fn auth(
+    pub(crate) async fn auth(
         &self,
         gate: &Telegate,
         bearer: Option<&str>,
@@ -94,7 +96,12 @@ impl Client {
     }
 
     /// An OTLP export through Traefik (forwardAuth to either replica).
-    async fn export(&self, traefik: &Traefik, bearer: Option<&str>, session: Option<&str>) -> u16 {
+    pub(crate) async fn export(
+        &self,
+        traefik: &Traefik,
+        bearer: Option<&str>,
+        session: Option<&str>,
+    ) -> u16 {
         let mut request = self
             .http
             .post(traefik.url("/v1/metrics"))
@@ -114,7 +121,7 @@ impl Client {
     }
 
     /// A session API call with the admin token (`base`: Traefik or one replica).
-    async fn admin(
+    pub(crate) async fn admin(
         &self,
         method: reqwest::Method,
         url: String,
@@ -136,11 +143,11 @@ async fn reason(response: reqwest::Response) -> (u16, String) {
     (reply.status, reply.reason().unwrap_or_default())
 }
 
-async fn auth_successes(gate: &Telegate) -> f64 {
+pub(crate) async fn auth_successes(gate: &Telegate) -> f64 {
     sample(&gate.metrics().await, "telegate_auth_success").unwrap_or(0.0)
 }
 
-fn setup(work: &Workdir) -> Client {
+pub(crate) fn setup(work: &Workdir) -> Client {
     let secret = keygen();
     let admin = keygen();
     work.write("e2e.key", &secret);
@@ -194,6 +201,25 @@ fn traefik_dynamic(gates: [&Telegate; 2], auth_port: u16, collector: &str) -> St
     )
 }
 
+/// Traefik in front of two replicas ([`traefik_dynamic`]), on an `auth`
+/// entrypoint of its own.
+pub(crate) async fn traefik_in_front(
+    tools: &Tools,
+    work: &Workdir,
+    gates: [&Telegate; 2],
+    rotel: &Rotel,
+) -> Traefik {
+    let auth_port = free_port();
+    // The forwardAuth call reaches the `auth` entrypoint from Traefik itself:
+    // it must believe the X-Forwarded-Method/-Uri that call carries.
+    let extra = [
+        format!("--entrypoints.auth.address=127.0.0.1:{auth_port}"),
+        "--entrypoints.auth.forwardedHeaders.trustedIPs=127.0.0.1/32".to_owned(),
+    ];
+    let dynamic = traefik_dynamic(gates, auth_port, &rotel.url());
+    Traefik::start_with_args(tools, work, &dynamic, "/sessions/stats", &extra).await
+}
+
 #[tokio::test]
 async fn two_replicas_on_one_redis_behind_traefik() {
     let Some(tools) = require_tools("e2e_redis", &["traefik", "rotel-agent", "redis-server"])
@@ -207,16 +233,7 @@ async fn two_replicas_on_one_redis_behind_traefik() {
     let config = config(&redis, "e2e:");
     let a = Telegate::start_named(&work, "tg-a", &config).await;
     let b = Telegate::start_named(&work, "tg-b", &config).await;
-    let auth_port = free_port();
-    // The forwardAuth call reaches the `auth` entrypoint from Traefik itself:
-    // it must believe the X-Forwarded-Method/-Uri that call carries.
-    let extra = [
-        format!("--entrypoints.auth.address=127.0.0.1:{auth_port}"),
-        "--entrypoints.auth.forwardedHeaders.trustedIPs=127.0.0.1/32".to_owned(),
-    ];
-    let dynamic = traefik_dynamic([&a, &b], auth_port, &rotel.url());
-    let traefik =
-        Traefik::start_with_args(&tools, &work, &dynamic, "/sessions/stats", &extra).await;
+    let traefik = traefik_in_front(&tools, &work, [&a, &b], &rotel).await;
 
     // A token issued through Traefik (either replica) opens /auth on both.
     let (status, issued) = client

@@ -16,18 +16,19 @@ use std::time::Duration;
 
 use super::sync::lock;
 use super::Inner;
-use crate::session::{HeaderSet, Lookup, SessionGate, StaticSighting, StoreError};
+use crate::session::{HeaderSet, Lookup, MemoryStore, SessionGate, StaticSighting, StoreError};
 
 /// Most static sightings waiting for the next flush.
 const MAX_QUEUED: usize = 10_000;
 
 /// One first sighting to write.
+/// (Shared with the PostgreSQL store.)
 #[derive(Debug, Clone)]
-struct Queued {
-    digest: [u8; 32],
-    client_ip: IpAddr,
-    first_seen: i64,
-    max_age: u64,
+pub(crate) struct Queued {
+    pub digest: [u8; 32],
+    pub client_ip: IpAddr,
+    pub first_seen: i64,
+    pub max_age: u64,
 }
 
 /// The bounded queue of sightings to write behind.
@@ -36,7 +37,7 @@ pub struct StaticQueue(Mutex<Vec<Queued>>);
 
 impl StaticQueue {
     /// False when the queue is full and the sighting was dropped.
-    fn push(&self, item: Queued) -> bool {
+    pub(crate) fn push(&self, item: Queued) -> bool {
         let mut queue = lock(&self.0);
         if queue.len() >= MAX_QUEUED {
             return false;
@@ -45,12 +46,12 @@ impl StaticQueue {
         true
     }
 
-    fn take(&self) -> Vec<Queued> {
+    pub(crate) fn take(&self) -> Vec<Queued> {
         std::mem::take(&mut *lock(&self.0))
     }
 
     /// Puts a failed batch back, as much as fits; returns how many were dropped.
-    fn restore(&self, failed: Vec<Queued>) -> u64 {
+    pub(crate) fn restore(&self, failed: Vec<Queued>) -> u64 {
         let mut queue = lock(&self.0);
         let room = MAX_QUEUED.saturating_sub(queue.len());
         let dropped = failed.len().saturating_sub(room) as u64;
@@ -60,6 +61,27 @@ impl StaticQueue {
 
     pub fn clear(&self) {
         lock(&self.0).clear();
+    }
+
+    /// Records a sighting in `local` and, when it is new there, queues it
+    /// for the flush; false when the queue was full (count it as dropped).
+    pub(crate) fn remember(
+        &self,
+        local: &MemoryStore,
+        set: &HeaderSet<'_>,
+        client_ip: IpAddr,
+        now: i64,
+        max_age: Duration,
+    ) -> bool {
+        if !local.remember_static_new(set, client_ip, now, max_age) {
+            return true;
+        }
+        self.push(Queued {
+            digest: set.digest(),
+            client_ip,
+            first_seen: now,
+            max_age: max_age.as_secs().max(1),
+        })
     }
 }
 
@@ -99,16 +121,10 @@ impl Inner {
         now: i64,
         max_age: Duration,
     ) {
-        if !self.local.remember_static_new(set, client_ip, now, max_age) {
-            return;
-        }
-        let queued = Queued {
-            digest: set.digest(),
-            client_ip,
-            first_seen: now,
-            max_age: max_age.as_secs().max(1),
-        };
-        if !self.statics.push(queued) {
+        if !self
+            .statics
+            .remember(&self.local, set, client_ip, now, max_age)
+        {
             self.metrics
                 .errors
                 .with_label_values(&["flush_dropped"])

@@ -30,17 +30,18 @@ const SWEEP: usize = 500;
 pub(super) const REVLOG_CAP: u64 = 100_000;
 
 /// What one session did since the last flush.
+/// (Shared with the PostgreSQL store, which writes the same deltas.)
 #[derive(Debug, Clone)]
-struct Delta {
+pub(crate) struct Delta {
     /// The first sighting in this batch.
-    since: i64,
-    last: i64,
-    requests: u64,
-    bytes: u64,
-    ip: IpAddr,
-    user_agent: Option<String>,
-    client_version: Option<String>,
-    key_id: String,
+    pub since: i64,
+    pub last: i64,
+    pub requests: u64,
+    pub bytes: u64,
+    pub ip: IpAddr,
+    pub user_agent: Option<String>,
+    pub client_version: Option<String>,
+    pub key_id: String,
 }
 
 impl Delta {
@@ -75,7 +76,7 @@ impl Delta {
     }
 }
 
-type Deltas = HashMap<Box<str>, Delta>;
+pub(crate) type Deltas = HashMap<Box<str>, Delta>;
 
 /// The bounded map of deltas waiting for the next flush.
 pub struct Pending {
@@ -115,13 +116,17 @@ impl Pending {
         true
     }
 
-    fn take(&self) -> Deltas {
+    pub(crate) fn take(&self) -> Deltas {
         std::mem::take(&mut *lock(&self.map))
     }
 
     /// Puts back the deltas of a failed flush under any newer ones;
     /// returns how many did not fit and were dropped.
-    fn restore(&self, failed: impl Iterator<Item = (Box<str>, Delta)>, idle: i64) -> u64 {
+    pub(crate) fn restore(
+        &self,
+        failed: impl Iterator<Item = (Box<str>, Delta)>,
+        idle: i64,
+    ) -> u64 {
         let mut map = lock(&self.map);
         let mut dropped = 0;
         for (id, old) in failed {
@@ -148,7 +153,7 @@ impl Pending {
         lock(&self.map).clear();
     }
 
-    fn contains(&self, id: &str) -> bool {
+    pub(crate) fn contains(&self, id: &str) -> bool {
         lock(&self.map).contains_key(id)
     }
 }
@@ -177,7 +182,7 @@ impl Default for PollState {
 /// The background task, until the store is dropped: a poll (revocations,
 /// reachability, the sweep) at least every second, and a flush every
 /// `flush_interval`.
-pub async fn run(store: Weak<Inner>) {
+pub(super) async fn run(store: Weak<Inner>) {
     let Some(flush_every) = store.upgrade().map(|s| s.redis.flush_interval) else {
         return;
     };

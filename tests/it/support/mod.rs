@@ -14,7 +14,7 @@
 //! - [`proc`]: work dirs, child processes, the telegate command.
 //! - [`ports`]: loopback ports for children, safe beside in-process servers.
 //! - [`stack`]: launchers for the real binaries (telegate, rotel, Traefik,
-//!   Prometheus, Redis).
+//!   Prometheus, Redis); [`postgres`]: a PostgreSQL cluster of its own.
 //! - [`wait`]: bounded polls, in count and time.
 
 pub mod collector;
@@ -22,6 +22,7 @@ pub mod faults;
 pub mod http;
 pub mod otlp;
 pub mod ports;
+pub mod postgres;
 pub mod proc;
 pub mod server;
 pub mod sign;

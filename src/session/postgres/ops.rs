@@ -1,0 +1,382 @@
+//! The session API on PostgreSQL: issued sessions (issue, token checks,
+//! change, logout, a user's sessions), reads (lookup, list, stats) and the
+//! operator's revoke and wipe. Each change is one function call (one
+//! round trip, atomic); reads first flush this replica's pending deltas (of
+//! that session, or all), so a replica reads its own writes. Tokens travel
+//! only as their SHA-256.
+
+use std::sync::atomic::Ordering;
+
+use tokio_postgres::Row;
+
+use super::{secs, sql, Inner};
+use crate::pipeline::client_ip;
+use crate::session::{
+    petname, Change, Changed, Issue, ListFilter, Lookup, NewSession, Page, PerUserLimit,
+    SessionKind, SessionRecord, Stats, StoreError, TokenCheck, TokenHash, TokenOwner, TokenUse,
+};
+
+/// A row of `sql::record_columns!` as a record; `None` when damaged.
+fn record(row: &Row, idle: i64) -> Option<SessionRecord> {
+    let id: String = row.try_get(0).ok()?;
+    let kind = match row.try_get::<_, &str>(1).ok()? {
+        "signed" => SessionKind::Signed,
+        "issued" => SessionKind::Issued,
+        _ => return None,
+    };
+    let last_seen: i64 = row.try_get(3).ok()?;
+    let (expires_at, idle_expires_at) = match kind {
+        SessionKind::Signed => (last_seen.saturating_add(idle), None),
+        SessionKind::Issued => (
+            row.try_get::<_, Option<i64>>(4).ok()??,
+            Some(last_seen.saturating_add(idle)),
+        ),
+    };
+    let count = |i: usize| row.try_get::<_, i64>(i).map_or(0, |n| n.max(0) as u64);
+    let text = |i: usize| row.try_get::<_, Option<String>>(i).ok().flatten();
+    Some(SessionRecord {
+        pet_name: petname::pet_name(&id),
+        session_id: id,
+        kind,
+        first_seen: row.try_get(2).ok()?,
+        last_seen,
+        expires_at,
+        idle_expires_at,
+        requests: count(5),
+        bytes: count(6),
+        client_ip: text(7),
+        user_agent: text(8),
+        client_version: text(9),
+        key_id: text(10),
+        revoked_at: row.try_get(11).ok()?,
+        user_id: text(12),
+        metadata: text(13).and_then(|json| serde_json::from_str(&json).ok()),
+    })
+}
+
+fn bad_reply(op: &str) -> StoreError {
+    StoreError(format!("postgres {op}: unexpected reply"))
+}
+
+impl Inner {
+    /// How long a token row outlives its session: as long as a revocation
+    /// may need it.
+    fn token_keep_secs(&self) -> i64 {
+        let settings = &self.settings;
+        secs(settings.max_lifetime.max(settings.revocation_ttl))
+            .saturating_add(self.retention_secs())
+    }
+
+    pub(super) async fn issue(&self, new: NewSession) -> Result<Issue, StoreError> {
+        let now = new.now;
+        let settings = &self.settings;
+        let expires_at = now.saturating_add(secs(settings.ttl.min(settings.max_lifetime)));
+        let address = new
+            .client_ip
+            .map(|ip| client_ip::limit_key(ip, 64).to_string());
+        // Signed sessions are counted where they are seen: this replica's.
+        let local_live = new
+            .client_ip
+            .map_or(0, |ip| self.local.live_for_address(ip, now)) as i64;
+        let metadata = match &new.metadata {
+            Some(value) => Some(
+                serde_json::to_string(value)
+                    .map_err(|err| StoreError(format!("metadata: {err}")))?,
+            ),
+            None => None,
+        };
+        let ip = new.client_ip.and_then(|ip| settings.store_ip.apply(ip));
+        let refuse = settings.per_user_limit == PerUserLimit::Refuse;
+        let token = new.token_hash.as_bytes().to_vec();
+        let (idle, retention, keep) = (
+            self.idle_secs(),
+            self.retention_secs(),
+            self.token_keep_secs(),
+        );
+        let max_user = settings.max_per_user as i64;
+        let max_ip = settings.max_per_ip as i64;
+        let row = self
+            .run("issue", |client| {
+                let new = &new;
+                let (token, address, metadata, ip) = (&token, &address, &metadata, &ip);
+                async move {
+                    client
+                        .query_one(
+                            sql::ISSUE,
+                            &[
+                                &new.session_id,
+                                token,
+                                &now,
+                                &expires_at,
+                                &idle,
+                                &retention,
+                                &keep,
+                                &new.user_id,
+                                &max_user,
+                                &refuse,
+                                address,
+                                &max_ip,
+                                &local_live,
+                                metadata,
+                                ip,
+                                &new.user_agent,
+                                &new.client_version,
+                                &new.key_id,
+                            ],
+                        )
+                        .await
+                }
+            })
+            .await?;
+        let outcome: &str = row.try_get(0).map_err(|_| bad_reply("issue"))?;
+        match outcome {
+            "too_many_for_ip" => Ok(Issue::TooManyForIp),
+            "too_many_for_user" => Ok(Issue::TooManyForUser),
+            "created" => {
+                let evicted: i64 = row.try_get(1).map_err(|_| bad_reply("issue"))?;
+                let Lookup::Live(record) = self.read(&new.session_id, now).await? else {
+                    return Err(bad_reply("issue"));
+                };
+                Ok(Issue::Created {
+                    record: Box::new(record),
+                    evicted: usize::try_from(evicted).unwrap_or(0),
+                })
+            }
+            _ => Err(bad_reply("issue")),
+        }
+    }
+
+    /// Which session `token` opens; with `seen` (an `/auth` request) a live
+    /// one is touched.
+    pub(super) async fn check_token(
+        &self,
+        token: &TokenHash,
+        now: i64,
+        seen: Option<&TokenUse<'_>>,
+    ) -> Result<TokenCheck, StoreError> {
+        let op = if seen.is_some() {
+            "authenticate"
+        } else {
+            "find_token"
+        };
+        let touch = seen.is_some();
+        let ip = seen.and_then(|seen| self.settings.store_ip.apply(seen.client_ip));
+        let agent = seen.and_then(|seen| seen.user_agent);
+        let hash = token.as_bytes().to_vec();
+        let (idle, retention) = (self.idle_secs(), self.retention_secs());
+        let row = self
+            .run(op, |client| {
+                let (hash, ip) = (&hash, &ip);
+                async move {
+                    client
+                        .query_one(
+                            sql::TOKEN,
+                            &[hash, &now, &idle, &retention, &touch, ip, &agent],
+                        )
+                        .await
+                }
+            })
+            .await?;
+        let state: String = row.try_get(0).map_err(|_| bad_reply(op))?;
+        let id: Option<String> = row.try_get(1).map_err(|_| bad_reply(op))?;
+        let user_id: Option<String> = row.try_get(2).map_err(|_| bad_reply(op))?;
+        Ok(match (state.as_str(), id) {
+            ("unknown", _) => TokenCheck::Unknown,
+            ("revoked", Some(session_id)) => TokenCheck::Revoked { session_id },
+            ("expired", Some(session_id)) => TokenCheck::Expired(TokenOwner {
+                session_id,
+                user_id,
+            }),
+            ("live", Some(session_id)) => TokenCheck::Live(TokenOwner {
+                session_id,
+                user_id,
+            }),
+            _ => return Err(bad_reply(op)),
+        })
+    }
+
+    pub(super) async fn change(
+        &self,
+        id: &str,
+        change: Change,
+        now: i64,
+    ) -> Result<Changed, StoreError> {
+        // A signed session known only to this replica yet says NotIssued.
+        self.flush_for(id).await?;
+        let (op, seconds, token) = match change {
+            Change::Touch => ("touch", 0i64, None),
+            Change::Extend(seconds) => ("extend", seconds.min(1 << 40) as i64, None),
+            Change::Refresh(token) => ("refresh", 0, Some(token.as_bytes().to_vec())),
+        };
+        let (idle, retention, keep) = (
+            self.idle_secs(),
+            self.retention_secs(),
+            self.token_keep_secs(),
+        );
+        let max_life = secs(self.settings.max_lifetime);
+        let row = self
+            .run("change", |client| {
+                let token = &token;
+                async move {
+                    client
+                        .query_one(
+                            sql::CHANGE,
+                            &[
+                                &id, &now, &idle, &retention, &op, &seconds, token, &max_life,
+                                &keep,
+                            ],
+                        )
+                        .await
+                }
+            })
+            .await?;
+        let outcome: String = row.try_get(0).map_err(|_| bad_reply("change"))?;
+        match outcome.as_str() {
+            "unknown" => Ok(Changed::Unknown),
+            "not_issued" => Ok(Changed::NotIssued),
+            "expired" => Ok(Changed::Expired),
+            "done" => match self.read(id, now).await? {
+                Lookup::Live(record) => Ok(Changed::Done(Box::new(record))),
+                _ => Err(bad_reply("change")),
+            },
+            _ => Err(bad_reply("change")),
+        }
+    }
+
+    pub(super) async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        self.flush_for(id).await?;
+        self.run("delete", |client| async move {
+            client.query_one(sql::DELETE, &[&id]).await?.try_get(0)
+        })
+        .await
+    }
+
+    pub(super) async fn delete_user(&self, user: &str) -> Result<u64, StoreError> {
+        let deleted: i64 = self
+            .run("delete_user", |client| async move {
+                client
+                    .query_one(sql::DELETE_USER, &[&user])
+                    .await?
+                    .try_get(0)
+            })
+            .await?;
+        Ok(u64::try_from(deleted).unwrap_or(0))
+    }
+
+    pub(super) async fn lookup(&self, id: &str, now: i64) -> Result<Lookup, StoreError> {
+        self.flush_for(id).await?;
+        self.read(id, now).await
+    }
+
+    /// One record, without flushing first.
+    async fn read(&self, id: &str, now: i64) -> Result<Lookup, StoreError> {
+        let row = self
+            .run("lookup", |client| async move {
+                client.query_opt(sql::LOOKUP, &[&id, &now]).await
+            })
+            .await?;
+        Ok(match row.and_then(|row| record(&row, self.idle_secs())) {
+            None => Lookup::Unknown,
+            Some(record) if record.is_live(now) => Lookup::Live(record),
+            Some(record) => Lookup::Expired(record),
+        })
+    }
+
+    pub(super) async fn revoke(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<SessionKind>, StoreError> {
+        self.flush_for(id).await?;
+        let until = now.saturating_add(secs(self.settings.revocation_ttl));
+        let keep = self.token_keep_secs();
+        let kind: Option<String> = self
+            .run("revoke", |client| async move {
+                client
+                    .query_one(sql::REVOKE, &[&id, &now, &until, &keep])
+                    .await?
+                    .try_get(0)
+            })
+            .await?;
+        let kind = match kind.as_deref() {
+            None => return Ok(None),
+            Some("issued") => SessionKind::Issued,
+            Some(_) => SessionKind::Signed,
+        };
+        // Refused here at once; other replicas pick it up at their next poll.
+        self.local.remember_revocation(id, now, until);
+        Ok(Some(kind))
+    }
+
+    pub(super) async fn list(&self, filter: &ListFilter, now: i64) -> Result<Page, StoreError> {
+        self.flush().await?;
+        let kind = filter.kind.map(SessionKind::as_str);
+        let idle = self.idle_secs();
+        // One more than asked tells whether there is a next page.
+        let limit = i64::try_from(filter.limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let rows = self
+            .run("list", |client| async move {
+                client
+                    .query(
+                        sql::LIST,
+                        &[
+                            &filter.cursor,
+                            &kind,
+                            &filter.user,
+                            &filter.active,
+                            &now,
+                            &idle,
+                            &limit,
+                        ],
+                    )
+                    .await
+            })
+            .await?;
+        let mut sessions: Vec<SessionRecord> =
+            rows.iter().filter_map(|row| record(row, idle)).collect();
+        let more = sessions.len() > filter.limit;
+        sessions.truncate(filter.limit);
+        let next_cursor = more
+            .then(|| sessions.last().map(|r| r.session_id.clone()))
+            .flatten();
+        Ok(Page {
+            sessions,
+            next_cursor,
+        })
+    }
+
+    pub(super) async fn stats(&self, now: i64) -> Result<Stats, StoreError> {
+        self.flush().await?;
+        let rows = self
+            .run("stats", |client| async move {
+                client.query(sql::ALL, &[&now]).await
+            })
+            .await?;
+        let mut stats = Stats::zero();
+        let idle = self.idle_secs();
+        for record in rows.iter().filter_map(|row| record(row, idle)) {
+            stats.count(record, now);
+        }
+        Ok(stats)
+    }
+
+    /// Deletes everything and starts a new epoch, so every replica clears
+    /// its local state at its next poll. Holds the flush lock throughout.
+    pub(super) async fn wipe(&self) -> Result<u64, StoreError> {
+        let _flushing = self.flushing.lock().await;
+        self.pending.clear();
+        self.statics.clear();
+        let deleted: i64 = self
+            .run("wipe", |client| async move {
+                client.query_one(sql::WIPE, &[]).await?.try_get(0)
+            })
+            .await?;
+        self.local.clear();
+        self.issued_live.store(0, Ordering::Relaxed);
+        // Our own wipe: the next poll must not clear again, and the log
+        // starts over from its first entry.
+        *super::sync_lock(&self.epoch) = None;
+        self.seq.store(0, Ordering::Relaxed);
+        Ok(u64::try_from(deleted).unwrap_or(0))
+    }
+}

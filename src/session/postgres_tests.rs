@@ -1,0 +1,377 @@
+//! The conformance suite against a real PostgreSQL (a cluster made here by
+//! `initdb` in a temp dir, on a free 127.0.0.1 port, password auth over
+//! TCP so the password file is exercised), plus what only a shared store
+//! has: two stores on one database. Each store gets a database of its own.
+//! Without `initdb`/`postgres` in the tools dir the tests skip loudly, or
+//! fail with `E2E_REQUIRE_TOOLS=1`. As root, the cluster runs as `nobody`
+//! (initdb refuses root).
+
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::pipeline::metrics::Metrics;
+use crate::session::conformance::{self, eventually, issued, settings, sighting, T0};
+
+const PASSWORD: &str = "pg-test-s3cret";
+
+/// A `postgres` child, stopped on drop.
+struct PgServer {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    postgres: PathBuf,
+    user: Option<(u32, u32)>,
+}
+
+/// The server on `port`, its data and socket in `dir`, logging to
+/// `dir/postgres.log` (appended: a restart keeps the first run's lines).
+fn spawn(postgres: &Path, user: Option<(u32, u32)>, dir: &Path, port: u16) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("postgres.log"))
+        .unwrap();
+    command(postgres, user)
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .arg("-k")
+        .arg(dir)
+        .args(["-c", "fsync=off", "-c", "max_connections=200"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn tools_dir() -> PathBuf {
+    match std::env::var_os("E2E_TOOLS_BIN") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/bin"),
+    }
+}
+
+/// The unprivileged user to run as when we are root: (uid, gid).
+fn run_as() -> Option<(u32, u32)> {
+    let me = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&me.stdout).trim() != "0" {
+        return None;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let line = passwd.lines().find(|l| l.starts_with("nobody:")).unwrap();
+    let fields: Vec<&str> = line.split(':').collect();
+    Some((fields[2].parse().unwrap(), fields[3].parse().unwrap()))
+}
+
+fn command(bin: &Path, user: Option<(u32, u32)>) -> Command {
+    let mut command = Command::new(bin);
+    if let Some((uid, gid)) = user {
+        command.uid(uid).gid(gid);
+    }
+    command
+}
+
+impl PgServer {
+    fn start(test: &str) -> Option<PgServer> {
+        let (initdb, postgres) = (tools_dir().join("initdb"), tools_dir().join("postgres"));
+        if !initdb.is_file() || !postgres.is_file() {
+            let message = format!(
+                "{test}: initdb/postgres not found in {} (run scripts/install-tools, or set E2E_TOOLS_BIN)",
+                tools_dir().display()
+            );
+            let required = std::env::var("E2E_REQUIRE_TOOLS")
+                .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes"));
+            assert!(!required, "{message}; E2E_REQUIRE_TOOLS=1, so this fails");
+            let bar = "!".repeat(72);
+            eprintln!("\n{bar}\nSKIPPED: {message}\n{bar}\n");
+            return None;
+        }
+        let user = run_as();
+        let dir = tempfile::tempdir().unwrap();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        }
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, format!("{PASSWORD}\n")).unwrap();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid)).unwrap();
+        }
+        let data = dir.path().join("data");
+        let out = command(&initdb, user)
+            .args([
+                "-U",
+                "telegate",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .args(["--no-sync", "-E", "UTF8", "--no-locale", "-D"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb: {out:?}");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = spawn(&postgres, user, dir.path(), port);
+        let server = PgServer {
+            child,
+            port,
+            dir,
+            postgres,
+            user,
+        };
+        server.wait_up();
+        Some(server)
+    }
+
+    fn wait_up(&self) {
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "postgres on {} not up within 10 s",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A fast shutdown (SIGINT), waited for (bounded), then a kill.
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the same cluster again on the same port.
+    fn restart(&mut self) {
+        self.child = spawn(&self.postgres, self.user, self.dir.path(), self.port);
+        self.wait_up();
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("postgres://telegate@127.0.0.1:{}/{db}", self.port)
+    }
+
+    fn password_file(&self) -> PathBuf {
+        self.dir.path().join("pw")
+    }
+
+    /// A new empty database, for one store (or two sharing it).
+    async fn database(&self) -> String {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        let url = format!("{}?password={PASSWORD}", self.url("postgres"));
+        let started = Instant::now();
+        let (client, connection) = loop {
+            match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                Ok(pair) => break pair,
+                Err(err) => {
+                    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        name
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn metrics() -> StoreMetrics {
+    let metrics = Metrics::new("test").unwrap();
+    StoreMetrics {
+        errors: metrics.store_errors_total.clone(),
+        duration: metrics.store_duration_seconds.clone(),
+    }
+}
+
+fn open(server: &PgServer, db: &str, settings: SessionSettings) -> PostgresStore {
+    let postgres = PostgresSettings {
+        url: server.url(db),
+        password_file: Some(server.password_file()),
+        flush_interval: Duration::from_millis(50),
+    };
+    PostgresStore::new(settings, postgres, metrics(), Arc::new(|| T0)).unwrap()
+}
+
+async fn store(server: &PgServer) -> PostgresStore {
+    let db = server.database().await;
+    open(server, &db, settings())
+}
+
+#[tokio::test]
+async fn conformance() {
+    let Some(server) = PgServer::start("postgres conformance") else {
+        return;
+    };
+    conformance::records_and_counts(&store(&server).await).await;
+    conformance::idle_sessions_expire_and_start_over(&store(&server).await).await;
+    conformance::revocation_refuses_until_it_expires(&store(&server).await).await;
+    conformance::one_address_holds_at_most_max_per_ip(&store(&server).await).await;
+    conformance::list_pages_and_filters(&store(&server).await).await;
+    conformance::stats_count_by_kind_and_version(&store(&server).await).await;
+
+    let refusing = open(&server, &server.database().await, issued::refusing());
+    issued::issue_and_find_by_token_hash(&store(&server).await).await;
+    issued::the_absolute_ttl_ends_a_busy_session(&store(&server).await).await;
+    issued::refresh_kills_the_old_token_at_once(&store(&server).await).await;
+    issued::extend_is_bounded_by_the_max_lifetime(&store(&server).await).await;
+    issued::a_user_over_the_limit_loses_the_oldest(&store(&server).await).await;
+    issued::a_user_over_the_limit_is_refused(&refusing).await;
+    issued::a_signed_client_issues_within_its_address_cap(&store(&server).await).await;
+    issued::logout_revoke_user_delete_and_wipe(&store(&server).await).await;
+}
+
+#[tokio::test]
+async fn two_stores_on_one_database_agree() {
+    let Some(server) = PgServer::start("postgres two_stores_on_one_database_agree") else {
+        return;
+    };
+    let db = server.database().await;
+    let a = open(&server, &db, settings());
+    let b = open(&server, &db, settings());
+    for n in 0..3 {
+        a.observe(&sighting("s1", "192.0.2.1", T0 + n)).unwrap();
+        b.observe(&sighting("s1", "192.0.2.2", T0 + 10 + n))
+            .unwrap();
+    }
+    a.inner.flush().await.unwrap();
+    let record = conformance::live(&b, "s1", T0 + 20).await;
+    assert_eq!((record.requests, record.bytes), (6, 600));
+    assert_eq!((record.first_seen, record.last_seen), (T0, T0 + 12));
+    assert_eq!(
+        record.client_ip.as_deref(),
+        Some("192.0.2.2"),
+        "latest wins"
+    );
+
+    // A token issued through one opens the session through the other; a
+    // refresh through one kills the old token for the other at once.
+    issued::issue(&a, "i1", "tok-a", Some("alice"), T0).await;
+    let hash = TokenHash::of("tok-a");
+    assert!(matches!(
+        b.find_token(&hash, T0).await.unwrap(),
+        TokenCheck::Live(_)
+    ));
+    let refresh = Change::Refresh(TokenHash::of("tok-b"));
+    assert!(matches!(
+        a.change("i1", refresh, T0 + 1).await.unwrap(),
+        Changed::Done(_)
+    ));
+    assert_eq!(
+        b.find_token(&hash, T0 + 1).await.unwrap(),
+        TokenCheck::Unknown
+    );
+
+    // A revocation through one is refused by the other within 2 s.
+    assert!(!b.is_revoked("s1", T0 + 30));
+    a.revoke("s1", T0 + 30).await.unwrap();
+    eventually("b learns the revocation", Duration::from_secs(2), || {
+        b.is_revoked("s1", T0 + 31)
+    })
+    .await;
+    assert_eq!(
+        b.observe(&sighting("s1", "192.0.2.2", T0 + 31)),
+        Err(Refusal::Revoked)
+    );
+    eventually(
+        "b counts a's issued session",
+        Duration::from_secs(2),
+        || b.active(T0)[1] == (SessionKind::Issued, 1),
+    )
+    .await;
+    assert!(a.healthy() && b.healthy());
+
+    // A wipe through one clears the other's local state too.
+    b.observe(&sighting("s2", "192.0.2.2", T0 + 40)).unwrap();
+    a.wipe().await.unwrap();
+    eventually("b forgets after a's wipe", Duration::from_secs(3), || {
+        !b.is_revoked("s1", T0 + 41) && b.active(T0 + 41)[0] == (SessionKind::Signed, 0)
+    })
+    .await;
+    assert_eq!(b.lookup("s1", T0 + 41).await.unwrap(), Lookup::Unknown);
+}
+
+#[tokio::test]
+async fn a_missing_password_file_is_named_and_an_outage_answers_503() {
+    let postgres = PostgresSettings {
+        url: "postgres://telegate@127.0.0.1:1/none".into(),
+        password_file: Some("/nonexistent/pg-password".into()),
+        flush_interval: Duration::from_millis(50),
+    };
+    let err = PostgresStore::new(settings(), postgres.clone(), metrics(), Arc::new(|| T0))
+        .err()
+        .unwrap();
+    assert!(err.0.contains("/nonexistent/pg-password"), "{err}");
+    // Nothing listens on port 1: token checks fail, signed sessions go on.
+    let store = PostgresStore::new(
+        settings(),
+        PostgresSettings {
+            password_file: None,
+            ..postgres
+        },
+        metrics(),
+        Arc::new(|| T0),
+    )
+    .unwrap();
+    assert!(store.find_token(&TokenHash::of("t"), T0).await.is_err());
+    assert!(store.observe(&sighting("s1", "192.0.2.1", T0)).is_ok());
+    assert!(!store.healthy());
+}
+
+#[tokio::test]
+async fn an_outage_answers_503_and_the_store_reconnects() {
+    let Some(mut server) =
+        PgServer::start("postgres an_outage_answers_503_and_the_store_reconnects")
+    else {
+        return;
+    };
+    let store = store(&server).await;
+    issued::issue(&store, "i1", "tok-1", None, T0).await;
+    let hash = TokenHash::of("tok-1");
+    server.stop();
+    // Token checks fail (503 upstream), signed sessions go on locally.
+    assert!(store.find_token(&hash, T0).await.is_err());
+    store.observe(&sighting("s1", "192.0.2.1", T0)).unwrap();
+    eventually("unhealthy while down", Duration::from_secs(5), || {
+        !store.healthy()
+    })
+    .await;
+    server.restart();
+    eventually("healthy again", Duration::from_secs(10), || store.healthy()).await;
+    assert!(matches!(
+        store.find_token(&hash, T0).await.unwrap(),
+        TokenCheck::Live(_)
+    ));
+    // The sighting made during the outage was written behind after it.
+    conformance::live(&store, "s1", T0).await;
+}

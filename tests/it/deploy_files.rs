@@ -521,6 +521,7 @@ fn the_required_alerts_exist() {
         "TelemetryRateLimitingSpike",
         "TelemetryKeyUsedAfterNotAfter",
         "TelemetrySpoolBacklogAging",
+        "TelemetrySessionsRoaming",
     ] {
         assert!(alerts.contains(wanted), "{wanted}: {alerts:?}");
     }

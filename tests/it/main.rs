@@ -37,6 +37,7 @@ mod fuzz_corpus;
 mod healthcheck_cli;
 mod ingest_http;
 mod layers;
+mod leak_signals;
 mod nonce_binding;
 mod server;
 mod sessions_http;

@@ -15,6 +15,7 @@
 //! built-in ones otherwise, as the original did. Placeholders: [`page`].
 
 pub mod page;
+mod suspicious;
 
 use std::borrow::Cow;
 
@@ -203,6 +204,7 @@ fn index_vars(state: &AppState) -> Vars {
     vars.insert("spool_exports", text(exports));
     vars.insert("spool_detail", Value::Html(detail));
     vars.insert("series_rows", Value::Html(series_rows(state)));
+    vars.insert("suspicious_rows", Value::Html(suspicious::rows(state, now)));
     vars
 }
 

@@ -40,16 +40,14 @@ pub fn gunzip(compressed: &[u8], limit: usize, held: &mut Held) -> Result<Vec<u8
             held.grow_to(out.len() + UNIT_BYTES).map_err(busy)?;
             out.reserve_exact(UNIT_BYTES);
         }
-        let start = out.len();
-        out.resize(out.capacity(), 0);
-        match reader.read(&mut out[start..]) {
-            Ok(0) => {
-                out.truncate(start);
-                break;
-            }
-            Ok(n) => out.truncate(start + n),
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => out.truncate(start),
-            Err(_) => return Err(InflateError::BadGzip),
+        // At most the spare capacity: the Vec never grows past what is held.
+        let spare = (out.capacity() - out.len()) as u64;
+        let read = (&mut reader)
+            .take(spare)
+            .read_to_end(&mut out)
+            .map_err(|_| InflateError::BadGzip)?;
+        if read == 0 {
+            break;
         }
     }
     if out.len() > limit {

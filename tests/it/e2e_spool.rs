@@ -186,6 +186,11 @@ async fn a_collector_outage_loses_no_export_answered_200() {
             client.round(seq, &mut answered).await;
         }
     }
+    // rotel acknowledges before it prints, and the kill below is a SIGKILL:
+    // an export acknowledged in the last few milliseconds would be lost by
+    // the collector, not by telegate. Wait until rotel printed all of them.
+    let before: Vec<String> = answered.iter().map(|(_, n, _)| n.clone()).collect();
+    until_delivered(&work, &["rotel.log"], &prefix, &before).await;
     let (http_port, grpc_port) = (rotel.http_port, rotel.grpc_port);
     drop(rotel);
     let outage = Instant::now();

@@ -73,6 +73,7 @@ pub async fn serve(settings: Settings, source: ConfigSource) -> Result<(), Start
     .map_err(|err| StartError::Other(anyhow::anyhow!(err)))?;
     tracing::info!(listen = %bound, version = env!("CARGO_PKG_VERSION"), "telegate serving");
     let _purge_task = app.spawn_rate_limit_purger();
+    app.load_bans().await;
     let _ban_sync_task = app.spawn_ban_sync();
     server::run(listener, app, server::shutdown_signal()).await;
     Ok(())

@@ -82,6 +82,8 @@ impl AppState {
                 )?;
                 // Delivered v2 nonces survive a restart with the sessions.
                 nonces = Some(StoreNonces::Persisted(store.nonces()));
+                // So do quota windows and bans.
+                shared_abuse = Some(store.abuse());
                 Arc::new(store)
             }
             StoreBackend::Redis(redis) => {
@@ -212,6 +214,15 @@ impl AppState {
                 state.abuse.purge(state.now());
             }
         })
+    }
+
+    /// Reads the bans in force once, before the first request is served
+    /// (bounded: a store that does not answer leaves it to the timer).
+    pub async fn load_bans(&self) {
+        if self.abuse.shares_bans() {
+            let once = self.abuse.sync_bans(self.now());
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), once).await;
+        }
     }
 
     /// Reads the bans every replica published, each second (Redis store

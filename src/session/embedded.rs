@@ -18,6 +18,7 @@
 //! newer schema fails the start with the path named, never a silent
 //! fallback to memory. Tokens are kept only as their SHA-256.
 
+mod abuse;
 mod behind;
 mod load;
 mod nonces;
@@ -60,6 +61,8 @@ struct Inner {
     embedded: EmbeddedSettings,
     metrics: StoreMetrics,
     clock: UnixClock,
+    /// Quota windows and bans ([`abuse`]).
+    abuse: abuse::AbuseState,
 }
 
 /// A poisoned lock only means a panic elsewhere; the data is still usable.
@@ -89,12 +92,17 @@ impl EmbeddedStore {
         let local = MemoryStore::new(settings.clone(), evicted);
         let loaded = load::load(&conn, &local, clock())
             .map_err(|err| schema::fail(&path, "cannot load", err))?;
+        let abuse = abuse::AbuseState::load(&conn, clock())
+            .map_err(|err| schema::fail(&path, "cannot load the quotas and bans", err))?;
+        let (quota_windows, bans) = abuse.counts();
         tracing::info!(
             path = %path.display(),
             sessions = loaded.sessions,
             revocations = loaded.revocations,
             tokens = loaded.tokens,
             static_sightings = loaded.statics,
+            quota_windows,
+            bans,
             pruned = loaded.pruned,
             ms = started.elapsed().as_millis() as u64,
             "session store (embedded) loaded"
@@ -108,6 +116,7 @@ impl EmbeddedStore {
             embedded,
             metrics,
             clock,
+            abuse,
         });
         let (signals, received) = sync_channel(1);
         let worker = inner.clone();
@@ -127,6 +136,13 @@ impl EmbeddedStore {
         PersistedNonces {
             inner: self.inner.clone(),
         }
+    }
+
+    /// The handle quotas and bans are kept through across restarts.
+    pub fn abuse(&self) -> Arc<dyn crate::pipeline::abuse::shared::SharedAbuse> {
+        Arc::new(abuse::EmbeddedAbuse {
+            inner: self.inner.clone(),
+        })
     }
 
     /// Writes what is pending now (tests, and before a planned stop).

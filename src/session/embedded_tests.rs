@@ -273,3 +273,64 @@ async fn a_delivered_v2_nonce_is_answered_from_its_first_outcome_after_a_restart
         Begin::Owner(_)
     ));
 }
+
+#[tokio::test]
+async fn quota_windows_and_bans_survive_a_restart_and_a_lift_is_written_through() {
+    use crate::pipeline::abuse::shared::LeaseKey;
+    let dir = tempfile::tempdir().unwrap();
+    let key = LeaseKey {
+        quota: 0,
+        value: u64::MAX - 7,
+        window: T0 / 3600,
+    };
+    let other = LeaseKey { quota: 1, ..key };
+    {
+        let store = open_with(dir.path(), settings(), T0);
+        let abuse = store.abuse();
+        assert_eq!(abuse.lease(key, 4, 10, 3660).await.unwrap(), 4);
+        assert_eq!(abuse.lease(key, 4, 10, 3660).await.unwrap(), 4);
+        assert_eq!(abuse.lease(other, 3, 10, 3660).await.unwrap(), 3);
+        abuse
+            .ban("address:192.0.2.1".into(), T0 + 600)
+            .await
+            .unwrap();
+        abuse.ban("session:s-1".into(), T0 + 600).await.unwrap();
+        // A shorter ban never shortens the one in force.
+        abuse.ban("session:s-1".into(), T0 + 5).await.unwrap();
+        store.flush().unwrap();
+        assert_eq!(rows(dir.path(), "quota_windows"), 2);
+        assert_eq!(rows(dir.path(), "bans"), 2);
+    }
+    {
+        let store = open_with(dir.path(), settings(), T0 + 60);
+        let abuse = store.abuse();
+        // 8 of 10 were spent before the restart: 2 are left, then none.
+        assert_eq!(abuse.lease(key, 4, 10, 3660).await.unwrap(), 2);
+        assert_eq!(abuse.lease(key, 4, 10, 3660).await.unwrap(), 0);
+        assert_eq!(abuse.lease(other, 10, 10, 3660).await.unwrap(), 7);
+        let mut bans = abuse.bans(T0 + 60, 10).await.unwrap();
+        bans.sort();
+        assert_eq!(
+            bans,
+            [
+                ("address:192.0.2.1".to_string(), T0 + 600),
+                ("session:s-1".to_string(), T0 + 600)
+            ]
+        );
+        // Lifted without a flush: on disk before the call returns.
+        abuse.lift("address:192.0.2.1".into()).await.unwrap();
+        assert_eq!(rows(dir.path(), "bans"), 1);
+    }
+    let store = open_with(dir.path(), settings(), T0 + 700);
+    let abuse = store.abuse();
+    assert!(
+        abuse.bans(T0 + 700, 10).await.unwrap().is_empty(),
+        "the lift held and the other ban ended"
+    );
+    // A new window starts from nothing.
+    let next = LeaseKey {
+        window: key.window + 1,
+        ..key
+    };
+    assert_eq!(abuse.lease(next, 4, 10, 3660).await.unwrap(), 4);
+}

@@ -155,3 +155,84 @@ async fn a_corrupt_store_file_fails_the_start_naming_it() {
     assert!(log.contains("data/sessions.sqlite3"), "{log}");
     assert!(!log.contains("telegate serving"), "{log}");
 }
+
+/// A quota of three requests per hour per session, and bans after three
+/// refusals: both must hold across restarts (issue 11, for issue 10's state).
+const ABUSE: &str = r#"
+[[quotas]]
+scope = "session"
+unit = "requests"
+rate = 3
+period_secs = 3600
+[bans]
+refusals = 3
+within_secs = 60
+ban_secs = 600
+"#;
+
+#[tokio::test]
+async fn a_spent_quota_and_a_ban_hold_after_a_restart_and_a_lift_after_a_kill() {
+    let work = workdir("store-abuse");
+    let config = format!("{CONFIG}{ABUSE}");
+    let mut first = Telegate::start(&work, &config).await;
+    for _ in 0..3 {
+        assert_eq!(auth(&first, SESSION, unix_now()).await.status(), 200);
+    }
+    let response = auth(&first, SESSION, unix_now()).await;
+    assert_eq!(reason_of(response).await, (429, "quota_exceeded".into()));
+    // SIGTERM: the windows are written behind, and the last flush runs.
+    assert!(first
+        .proc
+        .terminate(Duration::from_secs(10))
+        .await
+        .success());
+
+    let mut second = Telegate::start(&work, &config).await;
+    let response = auth(&second, SESSION, unix_now()).await;
+    assert_eq!(
+        reason_of(response).await,
+        (429, "quota_exceeded".into()),
+        "the hour's quota was spent before the restart"
+    );
+    let other = "1b4e28ba-2fa1-11d2-883f-0016d3cca427";
+    assert_eq!(auth(&second, other, unix_now()).await.status(), 200);
+    // Forged signatures from this address until it is banned (bounded).
+    let forged = "00".repeat(32);
+    let mut banned = false;
+    for _ in 0..10 {
+        let headers = signed(&forged, "POST", "/v1/traces", unix_now(), other);
+        let response = add_headers(http_client().get(second.url("/auth")), &headers)
+            .send()
+            .await
+            .unwrap();
+        if reason_of(response).await == (403, "banned".into()) {
+            banned = true;
+            break;
+        }
+    }
+    assert!(banned, "three refusals ban the address");
+    assert!(second
+        .proc
+        .terminate(Duration::from_secs(10))
+        .await
+        .success());
+
+    let third = Telegate::start(&work, &config).await;
+    let response = auth(&third, other, unix_now()).await;
+    assert_eq!(
+        reason_of(response).await.0,
+        403,
+        "the ban holds after a restart"
+    );
+    let lifted = http_client()
+        .delete(third.url("/bans/address:127.0.0.1"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lifted.status(), 200, "{:?}", lifted.text().await);
+    // SIGKILL: the lift was committed before the API answered.
+    drop(third);
+    let fourth = Telegate::start(&work, &config).await;
+    assert_eq!(auth(&fourth, other, unix_now()).await.status(), 200);
+}

@@ -16,6 +16,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::abuse::AbuseState;
 use super::nonces::PendingNonce;
 use super::{lock, rows, schema, Inner};
 use crate::session::StoreError;
@@ -119,7 +120,9 @@ impl Inner {
         // holds it too, so a flush never writes back a session it removed.
         let (ids, statics) = self.pending.take();
         let nonces = std::mem::take(&mut *lock(&self.pending.nonces));
-        if ids.is_empty() && statics.is_empty() && nonces.is_empty() {
+        let abuse = self.abuse.take_dirty();
+        if ids.is_empty() && statics.is_empty() && nonces.is_empty() && AbuseState::is_clean(&abuse)
+        {
             return Ok(());
         }
         let now = self.now();
@@ -150,6 +153,7 @@ impl Inner {
                 )?
                 .execute(rusqlite::params![&*n.key, &n.value, n.purge_at])?;
             }
+            self.abuse.write(&tx, &abuse)?;
             tx.commit()
         })();
         drop(conn);
@@ -165,6 +169,7 @@ impl Inner {
             // Nonces are not requeued: a retry after a crash is then
             // delivered again, never refused.
             dropped += nonces.len() as u64;
+            self.abuse.requeue(abuse);
             self.count_error("flush_dropped", dropped);
             self.failed("flush", err)
         })

@@ -65,7 +65,15 @@ CREATE TABLE nonces (
 ";
 
 /// Tables with a `purge_at`.
-const TABLES: [&str; 5] = ["sessions", "revocations", "tokens", "statics", "nonces"];
+const TABLES: [&str; 7] = [
+    "sessions",
+    "revocations",
+    "tokens",
+    "statics",
+    "nonces",
+    "quota_windows",
+    "bans",
+];
 
 /// Any failure here names the file: the operator must know which one.
 pub(super) fn fail(path: &Path, what: &str, err: impl std::fmt::Display) -> StoreError {
@@ -97,6 +105,8 @@ pub(super) fn open(data_dir: &Path) -> Result<(Connection, PathBuf), StoreError>
     conn.execute_batch("PRAGMA synchronous = FULL")
         .map_err(|err| fail(&path, "cannot set synchronous", err))?;
     migrate(&conn).map_err(|err| fail(&path, "schema", err))?;
+    conn.execute_batch(super::abuse::TABLES)
+        .map_err(|err| fail(&path, "schema", err))?;
     Ok((conn, path))
 }
 

@@ -419,6 +419,21 @@ fn kubernetes_manifests_are_complete() {
                     config::parse_with_overrides(text, &ConfigSource::Embedded, &MapEnv::default())
                         .unwrap_or_else(|e| panic!("k8s telegate.toml: {e}"));
                 assert_eq!(raw.listen, "0.0.0.0:8080");
+                // State that must survive a restart lives on the pod's volume.
+                assert_eq!(raw.sessions.data_dir, "/var/lib/telegate/data");
+                assert!(raw.spool.enabled);
+                assert_eq!(raw.spool.dir, "/var/lib/telegate/spool");
+            }
+            if kind == "StatefulSet" {
+                let spec = &doc["spec"]["template"]["spec"];
+                let mounts = &spec["containers"][0]["volumeMounts"];
+                let state = mounts
+                    .as_sequence()
+                    .and_then(|m| m.iter().find(|m| m["name"] == "state"))
+                    .expect("the state volume is mounted");
+                assert_eq!(str_at(state, &["mountPath"]), "/var/lib/telegate");
+                let claim = &doc["spec"]["volumeClaimTemplates"][0];
+                assert_eq!(str_at(claim, &["metadata", "name"]), "state");
             }
             if kind == "Middleware" && doc["spec"].get("forwardAuth").is_some() {
                 let address = str_at(&doc, &["spec", "forwardAuth", "address"]);
@@ -432,7 +447,7 @@ fn kubernetes_manifests_are_complete() {
     }
     for wanted in [
         "ConfigMap",
-        "Deployment",
+        "StatefulSet",
         "Service",
         "Secret",
         "Middleware",

@@ -22,8 +22,13 @@ pub enum IngestError {
     Malformed(String),
     #[error("Too many exports in flight to the collector")]
     Busy { retry_after_secs: u64 },
+    /// `unreachable`: no answer at all (refused, timed out, cut short), so
+    /// `retry_after_secs` is telegate's own hint, not the collector's.
     #[error("The collector is unavailable")]
-    CollectorUnavailable { retry_after_secs: u64 },
+    CollectorUnavailable {
+        retry_after_secs: u64,
+        unreachable: bool,
+    },
     #[error("The collector is throttling exports")]
     CollectorThrottled { retry_after_secs: u64 },
     #[error("The collector rejected the export (status {status})")]
@@ -118,7 +123,9 @@ impl IngestError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             IngestError::Busy { retry_after_secs }
-            | IngestError::CollectorUnavailable { retry_after_secs }
+            | IngestError::CollectorUnavailable {
+                retry_after_secs, ..
+            }
             | IngestError::CollectorThrottled { retry_after_secs }
             | IngestError::SpoolFull { retry_after_secs }
             | IngestError::SpoolUnavailable { retry_after_secs } => Some(*retry_after_secs),
@@ -176,6 +183,7 @@ mod tests {
     async fn protobuf_requests_get_a_status_with_the_reason() {
         let err = IngestError::CollectorUnavailable {
             retry_after_secs: 7,
+            unreachable: false,
         };
         let response = render(&err, Format::Protobuf);
         assert_eq!(response.status(), 503);
@@ -206,6 +214,7 @@ mod tests {
             },
             IngestError::CollectorUnavailable {
                 retry_after_secs: 1,
+                unreachable: true,
             },
             IngestError::CollectorThrottled {
                 retry_after_secs: 1,

@@ -114,6 +114,7 @@ impl Collector {
         }
         let unavailable = IngestError::CollectorUnavailable {
             retry_after_secs: self.retry_after_secs,
+            unreachable: true,
         };
         let mut response = match request.body(out.body).send().await {
             Ok(response) => response,
@@ -164,6 +165,7 @@ impl Collector {
             }),
             502..=504 => Err(IngestError::CollectorUnavailable {
                 retry_after_secs: retry_after,
+                unreachable: false,
             }),
             other => {
                 tracing::error!(
@@ -171,7 +173,10 @@ impl Collector {
                     status = other,
                     "the collector answered an unexpected status; check collector.endpoint"
                 );
-                Err(unavailable)
+                Err(IngestError::CollectorUnavailable {
+                    retry_after_secs: retry_after,
+                    unreachable: false,
+                })
             }
         }
     }

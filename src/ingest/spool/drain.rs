@@ -4,7 +4,10 @@
 //! between the answer and the delete sends it again). A retryable failure
 //! (429, 5xx, refused connection, timeout) waits `max(Retry-After,
 //! backoff)`, the backoff doubling up to [`MAX_BACKOFF`], and retries the
-//! same row; a rejection (400, 413: the data itself is refused) moves the
+//! same row; with no answer at all (a collector restarting refuses the
+//! connection) there is no Retry-After to honour, and the backoff stops at
+//! [`MAX_PROBE_BACKOFF`]: a refused connection costs nothing, and the
+//! backlog starts draining within a second of the collector's return; a rejection (400, 413: the data itself is refused) moves the
 //! row to the dead letters. Rows are read a small batch at a time, so
 //! memory does not grow with the backlog. After a restart it starts from
 //! whatever rows are left.
@@ -27,6 +30,8 @@ const BATCH_ROWS: usize = 64;
 const BATCH_BYTES: usize = 1024 * 1024;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The longest wait while the collector does not answer at all.
+pub const MAX_PROBE_BACKOFF: Duration = Duration::from_secs(1);
 /// Checked for new rows this often even without a wake-up.
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
@@ -132,8 +137,12 @@ impl Forwarder {
                 }
                 Err(err) => err,
             };
-            let retry_after = Duration::from_secs(err.retry_after().unwrap_or(1));
-            let wait = retry_after.max(backoff);
+            let wait = match err {
+                IngestError::CollectorUnavailable {
+                    unreachable: true, ..
+                } => backoff.min(MAX_PROBE_BACKOFF),
+                _ => Duration::from_secs(err.retry_after().unwrap_or(1)).max(backoff),
+            };
             tracing::debug!(
                 id,
                 reason = err.reason(),

@@ -86,6 +86,10 @@ pub struct ServerSection {
     /// Bytes all request bodies and their decompression may hold at once,
     /// across the process; past it a request is 503 `server_busy`.
     pub body_budget_bytes: usize,
+    /// Of that budget, what one client (its address cut to the rate-limit
+    /// key) may hold; absent: a quarter of it, and at least one export at
+    /// its caps.
+    pub body_budget_per_client_bytes: Option<usize>,
 }
 
 impl Default for ServerSection {
@@ -98,6 +102,7 @@ impl Default for ServerSection {
             max_connections_per_ip: 64,
             shutdown_grace_secs: 10,
             body_budget_bytes: 256 * 1024 * 1024,
+            body_budget_per_client_bytes: None,
         }
     }
 }

@@ -239,7 +239,10 @@ async fn deliver_inner(
         max_inflated: settings.max_decompressed_bytes,
         add: enrichment(verified),
         drop: settings.drop_attributes.clone(),
-        held: state.budget.hold(),
+        held: state.budget.hold_for(crate::pipeline::client_ip::limit_key(
+            client_ip,
+            state.settings.ipv6_prefix,
+        )),
         content: state.ingest.content.clone(),
         guard: state
             .ingest

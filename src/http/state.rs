@@ -121,7 +121,8 @@ impl AppState {
                  (REQUIRE_AUTH=false or auth.monitor_mode = true); nothing is refused"
             );
         }
-        let settings_budget = settings.server.body_budget_bytes;
+        let settings_budget = MemoryBudget::new(settings.server.body_budget_bytes)
+            .with_client_share(settings.server.body_budget_per_client_bytes);
         let ingest = Ingest::new(&settings, metrics.registry(), nonces)
             .unwrap_or_else(|err| panic!("cannot set up OTLP ingest: {err}"));
         let abuse_metrics = AbuseMetrics::register(&settings.metrics_namespace, metrics.registry())
@@ -140,7 +141,7 @@ impl AppState {
             clock,
             started: Instant::now(),
             board: Board::default(),
-            budget: MemoryBudget::new(settings_budget),
+            budget: settings_budget,
         })))
     }
 

@@ -263,7 +263,8 @@ where
 
     // Body: read only now that the credential holds.
     let forward_auth = matches!(attempt.route, Route::ForwardAuth { .. });
-    let mut held = stages.budget.hold();
+    let client = super::client_ip::limit_key(client_ip, settings.ipv6_prefix);
+    let mut held = stages.budget.hold_for(client);
     let (body, otlp) = read_body(attempt.body, headers, &mut held).await?;
     match &body {
         Some(bytes) => signature::check_body(&mut verified, bytes)?,

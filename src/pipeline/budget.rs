@@ -10,8 +10,20 @@
 //! `Retry-After`) instead of waiting, and the process stays within it. What
 //! a request holds is returned when its [`Held`] drops, at the end of the
 //! request (bodies) or of the decoding (inflation).
+//!
+//! One client must not spend the whole budget and starve everyone else:
+//! behind Traefik every connection comes from Traefik's address, so the
+//! per-address connection cap does not bound a client there. A hold made
+//! for a client ([`MemoryBudget::hold_for`], keyed by the resolved client
+//! address cut to its rate-limit key) also counts against that client's
+//! share (`server.body_budget_per_client_bytes`); past it the client is
+//! refused the same way while others still fit. The ledger has one entry
+//! per client with something held, so it is bounded by the requests in
+//! flight.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -23,6 +35,10 @@ pub const UNIT_BYTES: usize = 64 * 1024;
 pub struct MemoryBudget {
     units: Arc<Semaphore>,
     total_units: usize,
+    /// Most units one client may hold (`total_units`: no share).
+    client_units: usize,
+    /// Units held per client, only for clients holding some.
+    clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 /// The budget is spent: refuse, retry later.
@@ -36,16 +52,37 @@ impl MemoryBudget {
         MemoryBudget {
             units: Arc::new(Semaphore::new(total_units)),
             total_units,
+            client_units: total_units,
+            clients: Arc::default(),
         }
     }
 
-    /// Nothing held yet; grows with [`Held::grow_to`].
+    /// Caps what one client holds at `bytes` (at least one unit).
+    pub fn with_client_share(mut self, bytes: usize) -> MemoryBudget {
+        self.client_units = bytes.div_ceil(UNIT_BYTES).clamp(1, self.total_units);
+        self
+    }
+
+    /// Nothing held yet; grows with [`Held::grow_to`]. Counts against the
+    /// process only (the session API's small bodies, tests).
     pub fn hold(&self) -> Held {
         Held {
             budget: self.clone(),
             permit: None,
             units: 0,
+            client: None,
         }
+    }
+
+    /// As [`MemoryBudget::hold`], also against `client`'s share.
+    pub fn hold_for(&self, client: IpAddr) -> Held {
+        let mut held = self.hold();
+        held.client = Some(client);
+        held
+    }
+
+    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Bytes held right now across the process (for the gauge).
@@ -61,6 +98,7 @@ pub struct Held {
     budget: MemoryBudget,
     permit: Option<OwnedSemaphorePermit>,
     units: usize,
+    client: Option<IpAddr>,
 }
 
 impl Held {
@@ -70,13 +108,27 @@ impl Held {
         if wanted <= self.units {
             return Ok(());
         }
-        let more = u32::try_from(wanted - self.units).map_err(|_| Exhausted)?;
-        let permit = self
-            .budget
-            .units
-            .clone()
-            .try_acquire_many_owned(more)
-            .map_err(|_| Exhausted)?;
+        let more = wanted - self.units;
+        let count = u32::try_from(more).map_err(|_| Exhausted)?;
+        // The client's share first: it is the cheaper refusal to undo.
+        if let Some(client) = self.client {
+            let mut clients = self.budget.clients();
+            let held = clients.entry(client).or_insert(0);
+            if *held + more > self.budget.client_units {
+                if *held == 0 {
+                    clients.remove(&client);
+                }
+                return Err(Exhausted);
+            }
+            *held += more;
+        }
+        let permit = match self.budget.units.clone().try_acquire_many_owned(count) {
+            Ok(permit) => permit,
+            Err(_) => {
+                self.release_client(more);
+                return Err(Exhausted);
+            }
+        };
         match &mut self.permit {
             Some(held) => held.merge(permit),
             None => self.permit = Some(permit),
@@ -85,8 +137,27 @@ impl Held {
         Ok(())
     }
 
+    /// Gives `units` back to the client's share (the entry goes at zero).
+    fn release_client(&self, units: usize) {
+        let Some(client) = self.client else { return };
+        let mut clients = self.budget.clients();
+        if let Some(held) = clients.get_mut(&client) {
+            *held = held.saturating_sub(units);
+            if *held == 0 {
+                clients.remove(&client);
+            }
+        }
+    }
+
     pub fn bytes(&self) -> usize {
         self.units * UNIT_BYTES
+    }
+}
+
+impl Drop for Held {
+    /// The process units go back with the permit; the client's here.
+    fn drop(&mut self) {
+        self.release_client(self.units);
     }
 }
 
@@ -112,6 +183,43 @@ mod tests {
         b.grow_to(4 * UNIT_BYTES).unwrap();
         drop(b);
         assert_eq!(budget.in_use_bytes(), 0);
+    }
+
+    #[test]
+    fn one_client_holds_at_most_its_share_and_others_still_fit() {
+        let budget = MemoryBudget::new(8 * UNIT_BYTES).with_client_share(3 * UNIT_BYTES);
+        let (greedy, other) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let mut a = budget.hold_for(greedy);
+        a.grow_to(2 * UNIT_BYTES).unwrap();
+        let mut b = budget.hold_for(greedy);
+        assert_eq!(b.grow_to(2 * UNIT_BYTES), Err(Exhausted), "past the share");
+        b.grow_to(UNIT_BYTES).unwrap();
+        assert_eq!(budget.in_use_bytes(), 3 * UNIT_BYTES as u64);
+        let mut c = budget.hold_for(other);
+        c.grow_to(3 * UNIT_BYTES).unwrap();
+        drop((a, b));
+        let mut d = budget.hold_for(greedy);
+        d.grow_to(3 * UNIT_BYTES).unwrap();
+        drop((c, d));
+        assert_eq!(budget.in_use_bytes(), 0);
+        assert!(budget.clients().is_empty(), "no entry outlives its holds");
+    }
+
+    #[test]
+    fn a_refusal_by_the_process_gives_the_client_share_back() {
+        let budget = MemoryBudget::new(2 * UNIT_BYTES).with_client_share(2 * UNIT_BYTES);
+        let (one, two) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let mut a = budget.hold_for(one);
+        a.grow_to(2 * UNIT_BYTES).unwrap();
+        let mut b = budget.hold_for(two);
+        assert_eq!(
+            b.grow_to(UNIT_BYTES),
+            Err(Exhausted),
+            "the process is spent"
+        );
+        assert!(!budget.clients().contains_key(&two));
+        drop(a);
+        b.grow_to(2 * UNIT_BYTES).unwrap();
     }
 
     #[test]

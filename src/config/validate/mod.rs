@@ -107,6 +107,20 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
             format!("must be at least ingest.max_body_bytes + ingest.max_decompressed_bytes ({one_export})"),
         ));
     }
+    let mut server = server;
+    server.body_budget_per_client_bytes = match raw.server.body_budget_per_client_bytes {
+        None => (server.body_budget_bytes / 4).max(one_export),
+        Some(share) if share < one_export || share > server.body_budget_bytes => {
+            return Err(ConfigError::invalid(
+                "server.body_budget_per_client_bytes",
+                format!(
+                    "must be between one export at its caps ({one_export}) and server.body_budget_bytes ({})",
+                    server.body_budget_bytes
+                ),
+            ));
+        }
+        Some(share) => share,
+    };
     let content = ingest_content(raw, &ingest)?;
     let cardinality = cardinality_settings(raw, &ingest)?;
     let admin_token_file = raw

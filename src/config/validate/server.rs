@@ -24,6 +24,8 @@ pub struct ServerSettings {
     #[serde(serialize_with = "show::duration")]
     pub shutdown_grace: Duration,
     pub body_budget_bytes: usize,
+    /// Filled in by `validate` once the ingest caps are known.
+    pub body_budget_per_client_bytes: usize,
 }
 
 /// `[rate_limit]`, validated.
@@ -81,6 +83,7 @@ pub(super) fn server_settings(server: &ServerSection) -> Result<ServerSettings, 
         max_connections_per_ip: server.max_connections_per_ip,
         shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
         body_budget_bytes: server.body_budget_bytes,
+        body_budget_per_client_bytes: server.body_budget_per_client_bytes.unwrap_or(0),
     })
 }
 

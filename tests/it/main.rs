@@ -38,6 +38,7 @@ mod healthcheck_cli;
 mod ingest_http;
 mod layers;
 mod leak_signals;
+mod metric_naming;
 mod nonce_binding;
 mod server;
 mod sessions_http;

@@ -198,14 +198,14 @@ async fn the_deploy_stack_runs_from_real_binaries() {
         panic!("{err}\n{}", prometheus.proc.log_text());
     }
     let success = prometheus
-        .query_value("telegate_auth_success")
+        .query_value("telegate_auth_success_total")
         .await
-        .expect("telegate_auth_success in Prometheus");
-    assert!(success >= 1.0, "telegate_auth_success = {success}");
+        .expect("telegate_auth_success_total in Prometheus");
+    assert!(success >= 1.0, "telegate_auth_success_total = {success}");
     let failed = prometheus
-        .query_value(r#"telegate_auth_failed{reason="missing_signature"}"#)
+        .query_value(r#"telegate_auth_failed_total{reason="missing_signature"}"#)
         .await
-        .expect("telegate_auth_failed in Prometheus");
+        .expect("telegate_auth_failed_total in Prometheus");
     assert!(failed >= 1.0, "missing_signature = {failed}");
     // Traefik's own metrics arrive too (the dashboard's forward latency).
     let traefik_up = wait_for_one(&prometheus, r#"up{job="traefik"}"#).await;

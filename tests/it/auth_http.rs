@@ -690,7 +690,10 @@ async fn a_refused_request_is_answered_before_its_body_is_read() {
     assert!(answer.contains("missing_signature"), "{answer}");
     let text = server.scrape().await;
     assert_eq!(
-        sample(&text, "telegate_auth_failed_total{reason=\"missing_signature\"}"),
+        sample(
+            &text,
+            "telegate_auth_failed_total{reason=\"missing_signature\"}"
+        ),
         Some(1.0)
     );
     server.stop().await;
@@ -710,7 +713,10 @@ async fn a_forwarded_body_over_the_cap_is_413_and_counted() {
     assert_eq!(reason_of(response).await, (413, "body_too_large".into()));
     let text = server.scrape().await;
     assert_eq!(
-        sample(&text, "telegate_auth_failed_total{reason=\"body_too_large\"}"),
+        sample(
+            &text,
+            "telegate_auth_failed_total{reason=\"body_too_large\"}"
+        ),
         Some(1.0)
     );
     assert_eq!(sample(&text, "telegate_auth_total"), Some(1.0));

@@ -320,6 +320,7 @@ fn the_name_extractor_reads_promql() {
     );
     assert!(metric_names(r#"rate({__name__=~"otelcol_x"}[5m]) > 1e3"#).is_empty());
     // An aggregation called directly is a function, not a grouping.
-    let names = metric_names("sum(rate(telegate_auth_success_total[5m])) / sum(telegate_auth_total)");
+    let names =
+        metric_names("sum(rate(telegate_auth_success_total[5m])) / sum(telegate_auth_total)");
     assert_eq!(names.len(), 2, "{names:?}");
 }

@@ -120,7 +120,10 @@ async fn every_route_is_observed_in_metrics_log_and_board() {
         value(&format!("telegate_key_used_total{{key_id=\"{KEY_ID}\"}}")),
         3.0
     );
-    assert_eq!(value("telegate_auth_failed_total{reason=\"bad_signature\"}"), 1.0);
+    assert_eq!(
+        value("telegate_auth_failed_total{reason=\"bad_signature\"}"),
+        1.0
+    );
     assert_eq!(value("telegate_auth_duration_seconds_count"), 4.0);
     assert_eq!(
         value("telegate_ingest_requests_total{result=\"delivered\",signal=\"metrics\"}"),

@@ -185,7 +185,10 @@ async fn traefik_forward_auth_guards_the_collector() {
         let series = format!("telegate_auth_failed_total{{reason=\"{reason}\"}}");
         assert!(value(&series) >= 1.0, "{series} should be at least 1");
     }
-    assert_eq!(value("telegate_auth_failed_total{reason=\"bad_signature\"}"), 1.0);
+    assert_eq!(
+        value("telegate_auth_failed_total{reason=\"bad_signature\"}"),
+        1.0
+    );
 
     eprintln!(
         "e2e_traefik: run {run}: ok; tight policy allowed {} then 429 (Retry-After {retry_after})",

@@ -429,7 +429,10 @@ async fn v2_binds_the_body_and_a_delivered_nonce_is_answered_not_forwarded_again
         Some(1.0)
     );
     assert_eq!(
-        sample(&text, "telegate_auth_failed_total{reason=\"body_mismatch\"}"),
+        sample(
+            &text,
+            "telegate_auth_failed_total{reason=\"body_mismatch\"}"
+        ),
         Some(1.0)
     );
     server.stop().await;

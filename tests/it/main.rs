@@ -40,6 +40,7 @@ mod layers;
 mod leak_signals;
 mod metric_naming;
 mod nonce_binding;
+mod ops_listener;
 mod server;
 mod sessions_http;
 mod signed_sessions_http;

@@ -41,6 +41,7 @@ mod leak_signals;
 mod metric_naming;
 mod nonce_binding;
 mod ops_listener;
+mod secret_files;
 mod server;
 mod sessions_http;
 mod signed_sessions_http;

@@ -1,6 +1,6 @@
 # telegate container image.
 #
-#   docker build -t telegate:local .
+#   docker build -t telegate:local --build-arg TELEGATE_REVISION=$(git rev-parse --short=12 HEAD) .
 #   docker run --rm -p 8080:8080 telegate:local          # embedded config + public dev key (warns)
 #   docker run --rm -p 8080:8080 -e KOTORMODSYNC_SIGNING_SECRET=... telegate:local
 #
@@ -21,8 +21,13 @@ RUN mkdir -p src benches examples \
  && cargo build --release --locked --bin telegate \
  && rm -rf src benches examples
 
+COPY build.rs ./
 COPY src ./src
 COPY config ./config
+# The image has no .git: {ns}_build_info{revision} comes from this argument
+# (docker build --build-arg TELEGATE_REVISION=$(git rev-parse --short=12 HEAD)),
+# "unknown" without it.
+ARG TELEGATE_REVISION=
 COPY benches ./benches
 COPY examples ./examples
 # Make sure cargo sees the real sources as newer than the stub build.

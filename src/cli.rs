@@ -203,8 +203,8 @@ pub fn read_admin_token(settings: &config::Settings) -> Result<Option<Secret>, S
     let Some(path) = &settings.admin_token_file else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| format!("admin.token_file {}: {}", path.display(), err.kind()))?;
+    let text = crate::secret_file::read_text(path)
+        .map_err(|err| format!("admin.token_file {}: {err}", path.display()))?;
     let token = Secret::from_text(&text)
         .ok_or_else(|| format!("admin.token_file {} is empty", path.display()))?;
     if token.expose().len() < 16 {

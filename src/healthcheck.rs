@@ -3,6 +3,8 @@
 //! to the address the config listens on (an unspecified address such as
 //! `0.0.0.0` is asked on loopback), exit 0 when it answers 200
 //! `{"status":"healthy"}`, 1 otherwise. Bounded by a timeout end to end.
+//! With `ops_listen` set both listeners are asked, each within the timeout:
+//! the process is healthy when the clients' and the operators' side answer.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -75,33 +77,37 @@ fn judge(answer: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The subcommand: `--addr` when given, else the config's `listen`.
+/// The subcommand: `--addr` when given, else the config's `listen` and,
+/// when set, its `ops_listen`.
 pub fn run(
     source: &ConfigSource,
     env: &dyn Env,
     addr: Option<SocketAddr>,
     timeout: Duration,
 ) -> ExitCode {
-    let addr = match addr {
-        Some(addr) => addr,
+    let addrs = match addr {
+        Some(addr) => vec![addr],
         None => match config::load(source, env) {
-            Ok(settings) => target(settings.listen),
+            Ok(settings) => std::iter::once(settings.listen)
+                .chain(settings.ops_listen)
+                .map(target)
+                .collect(),
             Err(err) => {
                 eprintln!("telegate healthcheck: invalid configuration: {err}");
                 return ExitCode::FAILURE;
             }
         },
     };
-    match check(addr, timeout) {
-        Ok(()) => {
-            println!("healthy: {addr}");
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("telegate healthcheck: {message}");
-            ExitCode::FAILURE
+    for addr in addrs {
+        match check(addr, timeout) {
+            Ok(()) => println!("healthy: {addr}"),
+            Err(message) => {
+                eprintln!("telegate healthcheck: {message}");
+                return ExitCode::FAILURE;
+            }
         }
     }
+    ExitCode::SUCCESS
 }
 
 #[cfg(test)]

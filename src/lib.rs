@@ -9,6 +9,7 @@
 //! - [`env`]: environment variables, read through a trait tests can fill.
 //! - [`ip`]: address forms and the trusted proxy set.
 //! - [`secret`]: a secret that cannot be printed.
+//! - [`secret_file`]: a secret read from a file (bounded, regular), and `NAME_FILE` variables.
 //!
 //! The client protocol, pure:
 //! - [`protocol`]: `X-KMS-*` parsing (v1, v2), canonical messages, the
@@ -44,6 +45,7 @@ pub mod clock;
 pub mod env;
 pub mod ip;
 pub mod secret;
+pub mod secret_file;
 
 pub mod protocol;
 

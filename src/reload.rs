@@ -4,11 +4,14 @@
 //! A reload re-reads `auth.keys` from the config and every secret, builds a
 //! whole new ring and swaps it in atomically. A broken reload keeps the old
 //! ring, logs why and counts `keyring_reloads_total{result="error"}`; the
-//! same error repeating on each poll is logged and counted once.
+//! same error repeating on each poll is logged and counted once. Each load
+//! that succeeds (the one at start included) sets
+//! `{ns}_config_last_reload_success_timestamp_seconds`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::{self, UnixClock};
 use crate::config::{self, ConfigSource};
 use crate::env::Env;
 use crate::pipeline::metrics::Metrics;
@@ -27,6 +30,7 @@ pub struct Reloader {
     keyring: SharedKeyring,
     metrics: Metrics,
     last_error: Option<String>,
+    clock: UnixClock,
 }
 
 impl Reloader {
@@ -42,7 +46,14 @@ impl Reloader {
             keyring,
             metrics,
             last_error: None,
+            clock: clock::system_clock(),
         }
+    }
+
+    /// The clock the reload timestamp reads (tests hand in their own).
+    pub fn with_clock(mut self, clock: UnixClock) -> Reloader {
+        self.clock = clock;
+        self
     }
 
     /// Builds the ring anew and swaps it in when it differs from the current
@@ -62,6 +73,10 @@ impl Reloader {
                 self.metrics
                     .set_key_not_after(ring.keys().iter().map(|k| (k.id.as_str(), k.not_after)));
                 self.keyring.replace(ring);
+                // The config in force was loaded now (an unchanged poll loads nothing new).
+                self.metrics
+                    .config_last_reload_success
+                    .set((self.clock)() as f64);
                 self.metrics
                     .keyring_reloads_total
                     .with_label_values(&["ok"])
@@ -161,7 +176,8 @@ mod tests {
             Arc::new(MapEnv::default()),
             keyring.clone(),
             metrics.clone(),
-        );
+        )
+        .with_clock(Arc::new(|| 1_800_000_000));
         Fixture {
             dir,
             reloader,
@@ -209,6 +225,35 @@ mod tests {
         assert_eq!(f.reloader.reload(false), Outcome::Reloaded { keys: 2 });
         assert_eq!(ids(&f.keyring), ["a", "b"]);
         assert_eq!(count(&f.metrics, "ok"), 3);
+    }
+
+    #[test]
+    fn each_successful_load_sets_the_reload_timestamp_and_a_failure_does_not() {
+        let mut f = fixture(ONE_KEY);
+        let stamp = |f: &Fixture| f.metrics.config_last_reload_success.get();
+        assert_eq!(stamp(&f), 0.0, "nothing loaded yet");
+        std::fs::write(f.dir.path().join("a.key"), "secret-a").unwrap();
+        f.reloader.reload(true);
+        assert_eq!(stamp(&f), 1_800_000_000.0, "set at start");
+
+        let later = Arc::new(std::sync::atomic::AtomicI64::new(1_800_000_060));
+        let clock = later.clone();
+        f.reloader.clock = Arc::new(move || clock.load(std::sync::atomic::Ordering::SeqCst));
+        std::fs::remove_file(f.dir.path().join("a.key")).unwrap();
+        assert!(matches!(f.reloader.reload(false), Outcome::Failed(_)));
+        assert_eq!(
+            stamp(&f),
+            1_800_000_000.0,
+            "a failed reload keeps the last success"
+        );
+        std::fs::write(f.dir.path().join("a.key"), "secret-a2").unwrap();
+        assert_eq!(f.reloader.reload(false), Outcome::Reloaded { keys: 1 });
+        assert_eq!(stamp(&f), 1_800_000_060.0, "set at the reload");
+        let text = String::from_utf8(f.metrics.render().unwrap()).unwrap();
+        assert!(
+            text.contains("t_config_last_reload_success_timestamp_seconds 1800000060"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ use crate::clock;
 use crate::config::hazards::{hazards, Severity};
 use crate::config::{ConfigSource, Settings, StoreBackend};
 use crate::env::ProcessEnv;
-use crate::http::server;
 use crate::http::state::AppState;
+use crate::http::{listener, server};
 use crate::pipeline::metrics::Metrics;
 use crate::protocol::keyring::{Keyring, SharedKeyring};
 use crate::reload::Reloader;
@@ -55,6 +55,18 @@ pub async fn serve(settings: Settings, source: ConfigSource) -> Result<(), Start
     let bound = listener
         .local_addr()
         .map_or_else(|_| settings.listen.to_string(), |a| a.to_string());
+    let ops_listener = match settings.ops_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding ops_listen {addr}"))?,
+        ),
+        None => None,
+    };
+    let ops_bound = ops_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.to_string());
     // The embedded store's settings were checked with the config: a file it
     // cannot open or use is the machine's problem (exit 1), not the config's.
     let on_disk = matches!(settings.sessions.backend, StoreBackend::Embedded(_));
@@ -71,10 +83,10 @@ pub async fn serve(settings: Settings, source: ConfigSource) -> Result<(), Start
     })?
     .with_spool(crate::ingest::spool::system_ms())
     .map_err(|err| StartError::Other(anyhow::anyhow!(err)))?;
-    tracing::info!(listen = %bound, version = env!("CARGO_PKG_VERSION"), "telegate serving");
+    tracing::info!(listen = %bound, ops_listen = ops_bound.as_deref(), version = env!("CARGO_PKG_VERSION"), "telegate serving");
     let _purge_task = app.spawn_rate_limit_purger();
     app.load_bans().await;
     let _ban_sync_task = app.spawn_ban_sync();
-    server::run(listener, app, server::shutdown_signal()).await;
+    listener::run(listener, ops_listener, app, server::shutdown_signal()).await;
     Ok(())
 }

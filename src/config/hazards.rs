@@ -57,12 +57,24 @@ impl std::fmt::Display for Hazard {
 pub fn hazards(settings: &Settings, ring: &Keyring, now: i64) -> Vec<Hazard> {
     let mut found = Vec::new();
     proxies(settings, &mut found);
+    exposed_operations(settings, &mut found);
     windows(settings, &mut found);
     keys(settings, ring, now, &mut found);
     if let Some(path) = &settings.admin_token_file {
         readable_by_others("admin.token_file", path, &mut found);
     }
     found
+}
+
+/// One listener beyond loopback serves `/metrics`, the status pages and
+/// the admin API to whoever can reach the ingest port.
+fn exposed_operations(settings: &Settings, found: &mut Vec<Hazard>) {
+    if settings.ops_listen.is_none() && !settings.listen.ip().is_loopback() {
+        found.push(Hazard::warning(
+            "ops_listen",
+            format!("{} serves /metrics, the status pages and the admin API beside /auth and ingest to everyone who can reach it; set ops_listen (e.g. 127.0.0.1:9090) to serve them on their own listener", settings.listen),
+        ));
+    }
 }
 
 fn proxies(settings: &Settings, found: &mut Vec<Hazard>) {

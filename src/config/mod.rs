@@ -14,6 +14,7 @@
 mod abuse;
 mod collector;
 mod content;
+pub mod env_files;
 pub mod glob;
 pub mod hazards;
 mod ingest;
@@ -131,7 +132,8 @@ pub fn load(source: &ConfigSource, env: &dyn Env) -> Result<Settings, ConfigErro
 
 /// Parses, overrides and validates configuration text; `source` is where it
 /// came from (relative key paths resolve against its folder). Nothing is
-/// read from disk: key secrets are read later by the keyring.
+/// read from disk but the files of the `*_FILE` variables
+/// ([`env_files`]): key secrets are read later by the keyring.
 pub fn from_text(
     text: &str,
     source: &ConfigSource,
@@ -151,7 +153,7 @@ pub fn parse_with_overrides(
         toml::from_str(text).map_err(|err| ConfigError::Syntax(err.to_string()))?;
     let mut origins = Vec::new();
     for (name, value) in env.with_prefix(ENV_PREFIX) {
-        if NOT_CONFIG_KEYS.contains(&name.as_str()) {
+        if NOT_CONFIG_KEYS.contains(&name.as_str()) || env_files::handles(&name) {
             continue;
         }
         let path: Vec<String> = name[ENV_PREFIX.len()..]
@@ -161,6 +163,16 @@ pub fn parse_with_overrides(
         set_path(&mut table, &path, env_value(&value))
             .map_err(|message| ConfigError::invalid(&name, message))?;
         origins.push((path.join("."), name));
+    }
+    // `NAME_FILE` for the secrets (Docker secrets): as if `NAME` were set.
+    for (name, value) in env_files::overrides(env)? {
+        let path: Vec<String> = name[ENV_PREFIX.len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
+        set_path(&mut table, &path, toml::Value::String(value))
+            .map_err(|message| ConfigError::invalid(format!("{name}_FILE"), message))?;
+        origins.push((path.join("."), format!("{name}_FILE")));
     }
     let mut raw: RawConfig =
         serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|err| {
@@ -172,6 +184,7 @@ pub fn parse_with_overrides(
                 .unwrap_or_default();
             ConfigError::invalid(format!("{key}{from_env}"), err.into_inner().to_string())
         })?;
+    env_files::apply_redis_password(&mut raw, env)?;
     apply_legacy_secrets(&mut raw, source, env);
     apply_legacy_service(&mut raw, env)?;
     Ok(raw)
@@ -213,7 +226,12 @@ fn apply_legacy_service(raw: &mut RawConfig, env: &dyn Env) -> Result<(), Config
 fn apply_legacy_secrets(raw: &mut RawConfig, source: &ConfigSource, env: &dyn Env) {
     let mut legacy: Vec<KeyEntry> = LEGACY_SECRET_VARS
         .iter()
-        .filter(|(var, _)| env.var(var).is_some_and(|v| !v.trim().is_empty()))
+        .filter(|(var, _)| {
+            env.var(var).is_some_and(|v| !v.trim().is_empty())
+                || env
+                    .var(&format!("{var}{}", crate::secret_file::FILE_SUFFIX))
+                    .is_some()
+        })
         .map(|(var, id)| KeyEntry {
             id: (*id).to_string(),
             file: None,

@@ -18,6 +18,9 @@ use super::validate::{AuthMethod, DecisionLog, LogFormat};
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
     pub listen: String,
+    /// The operations listener (`/metrics`, status pages, admin routes);
+    /// absent: everything on `listen`.
+    pub ops_listen: Option<String>,
     pub trusted_proxies: Vec<String>,
     pub server: ServerSection,
     pub auth: AuthSection,
@@ -45,6 +48,7 @@ impl Default for RawConfig {
     fn default() -> Self {
         RawConfig {
             listen: "127.0.0.1:8080".into(),
+            ops_listen: None,
             trusted_proxies: vec!["127.0.0.1/32".into(), "::1/128".into()],
             server: ServerSection::default(),
             auth: AuthSection::default(),

@@ -4,6 +4,7 @@
 //!
 //! - [`server`]: accept loop, per-connection hyper service, graceful shutdown.
 //! - [`conn`]: per-connection bounds: connections per address, the idle timeout.
+//! - [`listener`]: `ops_listen`: which routes the main and the operations listener answer.
 //! - [`router`]: maps method and path to a handler.
 //! - [`auth`]: `/auth` (and `/` with `X-Forwarded-Uri`): Traefik's forwardAuth.
 //! - [`ingest`]: `POST /v1/traces|metrics|logs` and `POST /`: OTLP ingest.
@@ -21,6 +22,7 @@ pub mod bans;
 pub mod conn;
 pub mod error;
 pub mod ingest;
+pub mod listener;
 pub mod ops;
 pub mod respond;
 pub mod router;

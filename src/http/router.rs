@@ -9,7 +9,7 @@ use http::{Method, Request, Response, StatusCode};
 
 use super::respond::{self, Body};
 use super::state::AppState;
-use super::{auth, bans, ingest, ops, sessions, status};
+use super::{auth, bans, ingest, listener, ops, sessions, status};
 use crate::pipeline::body::BoxError;
 use crate::protocol::headers::X_FORWARDED_URI;
 
@@ -21,6 +21,9 @@ where
 {
     let (parts, body) = request.into_parts();
     let state = &state;
+    if !listener::serves(state.role(), &parts) {
+        return respond::json_error(StatusCode::NOT_FOUND, "Not found", "not_found");
+    }
     let path = parts.uri.path();
     if sessions::handles(path) {
         return sessions::route(state, parts, body, peer).await;

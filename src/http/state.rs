@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::listener::Role;
+
 use crate::clock::UnixClock;
 use crate::config::Settings;
 use crate::ingest::Ingest;
@@ -26,8 +28,13 @@ use crate::session::{
     StoreMetrics,
 };
 
+/// The shared state, and the listener it serves on ([`Role`]): each
+/// listener's clone says which routes it answers.
 #[derive(Clone)]
-pub struct AppState(Arc<Inner>);
+pub struct AppState {
+    inner: Arc<Inner>,
+    role: Role,
+}
 
 pub struct Inner {
     pub(crate) settings: Settings,
@@ -128,37 +135,63 @@ impl AppState {
         let abuse_metrics = AbuseMetrics::register(&settings.metrics_namespace, metrics.registry())
             .unwrap_or_else(|err| panic!("cannot register the abuse metrics: {err}"));
         let abuse = Abuse::new(&settings, &abuse_metrics, shared_abuse);
-        Ok(AppState(Arc::new(Inner {
-            settings,
-            keyring,
-            limits,
-            abuse,
-            abuse_metrics,
-            metrics,
-            sessions,
-            ingest,
-            admin_token,
-            clock,
-            started: Instant::now(),
-            board: Board::default(),
-            budget: settings_budget,
-        })))
+        Ok(AppState {
+            role: Role::Single,
+            inner: Arc::new(Inner {
+                settings,
+                keyring,
+                limits,
+                abuse,
+                abuse_metrics,
+                metrics,
+                sessions,
+                ingest,
+                admin_token,
+                clock,
+                started: Instant::now(),
+                board: Board::default(),
+                budget: settings_budget,
+            }),
+        })
     }
 
     /// Opens the ingest spool when `[spool]` is on (a fresh state only:
     /// call it right after [`AppState::new`]). The error names the path.
     pub fn with_spool(mut self, now_ms: crate::ingest::spool::MsClock) -> Result<AppState, String> {
-        let inner =
-            Arc::get_mut(&mut self.0).ok_or("the spool is opened before the state is shared")?;
+        let inner = Arc::get_mut(&mut self.inner)
+            .ok_or("the spool is opened before the state is shared")?;
         inner
             .ingest
             .open_spool(&inner.settings, inner.metrics.registry(), now_ms)?;
         Ok(self)
     }
 
+    /// This state as served on `role`'s listener.
+    pub fn on(&self, role: Role) -> AppState {
+        AppState {
+            inner: self.inner.clone(),
+            role,
+        }
+    }
+
+    /// The listener this state serves on.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The admin token, where the admin side is served: never on the main
+    /// listener when `ops_listen` holds the administration (an admin token
+    /// there is as if none were configured: `admin_disabled`).
+    pub(crate) fn admin_token(&self) -> Option<&Secret> {
+        match self.role {
+            Role::Main => None,
+            Role::Single | Role::Ops => self.inner.admin_token.as_ref(),
+        }
+    }
+
     /// The clock, read once per request by its handler.
     pub fn now(&self) -> i64 {
-        (self.0.clock)()
+        (self.inner.clock)()
     }
 
     /// What the admission stages read.
@@ -248,6 +281,6 @@ impl std::ops::Deref for AppState {
     type Target = Inner;
 
     fn deref(&self) -> &Inner {
-        &self.0
+        &self.inner
     }
 }

@@ -1,14 +1,16 @@
 //! Prometheus metrics, in a registry that is passed in (no statics), so tests
 //! can run servers side by side and read their own counters.
 //!
-//! With `namespace = "kotormodsync"` the first three names are the ones the
-//! original deployment's alert rules use.
+//! Counters end in `_total`, except under `namespace = "kotormodsync"`,
+//! where `auth_success` and `auth_failed` keep the names the original
+//! deployment's alert rules use (see [`super::metric_names`]).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use super::metric_names;
 use crate::protocol::reject::Reject;
 
 #[derive(Clone)]
@@ -46,6 +48,10 @@ pub struct Metrics {
     pub leak_sessions_roaming: IntGauge,
     pub leak_networks_crowded: IntGauge,
     pub leak_client_version_requests: IntGaugeVec,
+    /// 1, labelled with the version and the revision built from.
+    pub build_info: IntGaugeVec,
+    /// Unix seconds of the last config and keyring load that succeeded (at start, at each reload).
+    pub config_last_reload_success: Gauge,
 }
 
 /// The reasons `{ns}_api_auth_failed_total` counts: a session API request
@@ -65,9 +71,15 @@ impl Metrics {
         let opts = |name: &str, help: &str| Opts::new(name, help).namespace(namespace);
         let metrics = Metrics {
             auth_total: IntCounter::with_opts(opts("auth_total", "forwardAuth decisions made"))?,
-            auth_success: IntCounter::with_opts(opts("auth_success", "requests allowed"))?,
+            auth_success: IntCounter::with_opts(opts(
+                &metric_names::counter(namespace, "auth_success"),
+                "requests allowed",
+            ))?,
             auth_failed: IntCounterVec::new(
-                opts("auth_failed", "requests refused, by reason"),
+                opts(
+                    &metric_names::counter(namespace, "auth_failed"),
+                    "requests refused, by reason",
+                ),
                 &["reason"],
             )?,
             rate_limited_total: IntCounter::with_opts(opts(
@@ -185,9 +197,24 @@ impl Metrics {
                 ),
                 &["version"],
             )?,
+            build_info: IntGaugeVec::new(
+                opts(
+                    "build_info",
+                    "1, labelled with the version and the git revision telegate was built from",
+                ),
+                &["version", "revision"],
+            )?,
+            config_last_reload_success: Gauge::with_opts(opts(
+                "config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful config and keyring load (start or reload)",
+            ))?,
             registry,
         };
         metrics.register()?;
+        metrics
+            .build_info
+            .with_label_values(&[metric_names::VERSION, metric_names::REVISION])
+            .set(1);
         // Start every label at zero so rate() and alert rules see the series
         // before the first failure of each kind.
         for reason in Reject::REASONS {
@@ -236,6 +263,8 @@ impl Metrics {
         r.register(Box::new(self.leak_sessions_roaming.clone()))?;
         r.register(Box::new(self.leak_networks_crowded.clone()))?;
         r.register(Box::new(self.leak_client_version_requests.clone()))?;
+        r.register(Box::new(self.build_info.clone()))?;
+        r.register(Box::new(self.config_last_reload_success.clone()))?;
         Ok(())
     }
 
@@ -297,6 +326,56 @@ mod tests {
             text.contains("kotormodsync_keyring_reloads_total{result=\"error\"} 0"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_default_namespace_follows_the_prometheus_conventions() {
+        let metrics = Metrics::new("telegate").unwrap();
+        metrics.auth_success.inc();
+        metrics.record_reject(&Reject::BadSignature);
+        let text = String::from_utf8(metrics.render().unwrap()).unwrap();
+        assert!(text.contains("telegate_auth_success_total 1"), "{text}");
+        assert!(
+            text.contains("telegate_auth_failed_total{reason=\"bad_signature\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "telegate_build_info{{revision=\"{}\",version=\"{}\"}} 1",
+                metric_names::REVISION,
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{text}"
+        );
+        assert!(text.contains("telegate_config_last_reload_success_timestamp_seconds 0"));
+        for family in metrics.registry.gather() {
+            if family.get_field_type() == prometheus::proto::MetricType::COUNTER {
+                assert!(family.name().ends_with("_total"), "{}", family.name());
+            }
+        }
+        // Under the original namespace only these two differ.
+        let original = Metrics::new("kotormodsync").unwrap();
+        let names = |m: &Metrics, ns: &str| -> Vec<String> {
+            let prefix = format!("{ns}_");
+            let mut names: Vec<String> = m
+                .registry
+                .gather()
+                .iter()
+                .map(|f| f.name().trim_start_matches(prefix.as_str()).to_string())
+                .collect();
+            names.sort();
+            names
+        };
+        let renamed: Vec<String> = names(&original, "kotormodsync")
+            .into_iter()
+            .map(|n| match n.as_str() {
+                "auth_success" | "auth_failed" => format!("{n}_total"),
+                _ => n,
+            })
+            .collect();
+        let mut renamed = renamed;
+        renamed.sort();
+        assert_eq!(renamed, names(&metrics, "telegate"));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`observe`]: the one observation step: metrics, the decision log line, the status board.
 //! - [`session_gate`]: what the stages ask of a session store.
 //! - [`metrics`]: the Prometheus registry and every series.
+//! - [`metric_names`]: the naming scheme (`_total`, or the original's names) and the build info.
 //! - [`board`]: the status board the status pages read.
 
 pub mod abuse;
@@ -24,6 +25,7 @@ pub mod body;
 pub mod budget;
 pub mod client_ip;
 pub mod ingest_metrics;
+pub mod metric_names;
 pub mod metrics;
 pub mod observe;
 pub mod policy;

@@ -238,41 +238,24 @@ fn read_secret(spec: &KeySpec, env: &dyn Env) -> Result<Secret, KeyringError> {
                 source_desc: source_desc.clone(),
             })?
         }
-        KeySource::Env(var) => env.var(var).ok_or_else(|| KeyringError::Unreadable {
-            id: id.clone(),
-            source_desc: source_desc.clone(),
-            detail: "not set".into(),
-        })?,
+        // `VAR_FILE` (Docker secrets) names a file holding what `VAR` would.
+        KeySource::Env(var) => crate::secret_file::from_env(env, var)
+            .and_then(|value| value.ok_or_else(|| "not set".to_string()))
+            .map_err(|detail| KeyringError::Unreadable {
+                id: id.clone(),
+                source_desc: source_desc.clone(),
+                detail,
+            })?,
     };
     Secret::from_text(&text).ok_or(KeyringError::Empty { id, source_desc })
 }
 
-/// A key file is small text: anything larger is a mistake (or `/dev/zero`),
-/// refused before it can fill memory.
-pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+/// A key file is small text: anything larger is refused before it is read.
+pub const MAX_KEY_FILE_BYTES: u64 = crate::secret_file::MAX_SECRET_FILE_BYTES;
 
 /// Reads a regular file of at most [`MAX_KEY_FILE_BYTES`].
 fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    use std::io::Read;
-    // Checked before opening too: opening a FIFO for reading would block.
-    let regular = |meta: std::fs::Metadata| {
-        if meta.is_file() {
-            Ok(())
-        } else {
-            Err("not a regular file".to_string())
-        }
-    };
-    regular(std::fs::metadata(path).map_err(|err| err.kind().to_string())?)?;
-    let file = std::fs::File::open(path).map_err(|err| err.kind().to_string())?;
-    regular(file.metadata().map_err(|err| err.kind().to_string())?)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_KEY_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|err| err.kind().to_string())?;
-    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
-        return Err(format!("larger than {MAX_KEY_FILE_BYTES} bytes"));
-    }
-    Ok(bytes)
+    crate::secret_file::read_bytes(path)
 }
 
 /// The ring shared by every request; reloads swap it atomically.

@@ -46,7 +46,7 @@ fn signed_b() -> Headers {
 fn failed(metrics: &str, reason: &str) -> f64 {
     sample(
         metrics,
-        &format!("telegate_auth_failed{{reason=\"{reason}\"}}"),
+        &format!("telegate_auth_failed_total{{reason=\"{reason}\"}}"),
     )
     .unwrap_or(0.0)
 }

@@ -22,12 +22,12 @@ async fn refused(
     assert_eq!(
         sample(
             &text,
-            &format!("telegate_auth_failed{{reason=\"{reason}\"}}")
+            &format!("telegate_auth_failed_total{{reason=\"{reason}\"}}")
         ),
         Some(1.0),
         "{reason}"
     );
-    assert_eq!(sample(&text, "telegate_auth_success"), Some(0.0));
+    assert_eq!(sample(&text, "telegate_auth_success_total"), Some(0.0));
 }
 
 #[tokio::test]
@@ -42,7 +42,7 @@ async fn a_valid_signature_passes_with_the_auth_headers_and_counts() {
     assert_eq!(headers["x-auth-status"], "valid");
     let text = server.scrape().await;
     assert_eq!(sample(&text, "telegate_auth_total"), Some(1.0));
-    assert_eq!(sample(&text, "telegate_auth_success"), Some(1.0));
+    assert_eq!(sample(&text, "telegate_auth_success_total"), Some(1.0));
     assert_eq!(
         sample(&text, "telegate_key_used_total{key_id=\"a\"}"),
         Some(1.0)
@@ -188,11 +188,11 @@ async fn a_timestamp_that_is_not_plain_decimal_is_refused() {
     assert_eq!(
         sample(
             &text,
-            "telegate_auth_failed{reason=\"malformed_timestamp\"}"
+            "telegate_auth_failed_total{reason=\"malformed_timestamp\"}"
         ),
         Some(5.0)
     );
-    assert_eq!(sample(&text, "telegate_auth_success"), Some(0.0));
+    assert_eq!(sample(&text, "telegate_auth_success_total"), Some(0.0));
     let response = server.auth_request(&valid()).send().await.unwrap();
     assert_eq!(response.status(), 200, "the plain spelling still passes");
 }
@@ -368,7 +368,7 @@ async fn over_the_rate_limit_is_429_with_retry_after() {
     let text = server.scrape().await;
     assert_eq!(sample(&text, "telegate_rate_limited_total"), Some(1.0));
     assert_eq!(
-        sample(&text, "telegate_auth_failed{reason=\"rate_limited\"}"),
+        sample(&text, "telegate_auth_failed_total{reason=\"rate_limited\"}"),
         Some(1.0)
     );
     assert_eq!(sample(&text, "telegate_ratelimit_keys"), Some(1.0));
@@ -606,8 +606,8 @@ async fn health_ready_and_metrics() {
     let text = metrics.text().await.unwrap();
     for name in [
         "telegate_auth_total",
-        "telegate_auth_success",
-        "telegate_auth_failed",
+        "telegate_auth_success_total",
+        "telegate_auth_failed_total",
         "telegate_rate_limited_total",
         "telegate_keyring_reloads_total",
         "telegate_auth_duration_seconds",
@@ -690,7 +690,10 @@ async fn a_refused_request_is_answered_before_its_body_is_read() {
     assert!(answer.contains("missing_signature"), "{answer}");
     let text = server.scrape().await;
     assert_eq!(
-        sample(&text, "telegate_auth_failed{reason=\"missing_signature\"}"),
+        sample(
+            &text,
+            "telegate_auth_failed_total{reason=\"missing_signature\"}"
+        ),
         Some(1.0)
     );
     server.stop().await;
@@ -710,7 +713,10 @@ async fn a_forwarded_body_over_the_cap_is_413_and_counted() {
     assert_eq!(reason_of(response).await, (413, "body_too_large".into()));
     let text = server.scrape().await;
     assert_eq!(
-        sample(&text, "telegate_auth_failed{reason=\"body_too_large\"}"),
+        sample(
+            &text,
+            "telegate_auth_failed_total{reason=\"body_too_large\"}"
+        ),
         Some(1.0)
     );
     assert_eq!(sample(&text, "telegate_auth_total"), Some(1.0));

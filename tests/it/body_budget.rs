@@ -113,7 +113,8 @@ async fn stalled_bodies_spend_the_budget_and_the_next_export_is_refused_not_held
     .expect("200 once the stalled uploads are gone");
     let text = server.scrape().await;
     assert!(
-        sample(&text, "telegate_auth_failed{reason=\"server_busy\"}").is_some_and(|n| n >= 1.0),
+        sample(&text, "telegate_auth_failed_total{reason=\"server_busy\"}")
+            .is_some_and(|n| n >= 1.0),
         "counted by reason"
     );
     assert_eq!(

@@ -414,9 +414,24 @@ fn keys_rotate_without_a_restart() {
     let config = dir.path().join("t.toml");
     let one_key = "listen = \"127.0.0.1:0\"\n[auth]\nreload_poll_secs = 1\n[[auth.keys]]\nid = \"old\"\nfile = \"old.key\"\n";
     std::fs::write(&config, one_key).unwrap();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        .floor();
     let served = serve(&config);
     assert_eq!(auth_with(served.port, &old), 200);
     assert_eq!(auth_with(served.port, &new), 403);
+    let loaded_at = |port| {
+        let metrics = http_get(port, "/metrics", "");
+        sample(
+            &metrics,
+            "telegate_config_last_reload_success_timestamp_seconds",
+        )
+        .unwrap_or(0.0)
+    };
+    let at_start = loaded_at(served.port);
+    assert!(at_start >= started, "set at start: {at_start} < {started}");
 
     // Add the new key to the config and send SIGHUP: both verify.
     let two_keys = format!("{one_key}[[auth.keys]]\nid = \"new\"\nfile = \"new.key\"\n");
@@ -446,6 +461,7 @@ fn keys_rotate_without_a_restart() {
 
     // A broken reload keeps the ring: once the poll has counted the failed
     // reload (rather than after a guessed sleep), the old key still verifies.
+    let last_good = loaded_at(served.port);
     std::fs::remove_file(&new).unwrap();
     wait_for("the broken reload to be counted", || {
         let metrics = http_get(served.port, "/metrics", "");
@@ -456,6 +472,11 @@ fn keys_rotate_without_a_restart() {
         auth_with(served.port, &old),
         200,
         "the ring survives a broken reload"
+    );
+    assert_eq!(
+        loaded_at(served.port),
+        last_good,
+        "a broken reload is not a successful one"
     );
 }
 

@@ -94,7 +94,10 @@ async fn a_root_signature_over_no_signal_path_is_a_bad_signature() {
     assert!(collector.received().is_empty(), "nothing forwarded");
     let text = server.scrape().await;
     assert_eq!(
-        sample(&text, "telegate_auth_failed{reason=\"bad_signature\"}"),
+        sample(
+            &text,
+            "telegate_auth_failed_total{reason=\"bad_signature\"}"
+        ),
         Some(4.0)
     );
     // Missing headers on `/` are the same 401 as anywhere.
@@ -302,10 +305,13 @@ async fn monitor_mode_allows_a_bad_signature_and_counts_it() {
     assert_eq!(good.headers()["x-auth-status"], "valid");
     let text = server.scrape().await;
     assert_eq!(
-        sample(&text, "telegate_auth_failed{reason=\"bad_signature\"}"),
+        sample(
+            &text,
+            "telegate_auth_failed_total{reason=\"bad_signature\"}"
+        ),
         Some(1.0)
     );
-    assert_eq!(sample(&text, "telegate_auth_success"), Some(1.0));
+    assert_eq!(sample(&text, "telegate_auth_success_total"), Some(1.0));
     assert_eq!(sample(&text, "telegate_auth_monitor_mode"), Some(1.0));
     server.stop().await;
 }

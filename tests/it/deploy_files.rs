@@ -244,6 +244,11 @@ fn the_compose_telegate_config_validates_with_its_environment() {
         let settings = config::load(&source, &env)
             .unwrap_or_else(|e| panic!("{service}: deploy/telegate/telegate.toml: {e}"));
         assert_eq!(settings.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(
+            settings.ops_listen.map(|a| a.to_string()).as_deref(),
+            Some("0.0.0.0:9091"),
+            "{service}: the operations endpoints on their own listener"
+        );
         let store = match settings.sessions.backend {
             StoreBackend::Memory => "memory",
             StoreBackend::Embedded(_) => "embedded",
@@ -337,6 +342,9 @@ fn the_collector_pipelines_use_defined_components() {
     assert!(
         prometheus.contains("otel-collector:8889") && prometheus.contains("otel-collector:8888")
     );
+    // telegate's metrics come from its operations listener (ops_listen).
+    assert!(prometheus.contains("- telegate:9091"), "{prometheus}");
+    assert!(!prometheus.contains("- telegate:8080"), "{prometheus}");
 }
 
 #[test]
@@ -423,6 +431,7 @@ fn kubernetes_manifests_are_complete() {
                 assert_eq!(raw.sessions.data_dir, "/var/lib/telegate/data");
                 assert!(raw.spool.enabled);
                 assert_eq!(raw.spool.dir, "/var/lib/telegate/spool");
+                assert_eq!(raw.ops_listen.as_deref(), Some("0.0.0.0:9091"));
             }
             if kind == "StatefulSet" {
                 let spec = &doc["spec"]["template"]["spec"];

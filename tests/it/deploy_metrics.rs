@@ -289,8 +289,8 @@ async fn every_metric_in_the_alerts_and_the_dashboard_exists() {
     );
     for wanted in [
         "telegate_auth_total",
-        "telegate_auth_success",
-        "telegate_auth_failed",
+        "telegate_auth_success_total",
+        "telegate_auth_failed_total",
         "telegate_rate_limited_total",
         "telegate_key_used_total",
         "telegate_key_not_after_seconds",
@@ -307,19 +307,20 @@ async fn every_metric_in_the_alerts_and_the_dashboard_exists() {
 #[test]
 fn the_name_extractor_reads_promql() {
     let names = metric_names(
-        r#"sum by (reason) (rate(telegate_auth_failed{reason!="x", instance=~"$instance"}[$__rate_interval])) / ignoring(reason) up > 0.2 and on(key_id) telegate_key_not_after_seconds < time()"#,
+        r#"sum by (reason) (rate(telegate_auth_failed_total{reason!="x", instance=~"$instance"}[$__rate_interval])) / ignoring(reason) up > 0.2 and on(key_id) telegate_key_not_after_seconds < time()"#,
     );
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     assert_eq!(
         names,
         [
-            "telegate_auth_failed",
+            "telegate_auth_failed_total",
             "telegate_key_not_after_seconds",
             "up"
         ]
     );
     assert!(metric_names(r#"rate({__name__=~"otelcol_x"}[5m]) > 1e3"#).is_empty());
     // An aggregation called directly is a function, not a grouping.
-    let names = metric_names("sum(rate(telegate_auth_success[5m])) / sum(telegate_auth_total)");
+    let names =
+        metric_names("sum(rate(telegate_auth_success_total[5m])) / sum(telegate_auth_total)");
     assert_eq!(names.len(), 2, "{names:?}");
 }

@@ -115,12 +115,15 @@ async fn every_route_is_observed_in_metrics_log_and_board() {
     let metrics = telegate.metrics().await;
     let value = |series: &str| sample(&metrics, series).unwrap_or(-1.0);
     assert_eq!(value("telegate_auth_total"), 4.0, "{metrics}");
-    assert_eq!(value("telegate_auth_success"), 3.0, "{metrics}");
+    assert_eq!(value("telegate_auth_success_total"), 3.0, "{metrics}");
     assert_eq!(
         value(&format!("telegate_key_used_total{{key_id=\"{KEY_ID}\"}}")),
         3.0
     );
-    assert_eq!(value("telegate_auth_failed{reason=\"bad_signature\"}"), 1.0);
+    assert_eq!(
+        value("telegate_auth_failed_total{reason=\"bad_signature\"}"),
+        1.0
+    );
     assert_eq!(value("telegate_auth_duration_seconds_count"), 4.0);
     assert_eq!(
         value("telegate_ingest_requests_total{result=\"delivered\",signal=\"metrics\"}"),
@@ -266,7 +269,7 @@ decisions = "denied"
     assert_eq!(auth("loud-refused", forged).await.unwrap().status(), 403);
     let metrics = telegate.metrics().await;
     assert_eq!(sample(&metrics, "telegate_auth_total"), Some(2.0));
-    assert_eq!(sample(&metrics, "telegate_auth_success"), Some(1.0));
+    assert_eq!(sample(&metrics, "telegate_auth_success_total"), Some(1.0));
     let lines = poll_until("the refusal's line", Duration::from_secs(5), || {
         let log = telegate.proc.log_text();
         async move {

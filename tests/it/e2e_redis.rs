@@ -144,7 +144,7 @@ async fn reason(response: reqwest::Response) -> (u16, String) {
 }
 
 pub(crate) async fn auth_successes(gate: &Telegate) -> f64 {
-    sample(&gate.metrics().await, "telegate_auth_success").unwrap_or(0.0)
+    sample(&gate.metrics().await, "telegate_auth_success_total").unwrap_or(0.0)
 }
 
 pub(crate) fn setup(work: &Workdir) -> Client {

@@ -314,7 +314,10 @@ async fn require_auth_false_is_monitor_mode_logged_and_counted() {
     assert_eq!(response.headers()["x-auth-monitor"], "bad_signature");
     let text = telegate.metrics().await;
     assert_eq!(
-        sample(&text, "telegate_auth_failed{reason=\"bad_signature\"}"),
+        sample(
+            &text,
+            "telegate_auth_failed_total{reason=\"bad_signature\"}"
+        ),
         Some(1.0)
     );
     assert_eq!(sample(&text, "telegate_auth_monitor_mode"), Some(1.0));

@@ -94,7 +94,13 @@ async fn the_deploy_stack_runs_from_real_binaries() {
     work.write("stack.key", &secret);
 
     let mut rotel = Rotel::start(&tools, &work).await;
-    let telegate = Telegate::start(&work, TELEGATE_CONFIG).await;
+    // The deploy split: the operations endpoints on their own listener.
+    let ops_port = free_port();
+    let telegate = Telegate::start(
+        &work,
+        &format!("ops_listen = \"127.0.0.1:{ops_port}\"\n{TELEGATE_CONFIG}"),
+    )
+    .await;
 
     // Traefik with the deploy dynamic config: compose host names -> 127.0.0.1.
     let telegate_origin = format!("http://127.0.0.1:{}", telegate.port);
@@ -102,6 +108,10 @@ async fn the_deploy_stack_runs_from_real_binaries() {
         &deploy_file("traefik/dynamic.yml"),
         &[
             ("http://telegate-auth:8080", telegate_origin),
+            (
+                "http://telegate-auth:9091",
+                format!("http://127.0.0.1:{ops_port}"),
+            ),
             ("http://otel-collector:4318", rotel.url()),
         ],
     );
@@ -179,7 +189,7 @@ async fn the_deploy_stack_runs_from_real_binaries() {
         &[
             ("scrape_interval: 15s", "scrape_interval: 1s".into()),
             ("evaluation_interval: 15s", "evaluation_interval: 1s".into()),
-            ("telegate:8080", format!("127.0.0.1:{}", telegate.port)),
+            ("telegate:9091", format!("127.0.0.1:{ops_port}")),
             ("otel-collector:8888", format!("127.0.0.1:{closed}")),
             ("otel-collector:8889", format!("127.0.0.1:{closed}")),
             ("traefik:8082", format!("127.0.0.1:{metrics_port}")),
@@ -198,14 +208,14 @@ async fn the_deploy_stack_runs_from_real_binaries() {
         panic!("{err}\n{}", prometheus.proc.log_text());
     }
     let success = prometheus
-        .query_value("telegate_auth_success")
+        .query_value("telegate_auth_success_total")
         .await
-        .expect("telegate_auth_success in Prometheus");
-    assert!(success >= 1.0, "telegate_auth_success = {success}");
+        .expect("telegate_auth_success_total in Prometheus");
+    assert!(success >= 1.0, "telegate_auth_success_total = {success}");
     let failed = prometheus
-        .query_value(r#"telegate_auth_failed{reason="missing_signature"}"#)
+        .query_value(r#"telegate_auth_failed_total{reason="missing_signature"}"#)
         .await
-        .expect("telegate_auth_failed in Prometheus");
+        .expect("telegate_auth_failed_total in Prometheus");
     assert!(failed >= 1.0, "missing_signature = {failed}");
     // Traefik's own metrics arrive too (the dashboard's forward latency).
     let traefik_up = wait_for_one(&prometheus, r#"up{job="traefik"}"#).await;

@@ -173,8 +173,8 @@ async fn traefik_forward_auth_guards_the_collector() {
     // ok + sentinel + the tight route's allowed ones.
     let successes = (2 + allowed_before_limit.len()) as f64;
     assert!(
-        value("telegate_auth_success") >= successes,
-        "telegate_auth_success should be at least {successes}:\n{metrics}"
+        value("telegate_auth_success_total") >= successes,
+        "telegate_auth_success_total should be at least {successes}:\n{metrics}"
     );
     for reason in [
         "missing_signature",
@@ -182,10 +182,13 @@ async fn traefik_forward_auth_guards_the_collector() {
         "stale_timestamp",
         "rate_limited",
     ] {
-        let series = format!("telegate_auth_failed{{reason=\"{reason}\"}}");
+        let series = format!("telegate_auth_failed_total{{reason=\"{reason}\"}}");
         assert!(value(&series) >= 1.0, "{series} should be at least 1");
     }
-    assert_eq!(value("telegate_auth_failed{reason=\"bad_signature\"}"), 1.0);
+    assert_eq!(
+        value("telegate_auth_failed_total{reason=\"bad_signature\"}"),
+        1.0
+    );
 
     eprintln!(
         "e2e_traefik: run {run}: ok; tight policy allowed {} then 429 (Retry-After {retry_after})",

@@ -43,3 +43,34 @@ async fn healthcheck_exits_0_for_a_running_gateway_and_1_otherwise() {
     let out = healthcheck(&[], Some(&bad_config));
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
+
+#[tokio::test]
+async fn healthcheck_asks_both_listeners_when_ops_listen_is_set() {
+    let work = Workdir::new("telegate-healthcheck-ops");
+    work.write("k.key", "healthcheck-test-secret");
+    let ops = free_port();
+    let config =
+        format!("ops_listen = \"127.0.0.1:{ops}\"\n[[auth.keys]]\nid = \"k\"\nfile = \"k.key\"\n");
+    let telegate = Telegate::start(&work, &config).await;
+    let path = work.path().join("telegate.toml");
+    let out = healthcheck(&[], Some(&path));
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("healthy: 127.0.0.1:{}", telegate.port)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("healthy: 127.0.0.1:{ops}")),
+        "{stdout}"
+    );
+
+    // The same config with an ops port nobody listens on: unhealthy.
+    let closed = free_port();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&format!(":{ops}\""), &format!(":{closed}\""));
+    let broken = work.write("broken.toml", &text);
+    let out = healthcheck(&["--timeout-secs", "2"], Some(&broken));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}

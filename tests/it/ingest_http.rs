@@ -121,7 +121,7 @@ async fn a_signed_protobuf_export_is_forwarded_untouched_and_counted() {
         ),
         Some(1.0)
     );
-    assert_eq!(sample(&text, "telegate_auth_success"), Some(1.0));
+    assert_eq!(sample(&text, "telegate_auth_success_total"), Some(1.0));
     let session = server.state.sessions().lookup(SESSION, NOW).await.unwrap();
     assert!(
         format!("{session:?}").contains(&format!("bytes: {}", body.len())),
@@ -429,7 +429,10 @@ async fn v2_binds_the_body_and_a_delivered_nonce_is_answered_not_forwarded_again
         Some(1.0)
     );
     assert_eq!(
-        sample(&text, "telegate_auth_failed{reason=\"body_mismatch\"}"),
+        sample(
+            &text,
+            "telegate_auth_failed_total{reason=\"body_mismatch\"}"
+        ),
         Some(1.0)
     );
     server.stop().await;

@@ -7,7 +7,17 @@ use std::path::{Path, PathBuf};
 
 /// Top-level modules by layer, lowest first.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("leaves", &["clock", "env", "secret", "ip", "test_support"]),
+    (
+        "leaves",
+        &[
+            "clock",
+            "env",
+            "secret",
+            "secret_file",
+            "ip",
+            "test_support",
+        ],
+    ),
     ("protocol", &["protocol"]),
     ("config", &["config"]),
     ("pipeline", &["pipeline"]),

@@ -143,7 +143,7 @@ async fn under_forward_body_an_absent_body_is_the_empty_one() {
     assert_eq!(
         sample(
             &server.scrape().await,
-            "telegate_auth_failed{reason=\"body_mismatch\"}"
+            "telegate_auth_failed_total{reason=\"body_mismatch\"}"
         ),
         Some(2.0)
     );

@@ -106,7 +106,10 @@ async fn a_revoked_session_is_refused_by_auth_even_with_a_valid_signature() {
     let text = server.scrape().await;
     assert_eq!(sample(&text, "telegate_sessions_revoked_total"), Some(1.0));
     assert_eq!(
-        sample(&text, "telegate_auth_failed{reason=\"session_revoked\"}"),
+        sample(
+            &text,
+            "telegate_auth_failed_total{reason=\"session_revoked\"}"
+        ),
         Some(1.0)
     );
     assert_eq!(
@@ -177,7 +180,10 @@ async fn ids_with_url_structure_or_whitespace_are_malformed() {
     }
     let text = server.scrape().await;
     assert_eq!(
-        sample(&text, "telegate_auth_failed{reason=\"malformed_header\"}"),
+        sample(
+            &text,
+            "telegate_auth_failed_total{reason=\"malformed_header\"}"
+        ),
         Some(refused.len() as f64)
     );
     assert_eq!(
@@ -296,7 +302,10 @@ async fn one_address_cannot_mint_unbounded_sessions() {
     );
     let text = server.scrape().await;
     assert_eq!(
-        sample(&text, "telegate_auth_failed{reason=\"too_many_sessions\"}"),
+        sample(
+            &text,
+            "telegate_auth_failed_total{reason=\"too_many_sessions\"}"
+        ),
         Some(1.0)
     );
 }
@@ -433,7 +442,7 @@ async fn the_session_api_has_its_own_rate_limit() {
     let text = server.scrape().await;
     assert_eq!(sample(&text, "telegate_rate_limited_total"), Some(2.0));
     assert_eq!(
-        sample(&text, "telegate_auth_failed{reason=\"rate_limited\"}"),
+        sample(&text, "telegate_auth_failed_total{reason=\"rate_limited\"}"),
         Some(0.0),
         "not a forwardAuth decision"
     );
@@ -501,7 +510,10 @@ async fn failed_api_credentials_are_counted_by_reason() {
         assert_eq!(sample(&text, &series), Some(count), "{reason}");
     }
     assert_eq!(
-        sample(&text, "telegate_auth_failed{reason=\"invalid_session\"}"),
+        sample(
+            &text,
+            "telegate_auth_failed_total{reason=\"invalid_session\"}"
+        ),
         Some(0.0),
         "the API's refusals are not forwardAuth decisions"
     );

@@ -550,7 +550,10 @@ async fn expired_sessions_are_410_to_read_and_401_to_auth() {
     assert_eq!(reason_of(response).await, (401, "session_expired".into()));
     let text = server.scrape().await;
     assert_eq!(
-        sample(&text, "telegate_auth_failed{reason=\"session_expired\"}"),
+        sample(
+            &text,
+            "telegate_auth_failed_total{reason=\"session_expired\"}"
+        ),
         Some(2.0)
     );
 }
@@ -576,7 +579,10 @@ async fn an_admin_revocation_deletes_and_refuses_the_token() {
     let text = server.scrape().await;
     assert_eq!(sample(&text, "telegate_sessions_revoked_total"), Some(1.0));
     assert_eq!(
-        sample(&text, "telegate_auth_failed{reason=\"invalid_session\"}"),
+        sample(
+            &text,
+            "telegate_auth_failed_total{reason=\"invalid_session\"}"
+        ),
         Some(1.0)
     );
 }

@@ -41,6 +41,8 @@ pub use server::ServerSettings;
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// `ops_listen`: the operations endpoints' own listener, if any.
+    pub ops_listen: Option<SocketAddr>,
     pub trusted_proxies: TrustedProxies,
     pub server: ServerSettings,
     #[serde(serialize_with = "show::header_names")]
@@ -93,6 +95,7 @@ pub struct RateSpec {
 
 pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigError> {
     let (listen, trusted_proxies) = server::addresses(raw)?;
+    let ops_listen = server::ops_listen(raw, listen)?;
     let server = server::server_settings(&raw.server)?;
     let auth = auth::auth(&raw.auth, base_dir)?;
     let limits = server::limits(&raw.rate_limit)?;
@@ -139,6 +142,7 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
     let bans = abuse::bans(raw.bans.as_ref())?;
     Ok(Settings {
         listen,
+        ops_listen,
         trusted_proxies,
         server,
         header_names: auth.header_names,

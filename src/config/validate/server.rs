@@ -52,6 +52,30 @@ pub(super) fn addresses(raw: &RawConfig) -> Result<(SocketAddr, TrustedProxies),
     Ok((listen, TrustedProxies::new(trusted)))
 }
 
+/// `ops_listen`: an address:port, not the one `listen` names (port 0,
+/// any free port, may repeat).
+pub(super) fn ops_listen(
+    raw: &RawConfig,
+    listen: SocketAddr,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some(text) = &raw.ops_listen else {
+        return Ok(None);
+    };
+    let ops: SocketAddr = text.parse().map_err(|_| {
+        ConfigError::invalid("ops_listen", format!("{text:?} is not an address:port"))
+    })?;
+    if ops.port() != 0
+        && ops.port() == listen.port()
+        && (ops.ip() == listen.ip() || ops.ip().is_unspecified() || listen.ip().is_unspecified())
+    {
+        return Err(ConfigError::invalid(
+            "ops_listen",
+            format!("{ops} is the main listener's address ({listen}): give the operations endpoints their own port"),
+        ));
+    }
+    Ok(Some(ops))
+}
+
 pub(super) fn server_settings(server: &ServerSection) -> Result<ServerSettings, ConfigError> {
     positive(
         "server.header_read_timeout_secs",

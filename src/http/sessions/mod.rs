@@ -251,14 +251,13 @@ enum Access {
 
 fn is_admin(state: &AppState, presented: &str) -> bool {
     state
-        .admin_token
-        .as_ref()
+        .admin_token()
         .is_some_and(|expected| bool::from(presented.as_bytes().ct_eq(expected.expose())))
 }
 
 /// The admin bearer token, compared in constant time (also the bans API's gate).
 pub(crate) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    if state.admin_token.is_none() {
+    if state.admin_token().is_none() {
         return Err(ApiError::AdminDisabled);
     }
     let presented = token::bearer(headers).ok_or(ApiError::AdminTokenRequired)?;

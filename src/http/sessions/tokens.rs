@@ -237,7 +237,7 @@ where
         };
         return Ok((signed, admitted.body.unwrap_or_default(), nonce));
     }
-    match (bearer, &state.admin_token) {
+    match (bearer, state.admin_token()) {
         (Some(_), Some(_)) => Err(ApiError::BadAdminToken),
         (Some(_), None) => Err(ApiError::AdminDisabled),
         (None, _) => Err(ApiError::CredentialRequired),

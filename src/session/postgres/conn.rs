@@ -74,7 +74,7 @@ impl Conn {
             .parse()
             .map_err(|_| StoreError("sessions.postgres_url: not a postgres URL".into()))?;
         if let Some(path) = &settings.password_file {
-            let text = std::fs::read_to_string(path).map_err(|err| {
+            let text = crate::secret_file::read_text(path).map_err(|err| {
                 StoreError(format!(
                     "sessions.postgres_password_file {}: {err}",
                     path.display()

@@ -42,7 +42,7 @@ pub fn header_map(headers: &[(&'static str, String)]) -> reqwest::header::Header
 }
 
 /// The value of one series in Prometheus text, e.g.
-/// `telegate_auth_failed{reason="bad_signature"}`.
+/// `telegate_auth_failed_total{reason="bad_signature"}`.
 pub fn sample(exposition: &str, series: &str) -> Option<f64> {
     exposition
         .lines()

@@ -1,7 +1,8 @@
 //! The real server in process: [`start_server`] binds 127.0.0.1:0 with a
 //! config written to its own temp dir, key `a` in a file and key `b` in a
 //! [`MapEnv`] (never the process environment), and a clock fixed at [`NOW`]
-//! that the test moves with [`TestServer::set_now`].
+//! that the test moves with [`TestServer::set_now`]. A config with
+//! `ops_listen` gets a second listener on 127.0.0.1:0 ([`TestServer::ops_url`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -42,6 +43,8 @@ env = "TEST_SECRET_B"
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The operations listener, when the config sets `ops_listen`.
+    pub ops_addr: Option<SocketAddr>,
     pub state: AppState,
     pub client: reqwest::Client,
     clock: Arc<AtomicI64>,
@@ -55,6 +58,12 @@ impl TestServer {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// A URL on the operations listener (the config must set `ops_listen`).
+    pub fn ops_url(&self, path: &str) -> String {
+        let addr = self.ops_addr.expect("the config sets no ops_listen");
+        format!("http://{addr}{path}")
+    }
+
     pub fn set_now(&self, now: i64) {
         self.clock.store(now, Ordering::SeqCst);
     }
@@ -66,8 +75,12 @@ impl TestServer {
     }
 
     pub async fn scrape(&self) -> String {
+        let url = match self.ops_addr {
+            Some(_) => self.ops_url("/metrics"),
+            None => self.url("/metrics"),
+        };
         self.client
-            .get(self.url("/metrics"))
+            .get(url)
             .send()
             .await
             .unwrap()
@@ -122,9 +135,15 @@ pub async fn start_server_with_files(config_text: &str, files: &[(&str, &str)]) 
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let ops = match state.settings().ops_listen {
+        Some(_) => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+        None => None,
+    };
+    let ops_addr = ops.as_ref().map(|l| l.local_addr().unwrap());
     let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(telegate::http::server::run(
+    let task = tokio::spawn(telegate::http::listener::run(
         listener,
+        ops,
         state.clone(),
         async {
             let _ = rx.await;
@@ -132,6 +151,7 @@ pub async fn start_server_with_files(config_text: &str, files: &[(&str, &str)]) 
     ));
     TestServer {
         addr,
+        ops_addr,
         state,
         client: http_client(),
         clock,

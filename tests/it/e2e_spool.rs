@@ -231,12 +231,17 @@ async fn a_collector_outage_loses_no_export_answered_200() {
         sorted.dedup();
         assert_eq!(mine, sorted, "session {s}: in order, once each");
     }
-    let metrics = telegate.metrics().await;
+    // rotel prints an export before telegate has its answer and counts it.
     let total = wanted.len() as f64;
-    assert_eq!(
-        crate::support::sample(&metrics, "telegate_spool_delivered_total"),
-        Some(total)
-    );
+    poll_until("every delivery counted", Duration::from_secs(5), || async {
+        let metrics = telegate.metrics().await;
+        match crate::support::sample(&metrics, "telegate_spool_delivered_total") {
+            Some(n) if n == total => Ok(()),
+            other => Err(format!("{other:?} of {total}")),
+        }
+    })
+    .await
+    .unwrap();
     eprintln!(
         "e2e_spool outage: {} exports, {during} during a {:?} outage: all delivered in order",
         wanted.len(),
@@ -403,11 +408,15 @@ async fn kill_9_then_restart_delivers_every_export_answered_200() {
     // batch (duplicates) and the four requests without an answer (extra).
     assert!(duplicates <= 64, "{duplicates} duplicates");
     assert!(extra <= 4, "{extra} delivered without a 200");
-    let metrics = restarted.metrics().await;
-    assert!(
-        crate::support::sample(&metrics, "telegate_spool_delivered_total")
-            .is_some_and(|n| n >= 1.0)
-    );
+    poll_until("the deliveries counted", Duration::from_secs(5), || async {
+        let metrics = restarted.metrics().await;
+        match crate::support::sample(&metrics, "telegate_spool_delivered_total") {
+            Some(n) if n >= 1.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+    .unwrap();
     eprintln!(
         "e2e_spool kill -9: {} answered 200 ({at_outage} before the outage), all delivered; {duplicates} duplicates, {extra} delivered unanswered",
         wanted.len()

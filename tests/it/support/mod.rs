@@ -15,7 +15,8 @@
 //! - [`ports`]: loopback ports for children, safe beside in-process servers.
 //! - [`stack`]: launchers for the real binaries (telegate, rotel, Traefik,
 //!   Prometheus, Redis); [`postgres`]: a PostgreSQL cluster of its own;
-//!   [`proxies`]: nginx and Caddy in front of telegate.
+//!   [`proxies`]: nginx and Caddy in front of telegate; [`sentinel`]: a
+//!   Redis master, replica and sentinel.
 //! - [`wait`]: bounded polls, in count and time.
 
 pub mod collector;
@@ -26,6 +27,7 @@ pub mod ports;
 pub mod postgres;
 pub mod proc;
 pub mod proxies;
+pub mod sentinel;
 pub mod server;
 pub mod sign;
 pub mod stack;

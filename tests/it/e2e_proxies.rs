@@ -70,26 +70,18 @@ async fn nginx_auth_request_guards_the_collector() {
     let Some(tools) = require_tools("e2e_proxies", &["nginx", "rotel-agent"]) else {
         return;
     };
-    let work = Workdir::new("telegate-e2e-nginx");
-    let secret = keygen();
-    work.write("e2e.key", &secret);
-    let mut rotel = Rotel::start(&tools, &work).await;
-    let telegate = Telegate::start(&work, &telegate_config(NGINX_HEADERS)).await;
+    let mut backends = Backends::start(&tools, "nginx", NGINX_HEADERS).await;
     let port = free_port();
     let site = template(
         &deploy_file("nginx/telegate.conf"),
         &[
-            ("telegate-auth:8080", format!("127.0.0.1:{}", telegate.port)),
-            (
-                "otel-collector:4318",
-                format!("127.0.0.1:{}", rotel.http_port),
-            ),
+            ("telegate-auth:8080", backends.telegate_addr()),
+            ("otel-collector:4318", backends.rotel_addr()),
             ("listen 80;", format!("listen 127.0.0.1:{port};")),
         ],
     );
-    let nginx = Proxy::nginx(&tools, &work, port, &site).await;
-    let front = Front::new(nginx.url(SIGNED_PATH), &secret, Refusals::StatusOnly);
-    front.guards(&mut rotel, &telegate).await;
+    let nginx = Proxy::nginx(&tools, &backends.work, port, &site).await;
+    backends.guarded_by(&nginx, Refusals::StatusOnly).await;
 }
 
 #[tokio::test]
@@ -97,27 +89,58 @@ async fn caddy_forward_auth_guards_the_collector() {
     let Some(tools) = require_tools("e2e_proxies", &["caddy", "rotel-agent"]) else {
         return;
     };
-    let work = Workdir::new("telegate-e2e-caddy");
-    let secret = keygen();
-    work.write("e2e.key", &secret);
-    let mut rotel = Rotel::start(&tools, &work).await;
     // Caddy sends X-Forwarded-Method / -Uri: the defaults.
-    let telegate = Telegate::start(&work, &telegate_config("")).await;
+    let mut backends = Backends::start(&tools, "caddy", "").await;
     let port = free_port();
     let caddyfile = template(
         &deploy_file("caddy/Caddyfile"),
         &[
             ("otlp.example.org {", format!("http://127.0.0.1:{port} {{")),
-            ("telegate-auth:8080", format!("127.0.0.1:{}", telegate.port)),
-            (
-                "otel-collector:4318",
-                format!("127.0.0.1:{}", rotel.http_port),
-            ),
+            ("telegate-auth:8080", backends.telegate_addr()),
+            ("otel-collector:4318", backends.rotel_addr()),
         ],
     );
-    let caddy = Proxy::caddy(&tools, &work, port, &caddyfile).await;
-    let front = Front::new(caddy.url(SIGNED_PATH), &secret, Refusals::Json);
-    front.guards(&mut rotel, &telegate).await;
+    let caddy = Proxy::caddy(&tools, &backends.work, port, &caddyfile).await;
+    backends.guarded_by(&caddy, Refusals::Json).await;
+}
+
+/// What stands behind the proxy: rotel and telegate (with `auth` lines in
+/// its `[auth]`), in one workdir. Fields drop in order: the processes
+/// before the dir (kept with their logs when the test fails).
+struct Backends {
+    rotel: Rotel,
+    telegate: Telegate,
+    secret: String,
+    work: Workdir,
+}
+
+impl Backends {
+    async fn start(tools: &Tools, proxy: &str, auth: &str) -> Backends {
+        let work = Workdir::new(&format!("telegate-e2e-{proxy}"));
+        let secret = keygen();
+        work.write("e2e.key", &secret);
+        let rotel = Rotel::start(tools, &work).await;
+        let telegate = Telegate::start(&work, &telegate_config(auth)).await;
+        Backends {
+            rotel,
+            telegate,
+            secret,
+            work,
+        }
+    }
+
+    fn telegate_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.telegate.port)
+    }
+
+    fn rotel_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.rotel.http_port)
+    }
+
+    async fn guarded_by(&mut self, proxy: &Proxy, refusals: Refusals) {
+        let front = Front::new(proxy.url(SIGNED_PATH), &self.secret, refusals);
+        front.guards(&mut self.rotel, &self.telegate).await;
+    }
 }
 
 /// What a refusal looks like when it reaches the client.
@@ -268,12 +291,19 @@ fn with_auth(lines: &str) -> String {
     config_with(&format!("[auth]\n{lines}"))
 }
 
+/// A v1 signature over `POST /v1/metrics`, named as nginx's `auth_request`
+/// names it (`X-Original-*`) with `uri`.
+fn nginx_signed(uri: &str) -> Headers {
+    let mut headers = kms_headers(SECRET_A, "POST", "/v1/metrics", NOW, SESSION);
+    headers.push(("X-Original-Method", "POST".into()));
+    headers.push(("X-Original-URI", uri.into()));
+    headers
+}
+
 #[tokio::test]
 async fn auth_reads_the_original_request_from_the_configured_headers() {
     let server = start_server(&with_auth(NGINX_HEADERS)).await;
-    let mut nginx = kms_headers(SECRET_A, "POST", "/v1/metrics", NOW, SESSION);
-    nginx.push(("X-Original-Method", "POST".into()));
-    nginx.push(("X-Original-URI", "/v1/metrics?x=1".into()));
+    let nginx = nginx_signed("/v1/metrics?x=1");
     let response = server.auth_request(&nginx).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-auth-key-id"], "a");
@@ -296,9 +326,7 @@ async fn auth_reads_the_original_request_from_the_configured_headers() {
 #[tokio::test]
 async fn a_configured_uri_header_routes_root_to_forward_auth() {
     let server = start_server(&with_auth(NGINX_HEADERS)).await;
-    let mut headers = kms_headers(SECRET_A, "POST", "/v1/metrics", NOW, SESSION);
-    headers.push(("X-Original-Method", "POST".into()));
-    headers.push(("X-Original-URI", "/v1/metrics".into()));
+    let headers = nginx_signed("/v1/metrics");
     let response = add_headers(server.client.get(server.url("/")), &headers)
         .send()
         .await

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::e2e_redis::{setup, Client};
+use crate::e2e_redis::{gate_config, setup, Client};
 use crate::support::sentinel::SentinelGroup;
 use crate::support::stack::{keygen, Telegate};
 use crate::support::{free_port, poll_until, require_tools, Reply, Workdir};
@@ -27,31 +27,12 @@ const FAILOVER_TIMEOUT: Duration = Duration::from_secs(15);
 const MASTER_NAME: &str = "telegate-e2e";
 
 fn config(group: &SentinelGroup) -> String {
-    format!(
-        r#"
-trusted_proxies = ["127.0.0.1/32"]
-[[auth.keys]]
-id = "e2e"
-file = "e2e.key"
-[rate_limit]
-per_second = 100000
-burst = 100000
-[policies.app]
-methods = ["hmac", "session"]
-[sessions]
-store = "redis"
-redis_sentinels = ["127.0.0.1:{dead}", "127.0.0.1:{sentinel}"]
-redis_master_name = "{MASTER_NAME}"
-redis_prefix = "sentinel:"
-flush_interval_ms = 100
-[admin]
-token_file = "admin.token"
-[log]
-level = "info"
-"#,
+    gate_config(&format!(
+        "redis_sentinels = [\"127.0.0.1:{dead}\", \"127.0.0.1:{sentinel}\"]\n\
+         redis_master_name = \"{MASTER_NAME}\"\nredis_prefix = \"sentinel:\"\nflush_interval_ms = 100",
         dead = free_port(),
         sentinel = group.sentinel_port,
-    )
+    ))
 }
 
 #[tokio::test]

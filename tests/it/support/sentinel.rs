@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::ports::free_port;
 use super::proc::{Proc, Workdir};
+use super::stack::redis_command;
 use super::tools::Tools;
 use super::wait::poll_until;
 
@@ -143,13 +144,7 @@ impl SentinelGroup {
 
 /// `redis-server` without persistence on `port`, a replica of `of` if given.
 fn redis_node(tools: &Tools, work: &Workdir, name: &str, port: u16, of: Option<u16>) -> Proc {
-    let mut command = Command::new(tools.path("redis-server"));
-    command
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(work.path())
-        .current_dir(work.path());
+    let mut command = redis_command(tools, work, port);
     if let Some(master) = of {
         command.args(["--replicaof", "127.0.0.1", &master.to_string()]);
     }

@@ -19,6 +19,7 @@ pub mod glob;
 pub mod hazards;
 mod ingest;
 mod raw;
+mod sentinel;
 mod sessions;
 mod show;
 mod spool;
@@ -36,6 +37,7 @@ pub use content::{
 };
 pub use ingest::{IngestMode, IngestSection, IngestSettings};
 pub use raw::*;
+pub use sentinel::{SentinelSettings, MAX_SENTINELS};
 pub use sessions::{
     EmbeddedSettings, PerUserLimit, PostgresSettings, RedisSettings, SessionSettings,
     SessionsSection, StoreBackend, StoreIp, StoreKind,

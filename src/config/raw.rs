@@ -126,6 +126,12 @@ pub struct AuthSection {
     /// (absent: off, the strict window).
     pub static_headers: Option<StaticHeadersSection>,
     pub keys: Vec<KeyEntry>,
+    /// The header a forwardAuth request names the original method in
+    /// (nginx `auth_request`: the operator's `proxy_set_header`).
+    pub forwarded_method_header: String,
+    /// The header a forwardAuth request names the original URI in
+    /// (nginx: `X-Original-URI` by convention).
+    pub forwarded_uri_header: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -156,6 +162,8 @@ impl Default for AuthSection {
             monitor_mode: false,
             static_headers: None,
             keys: Vec::new(),
+            forwarded_method_header: "X-Forwarded-Method".into(),
+            forwarded_uri_header: "X-Forwarded-Uri".into(),
         }
     }
 }

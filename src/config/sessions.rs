@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::raw::by_name;
+use super::sentinel::{sentinel_settings, SentinelSettings};
 use super::show;
 use super::validate::positive;
 use super::ConfigError;
@@ -28,6 +29,11 @@ pub struct SessionsSection {
     pub redis_url: String,
     /// With `store = "redis"`: the prefix of every key.
     pub redis_prefix: String,
+    /// With `store = "redis"`: Redis Sentinel `host:port`s; set, the
+    /// master is the one they name (`super::sentinel`).
+    pub redis_sentinels: Vec<String>,
+    /// The master's name the sentinels watch (with `redis_sentinels`).
+    pub redis_master_name: String,
     /// With `store = "postgres"`: the server (`postgres://user@host:port/db`).
     pub postgres_url: String,
     /// With `store = "postgres"`: a file holding the password (trimmed),
@@ -77,6 +83,8 @@ impl Default for SessionsSection {
             store: StoreKind::Memory,
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "telegate:".into(),
+            redis_sentinels: Vec::new(),
+            redis_master_name: String::new(),
             postgres_url: "postgres://telegate@127.0.0.1:5432/telegate".into(),
             postgres_password_file: String::new(),
             data_dir: "data".into(),
@@ -196,6 +204,9 @@ pub struct RedisSettings {
     /// Write-behind of signed-session counters and polling of revocations.
     #[serde(serialize_with = "show::duration")]
     pub flush_interval: Duration,
+    /// `Some`: the master is found through these sentinels, and `url`
+    /// lends only its credentials and database.
+    pub sentinel: Option<SentinelSettings>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -325,6 +336,7 @@ fn redis_settings(section: &SessionsSection) -> Result<RedisSettings, ConfigErro
         url: url.to_string(),
         prefix: prefix.clone(),
         flush_interval: flush_interval(section)?,
+        sentinel: sentinel_settings(section)?,
     })
 }
 

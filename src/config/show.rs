@@ -11,6 +11,7 @@ use http::HeaderMap;
 use serde::{Serialize, Serializer};
 
 use super::Settings;
+use crate::protocol::headers::ForwardedNames;
 use crate::protocol::keyring::{KeyId, KeySource, KeySpec};
 use crate::protocol::signature_v2::V2Names;
 use crate::protocol::signed_request::HeaderNames;
@@ -110,6 +111,14 @@ pub(super) fn key_ids<S: Serializer>(ids: &Option<Vec<KeyId>>, s: S) -> Result<S
         Some(ids) => s.collect_seq(ids.iter().map(KeyId::as_str)),
         None => s.serialize_none(),
     }
+}
+
+/// The headers `/auth` reads the original method and URI from.
+pub(super) fn forwarded<S: Serializer>(names: &ForwardedNames, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map([
+        ("method", names.method.as_str()),
+        ("uri", names.uri.as_str()),
+    ])
 }
 
 /// The header names `/auth` reads a v1 signature from.

@@ -375,6 +375,7 @@ fn the_redis_store_and_its_defaults() {
             url: "redis://127.0.0.1:6379".into(),
             prefix: "telegate:".into(),
             flush_interval: std::time::Duration::from_millis(1000),
+            sentinel: None,
         })
     );
     let text = "[sessions]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:7000/2\"\nredis_prefix = \"gw1:\"\nflush_interval_ms = 250\ntrack = false";

@@ -1,4 +1,6 @@
-//! `/auth` (and `/` with `X-Forwarded-Uri`): Traefik's forwardAuth. The
+//! `/auth` (and `/` with `X-Forwarded-Uri`): Traefik's forwardAuth, and
+//! the same question from Caddy's `forward_auth` and nginx's `auth_request`
+//! (which name the original request in `auth.forwarded_*_header`). The
 //! request is admitted through the one pipeline ([`admit`], route
 //! `ForwardAuth`: method and path from `X-Forwarded-*`, the policy from
 //! `?policy=`, a body only when Traefik sends one with `forwardBody: true`),

@@ -11,7 +11,6 @@ use super::respond::{self, Body};
 use super::state::AppState;
 use super::{auth, bans, ingest, listener, ops, sessions, status};
 use crate::pipeline::body::BoxError;
-use crate::protocol::headers::X_FORWARDED_URI;
 
 /// Handles one request.
 pub async fn route<B>(state: AppState, request: Request<B>, peer: IpAddr) -> Response<Body>
@@ -34,14 +33,15 @@ where
     if let Some(signal) = crate::ingest::signal_for(&state.settings, path) {
         return ingest::handle(state, parts, body, peer, Some(signal)).await;
     }
-    let forwarded = parts.headers.contains_key(&X_FORWARDED_URI);
+    let forwarded = parts.headers.contains_key(&state.settings.forwarded.uri);
     if !forwarded && parts.method == Method::POST && crate::ingest::detects(&state.settings, path) {
         return ingest::handle(state, parts, body, peer, None).await;
     }
     match (path, &parts.method) {
         ("/auth", _) => auth::forward_auth(state, &parts, body, peer).await,
         // The original deployment's Traefik address has no path: it calls
-        // `/` with X-Forwarded-Uri. A browser's `GET /` gets the status page.
+        // `/` with X-Forwarded-Uri (`auth.forwarded_uri_header`). A
+        // browser's `GET /` gets the status page.
         ("/", _) if forwarded => auth::forward_auth(state, &parts, body, peer).await,
         ("/", &Method::GET | &Method::HEAD) => status::index(state).await,
         ("/waiting", &Method::GET | &Method::HEAD) => status::waiting(state).await,

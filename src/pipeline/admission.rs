@@ -31,9 +31,7 @@ use super::session_gate::TokenOwner;
 use super::signature::{self, SignedOver, Verified};
 use super::Stages;
 use crate::config::{AuthMethod, Policy};
-use crate::protocol::headers::{
-    header_values, X_FORWARDED_FOR, X_FORWARDED_METHOD, X_FORWARDED_URI,
-};
+use crate::protocol::headers::{header_values, X_FORWARDED_FOR};
 use crate::protocol::reject::Reject;
 use crate::protocol::signal::{Media, Signal};
 use crate::protocol::signed_request;
@@ -323,12 +321,14 @@ fn signed_over<'r, B>(
     let headers = attempt.headers;
     match attempt.route {
         Route::ForwardAuth { .. } => {
-            let method = match headers.get(&X_FORWARDED_METHOD) {
+            // Traefik's and Caddy's X-Forwarded-*, or nginx's chosen names.
+            let names = &stages.settings.forwarded;
+            let method = match headers.get(&names.method) {
                 Some(value) => value.to_str().map_err(|_| Reject::MalformedHeader)?,
                 None => attempt.method.as_str(),
             };
             let uri = headers
-                .get(&X_FORWARDED_URI)
+                .get(&names.uri)
                 .ok_or(Reject::MissingForwardedUri)?
                 .to_str()
                 .map_err(|_| Reject::MalformedHeader)?;

@@ -1,4 +1,5 @@
-//! The header names telegate reads from Traefik and answers with, and the
+//! The header names telegate reads from the proxy in front (Traefik, Caddy,
+//! nginx) and answers with, and the
 //! two ways it reads a header value (one value as text, every value in
 //! order). The `X-KMS-*` names are configurable and live in
 //! [`crate::protocol::signed_request::HeaderNames`].
@@ -16,6 +17,28 @@ pub const X_AUTH_USER: HeaderName = HeaderName::from_static("x-auth-user");
 pub const X_AUTH_SIGNAL: HeaderName = HeaderName::from_static("x-auth-signal");
 /// Monitor mode: the reason a request would have been refused.
 pub const X_AUTH_MONITOR: HeaderName = HeaderName::from_static("x-auth-monitor");
+
+/// The headers a forwardAuth request names the original method and URI in
+/// (`auth.forwarded_method_header`, `auth.forwarded_uri_header`): Traefik's
+/// and Caddy's `X-Forwarded-*` by default; nginx's `auth_request` sends
+/// whatever its `proxy_set_header` lines say (`X-Original-URI` by
+/// convention). Exactly one name each: nginx passes the client's own
+/// headers to the subrequest, so a second accepted name would let a client
+/// choose the path its signature is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedNames {
+    pub method: HeaderName,
+    pub uri: HeaderName,
+}
+
+impl Default for ForwardedNames {
+    fn default() -> Self {
+        ForwardedNames {
+            method: X_FORWARDED_METHOD,
+            uri: X_FORWARDED_URI,
+        }
+    }
+}
 
 /// One header's value as text; `None` when absent or not visible ASCII.
 pub fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {

@@ -21,7 +21,7 @@ pub enum Reject {
     MissingTimestamp,
     #[error("Missing authentication headers")]
     MissingSessionId,
-    #[error("Missing X-Forwarded-Uri: the forwardAuth request does not name the original path")]
+    #[error("Missing X-Forwarded-Uri (auth.forwarded_uri_header): the forwardAuth request does not name the original path")]
     MissingForwardedUri,
     #[error("Invalid timestamp format")]
     MalformedTimestamp,

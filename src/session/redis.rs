@@ -18,8 +18,11 @@
 //! deltas wait, up to a cap, then are dropped and counted as
 //! `store_errors_total{op="flush_dropped"}`); token checks and the API
 //! answer 503 `store_unavailable`; the outage is logged once per transition.
+//! With `sessions.redis_sentinels` the store follows the master they name
+//! through a failover ([`conn`]).
 
 mod abuse;
+mod conn;
 mod issued;
 mod nonces;
 mod read;
@@ -35,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus::{HistogramVec, IntCounter, IntCounterVec};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use redis::RedisResult;
 
 use super::health::Health;
@@ -45,6 +48,7 @@ use super::{
     SessionSettings, Sighting, StaticSighting, Stats, StoreError, TokenCheck, TokenHash, TokenUse,
 };
 use crate::clock::UnixClock;
+use conn::Conn;
 pub use nonces::{Claim, SharedNonces, PRINT_HEX_LEN};
 use scripts::Scripts;
 use sync::{Pending, PollState};
@@ -67,7 +71,8 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    /// To `redis_url`, or to the master the sentinels name ([`conn`]).
+    conn: Conn,
     /// Signed sessions as this replica sees them, and every revocation.
     local: MemoryStore,
     pending: Pending,
@@ -97,15 +102,12 @@ impl RedisStore {
         metrics: StoreMetrics,
         clock: UnixClock,
     ) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(redis.url.as_str())
-            .map_err(|err| StoreError(format!("sessions.redis_url: {err}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(IO_TIMEOUT))
             .set_response_timeout(Some(IO_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|err| StoreError(format!("redis connection manager: {err}")))?;
+        let conn = Conn::open(&redis, config, IO_TIMEOUT)?;
         // The local cache's capacity evictions lose nothing (Redis holds
         // the sessions): they are not counted as evictions.
         let uncounted = IntCounter::new("local_cache_evictions", "not registered")

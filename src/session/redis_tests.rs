@@ -143,6 +143,7 @@ fn open_every(
         url: url.into(),
         prefix: prefix.into(),
         flush_interval,
+        sentinel: None,
     };
     RedisStore::new(settings, redis, metrics(), clock).unwrap()
 }

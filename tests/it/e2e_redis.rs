@@ -35,6 +35,16 @@ use serde_json::{json, Value};
 const PROPAGATION: Duration = Duration::from_secs(2);
 
 fn config(redis: &Redis, prefix: &str) -> String {
+    gate_config(&format!(
+        "redis_url = \"{url}\"\nredis_prefix = \"{prefix}\"\nflush_interval_ms = 1000",
+        url = redis.url()
+    ))
+}
+
+/// A gate on the Redis store: one key, no practical rate limit, the `app`
+/// policy (signatures and tokens), the admin token; `sessions` are the
+/// `[sessions]` lines after `store = "redis"` (also used by `e2e_sentinel`).
+pub(crate) fn gate_config(sessions: &str) -> String {
     format!(
         r#"
 trusted_proxies = ["127.0.0.1/32"]
@@ -48,15 +58,12 @@ burst = 100000
 methods = ["hmac", "session"]
 [sessions]
 store = "redis"
-redis_url = "{url}"
-redis_prefix = "{prefix}"
-flush_interval_ms = 1000
+{sessions}
 [admin]
 token_file = "admin.token"
 [log]
 level = "info"
-"#,
-        url = redis.url()
+"#
     )
 }
 

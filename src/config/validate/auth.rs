@@ -12,6 +12,7 @@ use super::{positive, rate_spec, RateSpec};
 use crate::config::abuse::{networks, version_filter, ClientFilters};
 use crate::config::raw::{AuthSection, KeyEntry, PolicySection, RawConfig};
 use crate::config::{show, ConfigError};
+use crate::protocol::headers::ForwardedNames;
 use crate::protocol::keyring::{KeyId, KeySource, KeySpec};
 use crate::protocol::signature_v2::V2Names;
 use crate::protocol::signed_request::HeaderNames;
@@ -75,6 +76,7 @@ pub(super) struct Auth {
     pub static_headers: Option<StaticHeaders>,
     pub reload_poll: Duration,
     pub keys: Vec<KeySpec>,
+    pub forwarded: ForwardedNames,
 }
 
 pub(super) fn auth(auth: &AuthSection, base_dir: &Path) -> Result<Auth, ConfigError> {
@@ -85,6 +87,7 @@ pub(super) fn auth(auth: &AuthSection, base_dir: &Path) -> Result<Auth, ConfigEr
         ConfigError::invalid("auth.header_prefix", "is not a valid header name prefix")
     })?;
     positive("auth.reload_poll_secs", auth.reload_poll_secs)?;
+    let forwarded = forwarded_names(auth)?;
     let keys = key_specs(&auth.keys, base_dir)?;
     let static_headers = match &auth.static_headers {
         None => None,
@@ -109,7 +112,29 @@ pub(super) fn auth(auth: &AuthSection, base_dir: &Path) -> Result<Auth, ConfigEr
         static_headers,
         reload_poll: Duration::from_secs(auth.reload_poll_secs),
         keys,
+        forwarded,
     })
+}
+
+/// `auth.forwarded_method_header` and `auth.forwarded_uri_header`: header
+/// names, two different ones.
+fn forwarded_names(auth: &AuthSection) -> Result<ForwardedNames, ConfigError> {
+    let name = |key: &str, text: &str| {
+        http::HeaderName::from_bytes(text.trim().as_bytes())
+            .map_err(|_| ConfigError::invalid(key, "is not a valid header name"))
+    };
+    let method = name(
+        "auth.forwarded_method_header",
+        &auth.forwarded_method_header,
+    )?;
+    let uri = name("auth.forwarded_uri_header", &auth.forwarded_uri_header)?;
+    if method == uri {
+        return Err(ConfigError::invalid(
+            "auth.forwarded_uri_header",
+            "must differ from auth.forwarded_method_header",
+        ));
+    }
+    Ok(ForwardedNames { method, uri })
 }
 
 /// The default policy (the `[auth]` window, HMAC only) and every

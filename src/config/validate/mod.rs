@@ -27,6 +27,7 @@ use super::sessions::{session_settings, SessionSettings};
 use super::spool::{spool_settings, SpoolSettings};
 use super::{show, ConfigError};
 use crate::ip::TrustedProxies;
+use crate::protocol::headers::ForwardedNames;
 use crate::protocol::keyring::KeySpec;
 use crate::protocol::signature_v2::V2Names;
 use crate::protocol::signed_request::HeaderNames;
@@ -58,6 +59,9 @@ pub struct Settings {
     pub reload_poll: Duration,
     #[serde(serialize_with = "show::keys")]
     pub keys: Vec<KeySpec>,
+    /// Where a forwardAuth request names the original method and URI.
+    #[serde(serialize_with = "show::forwarded")]
+    pub forwarded: ForwardedNames,
     pub rate_limit: RateSpec,
     /// `rate_limit.session_api`: the session API's own limiter.
     pub session_api_rate: RateSpec,
@@ -152,6 +156,7 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
         static_headers: auth.static_headers,
         reload_poll: auth.reload_poll,
         keys: auth.keys,
+        forwarded: auth.forwarded,
         rate_limit: limits.rate_limit,
         session_api_rate: limits.session_api,
         purge_interval: limits.purge_interval,

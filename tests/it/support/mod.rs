@@ -14,7 +14,9 @@
 //! - [`proc`]: work dirs, child processes, the telegate command.
 //! - [`ports`]: loopback ports for children, safe beside in-process servers.
 //! - [`stack`]: launchers for the real binaries (telegate, rotel, Traefik,
-//!   Prometheus, Redis); [`postgres`]: a PostgreSQL cluster of its own.
+//!   Prometheus, Redis); [`postgres`]: a PostgreSQL cluster of its own;
+//!   [`proxies`]: nginx and Caddy in front of telegate; [`sentinel`]: a
+//!   Redis master, replica and sentinel.
 //! - [`wait`]: bounded polls, in count and time.
 
 pub mod collector;
@@ -24,6 +26,8 @@ pub mod otlp;
 pub mod ports;
 pub mod postgres;
 pub mod proc;
+pub mod proxies;
+pub mod sentinel;
 pub mod server;
 pub mod sign;
 pub mod stack;

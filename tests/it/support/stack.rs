@@ -346,15 +346,8 @@ impl Redis {
         while work.path().join(format!("redis-{port}-{n}.log")).exists() {
             n += 1;
         }
-        let mut command = Command::new(tools.path("redis-server"));
-        command
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(work.path())
-            .current_dir(work.path());
         let log = work.path().join(format!("redis-{port}-{n}.log"));
-        let mut proc = Proc::spawn("redis-server", command, log);
+        let mut proc = Proc::spawn("redis-server", redis_command(tools, work, port), log);
         proc.wait_for_log("Ready to accept connections", START_TIMEOUT)
             .await;
         Redis { _proc: proc, port }
@@ -363,6 +356,18 @@ impl Redis {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+}
+
+/// `redis-server` on 127.0.0.1:`port` without persistence, its files in the workdir.
+pub fn redis_command(tools: &Tools, work: &Workdir, port: u16) -> Command {
+    let mut command = Command::new(tools.path("redis-server"));
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(work.path())
+        .current_dir(work.path());
+    command
 }
 
 /// `Ok` when `GET url` answers `expected`.

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 
 use super::respond::{self, Body};
 use super::state::AppState;
@@ -13,7 +13,32 @@ use super::{auth, bans, ingest, listener, ops, sessions, status};
 use crate::pipeline::body::BoxError;
 
 /// Handles one request.
+///
+/// A refusal usually comes before the body is read (nothing is read for a
+/// request that fails the checks), and a connection with an unread body
+/// cannot carry the next request: the refusal then says `Connection:
+/// close`, so a proxy that pools connections (Traefik) does not send its
+/// next request down a connection this side is closing, which it would
+/// answer 502.
 pub async fn route<B>(state: AppState, request: Request<B>, peer: IpAddr) -> Response<Body>
+where
+    B: hyper::body::Body,
+    B::Error: Into<BoxError>,
+{
+    let http1 = request.version() < http::Version::HTTP_2;
+    let has_body = !request.body().is_end_stream()
+        && request.headers().get(http::header::CONTENT_LENGTH)
+            != Some(&HeaderValue::from_static("0"));
+    let mut response = dispatch(state, request, peer).await;
+    if http1 && has_body && response.status().as_u16() >= 400 {
+        response
+            .headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+async fn dispatch<B>(state: AppState, request: Request<B>, peer: IpAddr) -> Response<Body>
 where
     B: hyper::body::Body,
     B::Error: Into<BoxError>,

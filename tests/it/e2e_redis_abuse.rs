@@ -2,14 +2,19 @@
 //! `redis-server` (issue 10): a per-session quota of N requests held across
 //! both within 10 % while requests alternate, a ban imposed by one replica
 //! enforced by the other and lifted through either; Redis killed: local
-//! quotas apply, counted in `{ns}_quota_fallback_total`.
+//! quotas apply, counted in `{ns}_quota_fallback_total`. And an items
+//! quota held across both replicas behind real Traefik (round robin over
+//! their ingest routes, to the real rotel collector), with Redis's own
+//! `INFO commandstats` showing fewer commands than requests: quota is
+//! leased in blocks, never asked per request.
 //!
 //! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_redis_abuse:: -- --nocapture`.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::support::otlp::unix_now;
-use crate::support::stack::{keygen, Redis, Telegate};
+use crate::support::otlp::{gauges, unix_now};
+use crate::support::stack::{keygen, Redis, Rotel, Telegate, Traefik};
 use crate::support::*;
 
 /// The quota under test: requests per session per day (a day, so the
@@ -226,4 +231,147 @@ async fn with_redis_down_the_local_quota_applies_and_is_counted() {
     let metrics = gate.metrics().await;
     let fallback = sample(&metrics, "telegate_quota_fallback_total").unwrap_or(0.0);
     assert!(fallback >= N as f64, "every charge fell back: {fallback}");
+}
+
+/// Exports of [`POINTS`] data points sent through Traefik; half of their
+/// points fit the quota. `E2E_QUOTA_EXPORTS=10000` for the benchmark figure.
+fn exports() -> u64 {
+    std::env::var("E2E_QUOTA_EXPORTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(80)
+        .clamp(20, 20_000)
+}
+const POINTS: usize = 10;
+
+/// Calls per command Redis served so far, from `INFO commandstats` (the
+/// `INFO` calls themselves left out).
+fn redis_calls(tools: &crate::support::Tools, port: u16) -> BTreeMap<String, u64> {
+    let output = std::process::Command::new(tools.path("redis-cli"))
+        .args(["-p", &port.to_string(), "INFO", "commandstats"])
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            (name != "info").then(|| (name.to_owned(), calls))
+        })
+        .collect()
+}
+
+/// What was called between two [`redis_calls`] readings: (total, per command).
+fn calls_between(
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> (u64, Vec<(String, u64)>) {
+    let each: Vec<(String, u64)> = after
+        .iter()
+        .map(|(name, n)| (name.clone(), n - before.get(name).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    (each.iter().map(|(_, n)| n).sum(), each)
+}
+
+#[tokio::test]
+async fn an_items_quota_holds_across_two_replicas_behind_traefik_without_a_redis_call_per_request()
+{
+    let Some(tools) = require_tools(
+        "e2e_redis_abuse",
+        &["redis-server", "redis-cli", "traefik", "rotel-agent"],
+    ) else {
+        return;
+    };
+    let work = Workdir::new("telegate-e2e-redis-abuse-items");
+    let client = Client::setup(&work);
+    let redis = Redis::start(&tools, &work).await;
+    let rotel = Rotel::start(&tools, &work).await;
+    let exports = exports();
+    let items = exports * POINTS as u64 / 2;
+    let config = format!(
+        "{}[collector]\nendpoint = \"{}\"\n",
+        config(&redis, "items:").replace(
+            "unit = \"requests\"\nrate = 40\n",
+            &format!("unit = \"items\"\nrate = {items}\n")
+        ),
+        rotel.url()
+    );
+    assert!(config.contains("unit = \"items\""), "{config}");
+    let a = Telegate::start_named(&work, "a", &config).await;
+    let b = Telegate::start_named(&work, "b", &config).await;
+    let dynamic = format!(
+        r#"http:
+  routers:
+    otlp:
+      entryPoints: [web]
+      rule: "PathPrefix(`/v1`)"
+      service: gates
+  services:
+    gates:
+      loadBalancer:
+        servers:
+          - url: "http://127.0.0.1:{}"
+          - url: "http://127.0.0.1:{}"
+"#,
+        a.port, b.port
+    );
+    let traefik = Traefik::start(&tools, &work, &dynamic, "/v1/metrics").await;
+    let session = format!("items-{}", &keygen()[..12]);
+    let body = prost::Message::encode_to_vec(&gauges("quota-e2e", &[("quota.points", POINTS)]));
+    let before = redis_calls(&tools, redis.port);
+    let (mut accepted, mut refused) = (0u64, 0u64);
+    for _ in 0..exports {
+        let headers = kms_headers(&client.secret, "POST", "/v1/metrics", unix_now(), &session);
+        let request = client
+            .http
+            .post(format!("http://127.0.0.1:{}/v1/metrics", traefik.port))
+            .header("Content-Type", PROTOBUF)
+            .body(body.clone());
+        let reply = Reply::of(add_headers(request, &headers).send().await.unwrap()).await;
+        match reply.status {
+            200 => accepted += POINTS as u64,
+            // Past the quota, the third refusal bans the session ([bans]).
+            429 | 403 => {
+                let reason = reply.reason().unwrap_or_default();
+                assert!(
+                    reason == "quota_exceeded" || reason == "banned",
+                    "{reply:?}"
+                );
+                refused += 1;
+            }
+            _ => panic!("{reply:?}"),
+        }
+    }
+    let (calls, each) = calls_between(&before, &redis_calls(&tools, redis.port));
+    let (low, high) = (items * 9 / 10, items * 11 / 10);
+    assert!(
+        (low..=high).contains(&accepted),
+        "{accepted} items accepted of a shared quota of {items} ({refused} exports refused)"
+    );
+    // Only the lease script calls INCRBY, once per block granted: a block
+    // is a tenth of the quota, so ten blocks, plus at most one short block
+    // per replica at the end. Everything else Redis did (the write-behind,
+    // the revocation poll) runs on timers, not per request.
+    let count = |name: &str| each.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c);
+    let leases = count("incrby");
+    assert!(
+        (1..=12).contains(&leases),
+        "{leases} quota leases for {exports} requests: {each:?}"
+    );
+    // Printed, not asserted: timers, so it depends on the box's speed.
+    let scripts = count("evalsha") + count("eval");
+    eprintln!(
+        "e2e_redis_abuse items: {accepted} of {items} items accepted through Traefik over two replicas; \
+         {leases} leases, {scripts} script calls, {calls} commands in all (script-internal included) \
+         for {exports} requests ({:.1} script calls per 10,000): {each:?}",
+        scripts as f64 * 10_000.0 / exports as f64
+    );
+    drop((traefik, a, b, rotel, redis));
 }

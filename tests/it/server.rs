@@ -44,6 +44,39 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
     }
 }
 
+/// Reads one HTTP/1 answer's head (enough for the status and headers).
+async fn answer_head(stream: &mut TcpStream) -> String {
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn a_refusal_with_an_unread_body_closes_the_connection_others_keep_it() {
+    let server = start_server(&config_with("")).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    // Unsigned: refused before the body is read. A pooling proxy must not
+    // send its next request down this connection.
+    stream
+        .write_all(b"POST /v1/metrics HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-protobuf\r\nContent-Length: 5\r\n\r\nhello")
+        .await
+        .unwrap();
+    let head = answer_head(&mut stream).await;
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    // A refusal without a body keeps the connection open for the next one.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    for _ in 0..2 {
+        stream
+            .write_all(b"GET /auth HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let head = answer_head(&mut stream).await;
+        assert!(head.starts_with("http/1.1 401"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+    }
+}
+
 #[tokio::test]
 async fn an_oversized_header_block_is_refused() {
     let server = start_server(&config_with("")).await;

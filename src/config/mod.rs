@@ -41,7 +41,7 @@ pub use sessions::{
 };
 pub use spool::{Fsync, SpoolSection, SpoolSettings};
 pub use validate::{
-    AuthMethod, DecisionLog, LogFormat, Policy, RateSpec, ServerSettings, Settings, StaticHeaders,
+    Access, AuthMethod, DecisionLog, LogFormat, Policy, RateSpec, ServerSettings, Settings, StaticHeaders,
     StatusSettings, STATIC_HEADERS_MAX_AGE_LIMIT,
 };
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::pipeline::metrics::Metrics;
+use crate::session::Grants;
 use crate::session::conformance::{self, issued, live, settings, sighting, IDLE, T0};
 
 fn metrics() -> StoreMetrics {
@@ -62,6 +63,7 @@ async fn conformance_issued() {
     issued::a_user_over_the_limit_is_refused(&fresh(issued::refusing()).0).await;
     issued::a_signed_client_issues_within_its_address_cap(&fresh(settings()).0).await;
     issued::logout_revoke_user_delete_and_wipe(&fresh(settings()).0).await;
+    issued::grants_and_ttl_are_kept(&fresh(settings()).0).await;
 }
 
 async fn token(store: &EmbeddedStore, token: &str, now: i64) -> TokenCheck {
@@ -272,4 +274,40 @@ async fn a_delivered_v2_nonce_is_answered_from_its_first_outcome_after_a_restart
         cache.begin("k", "ab12", same, wait).await,
         Begin::Owner(_)
     ));
+}
+
+#[tokio::test]
+async fn grants_survive_a_reopen_and_an_older_file_gains_their_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let grants = Grants {
+        roles: vec!["admin".into()],
+        permissions: vec!["write".into(), "read".into()],
+    };
+    {
+        let store = open_with(dir.path(), settings(), T0);
+        let mut new = issued::new_session("g1", "tok-g", None, T0);
+        new.grants = grants.clone();
+        assert!(matches!(
+            store.issue(new).await.unwrap(),
+            Issue::Created { .. }
+        ));
+    }
+    let store = open_with(dir.path(), settings(), T0 + 10);
+    assert_eq!(live(&store, "g1", T0 + 10).await.grants, grants);
+    assert!(matches!(token(&store, "tok-g", T0 + 10).await,
+        TokenCheck::Live(owner) if owner.grants == grants));
+    drop(store);
+    // A file written before the two columns existed (version 1 as shipped).
+    let conn = rusqlite::Connection::open(dir.path().join("sessions.sqlite3")).unwrap();
+    conn.execute_batch("ALTER TABLE sessions DROP COLUMN roles; ALTER TABLE sessions DROP COLUMN permissions;")
+        .unwrap();
+    drop(conn);
+    let store = open_with(dir.path(), settings(), T0 + 20);
+    assert!(live(&store, "g1", T0 + 20).await.grants.is_empty());
+    let mut new = issued::new_session("g2", "tok-2", None, T0 + 20);
+    new.grants = grants.clone();
+    store.issue(new).await.unwrap();
+    drop(store);
+    let store = open_with(dir.path(), settings(), T0 + 30);
+    assert_eq!(live(&store, "g2", T0 + 30).await.grants, grants);
 }

@@ -249,6 +249,7 @@ async fn conformance() {
     issued::a_user_over_the_limit_is_refused(&refusing).await;
     issued::a_signed_client_issues_within_its_address_cap(&store(&server).await).await;
     issued::logout_revoke_user_delete_and_wipe(&store(&server).await).await;
+    issued::grants_and_ttl_are_kept(&store(&server).await).await;
 }
 
 #[tokio::test]

@@ -39,6 +39,7 @@ mod ingest_http;
 mod layers;
 mod leak_signals;
 mod nonce_binding;
+mod roles_http;
 mod server;
 mod sessions_http;
 mod signed_sessions_http;

@@ -27,6 +27,7 @@ mod e2e_ingest;
 mod e2e_observe;
 mod e2e_postgres;
 mod e2e_redis;
+mod e2e_roles;
 mod e2e_redis_abuse;
 mod e2e_shipped_client;
 mod e2e_spool;

@@ -26,10 +26,7 @@ pub fn excluded(policy: &Policy, headers: &HeaderMap) -> bool {
     if rules.excluded_paths.is_empty() {
         return false;
     }
-    let Some(uri) = headers
-        .get(&X_FORWARDED_URI)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(uri) = headers.get(&X_FORWARDED_URI).and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let Some(normal) = path::normalize(uri) else {
@@ -107,7 +104,13 @@ mod tests {
             protected_paths: strings(&["/public/admin"]),
             ..Access::default()
         });
-        for uri in ["/public", "/public/x?y=1", "/health", "//public//x", "/public/%2e/x"] {
+        for uri in [
+            "/public",
+            "/public/x?y=1",
+            "/health",
+            "//public//x",
+            "/public/%2e/x",
+        ] {
             assert!(excluded(&policy, &forwarded(uri)), "{uri}");
         }
         for uri in [
@@ -140,7 +143,10 @@ mod tests {
             roles: strings(roles),
             permissions: strings(permissions),
         };
-        assert_eq!(require(&policy, Some(&grants(&["ops"], &["write"]))), Ok(()));
+        assert_eq!(
+            require(&policy, Some(&grants(&["ops"], &["write"]))),
+            Ok(())
+        );
         assert_eq!(
             require(&policy, Some(&grants(&["dev"], &["write"]))),
             Err(Reject::InsufficientRole)

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::*;
 use crate::pipeline::metrics::Metrics;
-use crate::session::Grants;
 use crate::session::conformance::{self, issued, live, settings, sighting, IDLE, T0};
+use crate::session::Grants;
 
 fn metrics() -> StoreMetrics {
     let metrics = Metrics::new("test").unwrap();
@@ -299,8 +299,10 @@ async fn grants_survive_a_reopen_and_an_older_file_gains_their_columns() {
     drop(store);
     // A file written before the two columns existed (version 1 as shipped).
     let conn = rusqlite::Connection::open(dir.path().join("sessions.sqlite3")).unwrap();
-    conn.execute_batch("ALTER TABLE sessions DROP COLUMN roles; ALTER TABLE sessions DROP COLUMN permissions;")
-        .unwrap();
+    conn.execute_batch(
+        "ALTER TABLE sessions DROP COLUMN roles; ALTER TABLE sessions DROP COLUMN permissions;",
+    )
+    .unwrap();
     drop(conn);
     let store = open_with(dir.path(), settings(), T0 + 20);
     assert!(live(&store, "g1", T0 + 20).await.grants.is_empty());

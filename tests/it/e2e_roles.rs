@@ -139,10 +139,16 @@ async fn an_admin_page_behind_traefik_lets_in_only_the_admin_role() {
     // Only the admin session's request reached the page; the escape never did.
     let paths: Vec<String> = backend.received().into_iter().map(|r| r.path).collect();
     assert_eq!(
-        paths.iter().filter(|p| p.as_str() == "/admin/dashboard").count(),
+        paths
+            .iter()
+            .filter(|p| p.as_str() == "/admin/dashboard")
+            .count(),
         1,
         "{paths:?}"
     );
     assert!(paths.iter().all(|p| !p.contains("%2e")), "{paths:?}");
-    assert!(paths.iter().any(|p| p == "/admin/public/style.css"), "{paths:?}");
+    assert!(
+        paths.iter().any(|p| p == "/admin/public/style.css"),
+        "{paths:?}"
+    );
 }

@@ -70,7 +70,8 @@ async fn granted_roles_are_stored_shown_and_sent_upstream() {
     .await;
     assert_eq!(body["roles"], json!(["admin", "viewer"]));
     assert_eq!(body["permissions"], json!(["write", "read"]));
-    let record = json_of(crate::tokens_http::get_as(&server, &format!("/sessions/{id}"), ADMIN).await).await;
+    let record =
+        json_of(crate::tokens_http::get_as(&server, &format!("/sessions/{id}"), ADMIN).await).await;
     assert_eq!(record["roles"], json!(["admin", "viewer"]));
     assert_eq!(record["permissions"], json!(["write", "read"]));
 
@@ -97,26 +98,42 @@ async fn granted_roles_are_stored_shown_and_sent_upstream() {
         json!({"roles": "admin"}),
     ] {
         let response = admin_create(&server, Some(bad.clone())).await;
-        assert_eq!(reason_of(response).await, (400, "malformed_body".into()), "{bad}");
+        assert_eq!(
+            reason_of(response).await,
+            (400, "malformed_body".into()),
+            "{bad}"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_session_without_the_role_is_refused_and_counted() {
     let server = server().await;
-    let (_, token, _) = issue(&server, json!({"roles": ["viewer"], "permissions": ["write"]})).await;
+    let (_, token, _) = issue(
+        &server,
+        json!({"roles": ["viewer"], "permissions": ["write"]}),
+    )
+    .await;
     let response = auth(&server, "admin", "/grafana/", Some(&token)).await;
     assert_eq!(reason_of(response).await, (403, "insufficient_role".into()));
     // A signed client holds no role at all.
     let headers = signed(SECRET_A, "GET", "/grafana/", NOW, SESSION);
-    let response = add_headers(server.client.get(server.url("/auth?policy=admin")), &headers)
-        .send()
-        .await
-        .unwrap();
+    let response = add_headers(
+        server.client.get(server.url("/auth?policy=admin")),
+        &headers,
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(reason_of(response).await, (403, "insufficient_role".into()));
     // Any one of the roles will do.
     let (_, ops, _) = issue(&server, json!({"roles": ["ops"], "permissions": ["write"]})).await;
-    assert_eq!(auth(&server, "admin", "/grafana/", Some(&ops)).await.status(), 200);
+    assert_eq!(
+        auth(&server, "admin", "/grafana/", Some(&ops))
+            .await
+            .status(),
+        200
+    );
     let text = server.scrape().await;
     assert_eq!(failed(&text, "insufficient_role"), Some(2.0));
 }
@@ -124,9 +141,16 @@ async fn a_session_without_the_role_is_refused_and_counted() {
 #[tokio::test]
 async fn a_session_without_every_permission_is_refused_and_counted() {
     let server = server().await;
-    let (_, token, _) = issue(&server, json!({"roles": ["admin"], "permissions": ["read"]})).await;
+    let (_, token, _) = issue(
+        &server,
+        json!({"roles": ["admin"], "permissions": ["read"]}),
+    )
+    .await;
     let response = auth(&server, "admin", "/grafana/", Some(&token)).await;
-    assert_eq!(reason_of(response).await, (403, "insufficient_permission".into()));
+    assert_eq!(
+        reason_of(response).await,
+        (403, "insufficient_permission".into())
+    );
     let text = server.scrape().await;
     assert_eq!(failed(&text, "insufficient_permission"), Some(1.0));
     assert_eq!(failed(&text, "insufficient_role"), Some(0.0));
@@ -150,7 +174,10 @@ async fn a_signed_client_cannot_grant_itself_a_role() {
     }
     // The same client without them still gets its session.
     let response = add_headers(
-        server.client.post(server.url("/sessions")).json(&json!({"ttl_secs": 60})),
+        server
+            .client
+            .post(server.url("/sessions"))
+            .json(&json!({"ttl_secs": 60})),
         &signed_create(NOW, SESSION),
     )
     .send()
@@ -163,7 +190,12 @@ async fn a_signed_client_cannot_grant_itself_a_role() {
 #[tokio::test]
 async fn excluded_paths_pass_without_a_credential_and_nothing_escapes_a_protected_one() {
     let server = server().await;
-    for uri in ["/public/", "/public/app.js?v=1", "/health", "/public/x/../y"] {
+    for uri in [
+        "/public/",
+        "/public/app.js?v=1",
+        "/health",
+        "/public/x/../y",
+    ] {
         let response = auth(&server, "site", uri, None).await;
         assert_eq!(response.status(), 200, "{uri}");
         assert_eq!(response.headers()["x-auth-status"], "excluded", "{uri}");
@@ -186,7 +218,11 @@ async fn excluded_paths_pass_without_a_credential_and_nothing_escapes_a_protecte
         "/public/..\\admin",
     ] {
         let response = auth(&server, "site", uri, None).await;
-        assert_eq!(reason_of(response).await, (401, "invalid_session".into()), "{uri}");
+        assert_eq!(
+            reason_of(response).await,
+            (401, "invalid_session".into()),
+            "{uri}"
+        );
     }
     // A protected path with a token passes as a session.
     let (_, token, _) = issue(&server, json!({})).await;
@@ -203,14 +239,23 @@ async fn ttl_secs_is_honoured_and_capped_at_the_max_lifetime() {
     let (_, token, body) = issue(&server, json!({"ttl_secs": 120})).await;
     assert_eq!(body["expires_at"], NOW + 120);
     server.set_now(NOW + 120);
-    assert_eq!(auth(&server, "app", "/v1/traces", Some(&token)).await.status(), 200);
+    assert_eq!(
+        auth(&server, "app", "/v1/traces", Some(&token))
+            .await
+            .status(),
+        200
+    );
     server.set_now(NOW + 121);
     let response = auth(&server, "app", "/v1/traces", Some(&token)).await;
     assert_eq!(reason_of(response).await, (401, "session_expired".into()));
 
     server.set_now(NOW);
     let (_, _, body) = issue(&server, json!({"ttl_secs": 365 * 86400})).await;
-    assert_eq!(body["expires_at"], NOW + 7 * 86400, "sessions.max_lifetime_secs");
+    assert_eq!(
+        body["expires_at"],
+        NOW + 7 * 86400,
+        "sessions.max_lifetime_secs"
+    );
     let response = admin_create(&server, Some(json!({"ttl_secs": 0}))).await;
     assert_eq!(reason_of(response).await, (400, "malformed_body".into()));
 }
@@ -244,11 +289,24 @@ async fn validate_answers_the_callers_own_session() {
 
     let response = validate(&server, "X-Session-ID", "no-such-token").await;
     assert_eq!(reason_of(response).await, (401, "invalid_session".into()));
-    let response = server.client.get(server.url("/sessions/validate")).send().await.unwrap();
-    assert_eq!(reason_of(response).await, (401, "credential_required".into()));
+    let response = server
+        .client
+        .get(server.url("/sessions/validate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        reason_of(response).await,
+        (401, "credential_required".into())
+    );
 
     let (revoked_id, revoked, _) = issue(&server, json!({})).await;
-    assert_eq!(delete_as(&server, &format!("/sessions/{revoked_id}"), ADMIN).await.status(), 200);
+    assert_eq!(
+        delete_as(&server, &format!("/sessions/{revoked_id}"), ADMIN)
+            .await
+            .status(),
+        200
+    );
     let response = validate(&server, "X-Session-ID", &revoked).await;
     assert_eq!(reason_of(response).await, (403, "session_revoked".into()));
 

@@ -105,7 +105,10 @@ mod tests {
             (r#"protected_paths = ["/a?x"]"#, "protected_paths"),
         ] {
             let err = access("p", &section(text)).unwrap_err().to_string();
-            assert!(err.contains(&format!("policies.p.{field}")), "{text}: {err}");
+            assert!(
+                err.contains(&format!("policies.p.{field}")),
+                "{text}: {err}"
+            );
         }
     }
 }

@@ -75,16 +75,19 @@ mod tests {
 
     #[test]
     fn grants_and_ttl_are_checked() {
-        let mut body =
-            CreateBody::parse(br#"{"roles":["admin","admin"],"permissions":["write"],"ttl_secs":60}"#)
-                .unwrap();
+        let mut body = CreateBody::parse(
+            br#"{"roles":["admin","admin"],"permissions":["write"],"ttl_secs":60}"#,
+        )
+        .unwrap();
         assert!(body.asks_for_grants());
         assert_eq!(body.ttl_secs, Some(60));
         let grants = body.grants().unwrap();
         assert_eq!(grants.roles, ["admin"]);
         assert_eq!(grants.permissions, ["write"]);
         assert!(!CreateBody::parse(b"{}").unwrap().asks_for_grants());
-        assert!(CreateBody::parse(br#"{"roles":[]}"#).unwrap().asks_for_grants());
+        assert!(CreateBody::parse(br#"{"roles":[]}"#)
+            .unwrap()
+            .asks_for_grants());
         for bad in [&br#"{"roles":["a b"]}"#[..], br#"{"permissions":["x,y"]}"#] {
             let mut body = CreateBody::parse(bad).unwrap();
             assert!(matches!(body.grants(), Err(ApiError::MalformedBody(_))));

@@ -3,8 +3,8 @@
 //! percent-decoding of path and query segments, and the two JSON bodies.
 //! Nothing here is an API for anyone else.
 
-pub use super::create_body::MAX_USER_ID_CHARS;
 use super::create_body::CreateBody;
+pub use super::create_body::MAX_USER_ID_CHARS;
 use super::tokens::ExtendBody;
 use super::{parse_route, ApiError, Route};
 

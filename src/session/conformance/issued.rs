@@ -84,7 +84,10 @@ pub async fn grants_and_ttl_are_kept(store: &dyn SessionStore) {
         grants: grants.clone(),
         ..owner("g1", Some("alice"))
     };
-    assert_eq!(find(store, "tok-g", T0).await, TokenCheck::Live(with.clone()));
+    assert_eq!(
+        find(store, "tok-g", T0).await,
+        TokenCheck::Live(with.clone())
+    );
     let check = auth(store, &TokenHash::of("tok-g"), &seen(T0 + 1)).await;
     assert_eq!(check, TokenCheck::Live(with.clone()));
     let listed = store.list(&page(10), T0 + 1).await.unwrap().sessions;

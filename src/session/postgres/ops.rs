@@ -12,8 +12,8 @@ use tokio_postgres::Row;
 use super::{secs, sql, Inner};
 use crate::pipeline::client_ip;
 use crate::session::{
-    grants, petname, Change, Changed, Issue, ListFilter, Lookup, NewSession, Page, PerUserLimit,
-    Grants, SessionKind, SessionRecord, Stats, StoreError, TokenCheck, TokenHash, TokenOwner,
+    grants, petname, Change, Changed, Grants, Issue, ListFilter, Lookup, NewSession, Page,
+    PerUserLimit, SessionKind, SessionRecord, Stats, StoreError, TokenCheck, TokenHash, TokenOwner,
     TokenUse,
 };
 

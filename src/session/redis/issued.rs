@@ -8,8 +8,8 @@ use super::record;
 use super::{secs, Inner};
 use crate::pipeline::client_ip;
 use crate::session::{
-    grants, Change, Changed, Grants, Issue, NewSession, PerUserLimit, StoreError, TokenCheck, TokenHash,
-    TokenOwner, TokenUse,
+    grants, Change, Changed, Grants, Issue, NewSession, PerUserLimit, StoreError, TokenCheck,
+    TokenHash, TokenOwner, TokenUse,
 };
 
 impl Inner {

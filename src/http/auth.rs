@@ -89,25 +89,22 @@ fn allow(admitted: &Admitted<'_>) -> Response<Body> {
 /// An excluded path: allowed with no credential, so no identity to hand on
 /// (Traefik strips any `X-Auth-*` the client sent).
 fn allow_excluded() -> Response<Body> {
-    let mut response = respond::with_body(
-        StatusCode::OK,
-        "application/json",
-        Bytes::from_static(br#"{"status":"excluded"}"#),
-    );
+    allowed_as("excluded", br#"{"status":"excluded"}"#)
+}
+
+/// A 200 with a static body and `X-Auth-Status: status`.
+fn allowed_as(status: &'static str, body: &'static [u8]) -> Response<Body> {
+    let mut response =
+        respond::with_body(StatusCode::OK, "application/json", Bytes::from_static(body));
     let headers = response.headers_mut();
-    headers.insert(X_AUTH_STATUS, HeaderValue::from_static("excluded"));
+    headers.insert(X_AUTH_STATUS, HeaderValue::from_static(status));
     response
 }
 
 /// Monitor mode: the request goes on; the headers say what was decided.
 fn monitor_allow(reject: &Reject) -> Response<Body> {
-    let mut response = respond::with_body(
-        StatusCode::OK,
-        "application/json",
-        Bytes::from_static(br#"{"status":"monitor"}"#),
-    );
+    let mut response = allowed_as("monitor", br#"{"status":"monitor"}"#);
     let headers = response.headers_mut();
-    headers.insert(X_AUTH_STATUS, HeaderValue::from_static("monitor"));
     headers.insert(X_AUTH_MONITOR, HeaderValue::from_static(reject.reason()));
     response
 }

@@ -376,3 +376,6 @@ async fn an_outage_answers_503_and_the_store_reconnects() {
     // The sighting made during the outage was written behind after it.
     conformance::live(&store, "s1", T0).await;
 }
+
+#[path = "postgres_tests_upgrade.rs"]
+mod upgrade;

@@ -49,7 +49,7 @@ pub(super) fn access(name: &str, section: &PolicySection) -> Result<Access, Conf
         list.iter()
             .map(|prefix| match path::normalize(prefix) {
                 Some(normal) if !prefix.contains(['?', '#', '%']) && same(prefix, &normal) => {
-                    Ok(normal)
+                    Ok(normal.into_owned())
                 }
                 _ => Err(ConfigError::invalid(
                     key(field),

@@ -44,8 +44,8 @@ pub use sessions::{
 };
 pub use spool::{Fsync, SpoolSection, SpoolSettings};
 pub use validate::{
-    AuthMethod, DecisionLog, LogFormat, Policy, RateSpec, ServerSettings, Settings, StaticHeaders,
-    StatusSettings, STATIC_HEADERS_MAX_AGE_LIMIT,
+    Access, AuthMethod, DecisionLog, LogFormat, Policy, RateSpec, ServerSettings, Settings,
+    StaticHeaders, StatusSettings, STATIC_HEADERS_MAX_AGE_LIMIT,
 };
 
 /// The embedded default (`config/telegate.toml`), used when no file is named.

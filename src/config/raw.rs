@@ -246,6 +246,14 @@ pub struct PolicySection {
     pub allow_networks: Option<Vec<String>>,
     /// Clients in these CIDRs never pass (403 `network_denied`).
     pub deny_networks: Option<Vec<String>>,
+    /// A session needs one of these roles (403 `insufficient_role`).
+    pub require_roles: Option<Vec<String>>,
+    /// A session needs all of these permissions (403 `insufficient_permission`).
+    pub require_permissions: Option<Vec<String>>,
+    /// Path prefixes that need a credential even under an excluded one.
+    pub protected_paths: Option<Vec<String>>,
+    /// Path prefixes allowed without a credential (counted as `excluded`).
+    pub excluded_paths: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -28,9 +28,10 @@ use crate::pipeline::observe::Decision;
 use crate::pipeline::session_gate::TokenOwner;
 use crate::pipeline::signature::Verified;
 use crate::protocol::abuse::{mark_deprecated, KeyState};
+use crate::protocol::grants;
 use crate::protocol::headers::{
-    query_param, X_AUTH_CLIENT_VERSION, X_AUTH_KEY_ID, X_AUTH_MONITOR, X_AUTH_SESSION_ID,
-    X_AUTH_SIGNAL, X_AUTH_STATUS, X_AUTH_USER,
+    query_param, X_AUTH_CLIENT_VERSION, X_AUTH_KEY_ID, X_AUTH_MONITOR, X_AUTH_PERMISSIONS,
+    X_AUTH_ROLES, X_AUTH_SESSION_ID, X_AUTH_SIGNAL, X_AUTH_STATUS, X_AUTH_USER,
 };
 use crate::protocol::reject::Reject;
 
@@ -83,18 +84,29 @@ fn allow(admitted: &Admitted<'_>) -> Response<Body> {
     match &admitted.credential {
         Credential::Signed(verified) => allow_signed(verified),
         Credential::Session(owner) => allow_session(owner),
+        Credential::Excluded => allow_excluded(),
     }
+}
+
+/// An excluded path: allowed with no credential, so no identity to hand on
+/// (Traefik strips any `X-Auth-*` the client sent).
+fn allow_excluded() -> Response<Body> {
+    allowed_as("excluded", br#"{"status":"excluded"}"#)
+}
+
+/// A 200 with a static body and `X-Auth-Status: status`.
+fn allowed_as(status: &'static str, body: &'static [u8]) -> Response<Body> {
+    let mut response =
+        respond::with_body(StatusCode::OK, "application/json", Bytes::from_static(body));
+    let headers = response.headers_mut();
+    headers.insert(X_AUTH_STATUS, HeaderValue::from_static(status));
+    response
 }
 
 /// Monitor mode: the request goes on; the headers say what was decided.
 fn monitor_allow(reject: &Reject) -> Response<Body> {
-    let mut response = respond::with_body(
-        StatusCode::OK,
-        "application/json",
-        Bytes::from_static(br#"{"status":"monitor"}"#),
-    );
+    let mut response = allowed_as("monitor", br#"{"status":"monitor"}"#);
     let headers = response.headers_mut();
-    headers.insert(X_AUTH_STATUS, HeaderValue::from_static("monitor"));
     headers.insert(X_AUTH_MONITOR, HeaderValue::from_static(reject.reason()));
     response
 }
@@ -111,6 +123,16 @@ fn allow_session(owner: &TokenOwner) -> Response<Body> {
     }
     if let Some(Ok(value)) = owner.user_id.as_deref().map(HeaderValue::from_str) {
         headers.insert(X_AUTH_USER, value);
+    }
+    // Names are plain ASCII (`protocol::grants`): always a valid value.
+    let grants = &owner.grants;
+    for (name, list) in [
+        (X_AUTH_ROLES, &grants.roles),
+        (X_AUTH_PERMISSIONS, &grants.permissions),
+    ] {
+        if let Some(Ok(value)) = grants::join(list).map(HeaderValue::try_from) {
+            headers.insert(name, value);
+        }
     }
     response
 }

@@ -3,8 +3,9 @@
 //! and nothing else composes the stages. Their one order:
 //!
 //! policy -> client IP -> rate limit -> banned address, networks ->
+//! excluded path (forwardAuth: allowed without a credential) ->
 //! credential (a session token, or the signature: parse, build policy,
-//! window, verify, static headers) -> key state, client versions, banned
+//! window, verify, static headers) -> roles and permissions -> key state, client versions, banned
 //! session, `requests` quotas -> body (read only now, capped, within a
 //! deadline; a v2 signature's hash checked) -> `bytes` quotas -> session
 //! (recorded, or refused as revoked / too many). The abuse stages are
@@ -22,6 +23,7 @@ use http::{header, HeaderMap, Method, Uri};
 use hyper::body::Body as HttpBody;
 
 use super::abuse::quota::Scopes;
+use super::access;
 use super::body::{self, BoxError};
 use super::budget::Held;
 use super::client_ip;
@@ -109,6 +111,9 @@ pub struct Attempt<'r, B> {
 pub enum Credential<'r> {
     Signed(Verified<'r>),
     Session(TokenOwner),
+    /// None needed: the forwarded path is under one of the policy's
+    /// `excluded_paths` (counted as `excluded`).
+    Excluded,
 }
 
 /// The encoding of an admitted OTLP export.
@@ -135,10 +140,22 @@ pub struct Admitted<'r> {
 }
 
 impl<'r> Admitted<'r> {
+    /// Admitted on a credential alone, with no body read.
+    fn without_body(stages: &Stages<'_>, credential: Credential<'r>) -> Admitted<'r> {
+        Admitted {
+            credential,
+            body: None,
+            held: stages.budget.hold(),
+            otlp: None,
+            session_created: false,
+            scopes: Scopes::none(),
+        }
+    }
+
     pub fn verified(&self) -> Option<&Verified<'r>> {
         match &self.credential {
             Credential::Signed(verified) => Some(verified),
-            Credential::Session(_) => None,
+            Credential::Session(_) | Credential::Excluded => None,
         }
     }
 }
@@ -218,20 +235,17 @@ where
     stages.limits.check(&policy.name, client_ip)?;
     stages.abuse.check_address(policy, client_ip, now)?;
 
-    // Credential: a session token (forwardAuth under a policy that allows
-    // it), else the signature.
+    // Credential: none on an excluded path (forwardAuth), a session token
+    // (forwardAuth under a policy that allows it), else the signature.
     if let Route::ForwardAuth { .. } = attempt.route {
+        if access::excluded(policy, headers) {
+            return Ok(Admitted::without_body(stages, Credential::Excluded));
+        }
         if policy.allows(AuthMethod::Session) {
             if let Some(presented) = token::presented(headers, &settings.sessions.cookie_name) {
                 let owner = session::open_token(stages, presented, headers, client_ip, now).await?;
-                return Ok(Admitted {
-                    credential: Credential::Session(owner),
-                    body: None,
-                    held: stages.budget.hold(),
-                    otlp: None,
-                    session_created: false,
-                    scopes: Scopes::none(),
-                });
+                access::require(policy, Some(&owner.grants))?;
+                return Ok(Admitted::without_body(stages, Credential::Session(owner)));
             }
             if !policy.allows(AuthMethod::Hmac) {
                 return Err(Reject::InvalidSession);
@@ -242,6 +256,7 @@ where
     let mut verified =
         signature::verify_signature(stages, headers, method, over, policy, client_ip, now).await?;
     *verified_session = Some(verified.request.session_id);
+    access::require(policy, None)?;
     let signal = match attempt.route {
         Route::Ingest {
             signal: Some(signal),

@@ -18,6 +18,9 @@ pub struct Metrics {
     registry: Registry,
     pub auth_total: IntCounter,
     pub auth_success: IntCounter,
+    /// forwardAuth requests allowed without a credential: the path is under
+    /// the policy's `excluded_paths`.
+    pub auth_excluded_total: IntCounter,
     pub auth_failed: IntCounterVec,
     pub rate_limited_total: IntCounter,
     pub key_used_total: IntCounterVec,
@@ -74,6 +77,10 @@ impl Metrics {
             auth_success: IntCounter::with_opts(opts(
                 &metric_names::counter(namespace, "auth_success"),
                 "requests allowed",
+            ))?,
+            auth_excluded_total: IntCounter::with_opts(opts(
+                "auth_excluded_total",
+                "requests allowed without a credential on an excluded path",
             ))?,
             auth_failed: IntCounterVec::new(
                 opts(
@@ -240,6 +247,7 @@ impl Metrics {
         let r = &self.registry;
         r.register(Box::new(self.auth_total.clone()))?;
         r.register(Box::new(self.auth_success.clone()))?;
+        r.register(Box::new(self.auth_excluded_total.clone()))?;
         r.register(Box::new(self.auth_failed.clone()))?;
         r.register(Box::new(self.rate_limited_total.clone()))?;
         r.register(Box::new(self.key_used_total.clone()))?;

@@ -9,6 +9,7 @@
 //! - [`signature`]: the credential stages for a signature: parse, build policy, window, verify, static headers.
 //! - [`body`]: the body stage: capped, within a deadline, after the credential.
 //! - [`budget`]: the process-wide budget every body and inflation holds bytes of.
+//! - [`access`]: a policy's path rules (excluded paths) and the roles and permissions it requires.
 //! - [`session`]: the session stage: a token's session, or the signed session recorded.
 //! - [`abuse`]: quotas, escalating bans, key states, client-version and network filters (stages of admission).
 //! - [`admission`]: the one function that runs the stages in their one order.
@@ -19,6 +20,7 @@
 //! - [`board`]: the status board the status pages read.
 
 pub mod abuse;
+pub mod access;
 pub mod admission;
 pub mod board;
 pub mod body;

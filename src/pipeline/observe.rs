@@ -107,6 +107,14 @@ impl Observer<'_> {
         let metrics = self.metrics;
         metrics.auth_total.inc();
         match &admission.outcome {
+            // No credential was checked: counted apart from the successes.
+            Ok(Admitted {
+                credential: Credential::Excluded,
+                ..
+            }) => {
+                metrics.auth_excluded_total.inc();
+                self.board.allowed(None, decision.now);
+            }
             Ok(admitted) => {
                 metrics.auth_success.inc();
                 self.count_admitted(admitted, decision.admission.client_ip, decision.now);
@@ -262,6 +270,14 @@ impl Observer<'_> {
                 target: "telegate::decision",
                 %client_ip, route, session = owner.session_id, method = "session", policy,
                 result = "allow", latency_us,
+                "auth decision"
+            ),
+            Ok(Admitted {
+                credential: Credential::Excluded,
+                ..
+            }) => tracing::info!(
+                target: "telegate::decision",
+                %client_ip, route, method = "excluded", policy, result = "allow", latency_us,
                 "auth decision"
             ),
             Ok(Admitted {

@@ -146,6 +146,7 @@ mod tests {
             min_signature_version: 1,
             forward_body: false,
             filters: Default::default(),
+            access: Default::default(),
         }
     }
 

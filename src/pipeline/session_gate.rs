@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
+use crate::protocol::grants::Grants;
 use crate::protocol::headers::{header_str, truncate};
 use crate::protocol::token::TokenHash;
 
@@ -142,6 +143,9 @@ pub enum Refusal {
 pub struct TokenOwner {
     pub session_id: String,
     pub user_id: Option<String>,
+    /// What the admin granted it: the policy's `require_*` check these,
+    /// and `/auth` hands them upstream.
+    pub grants: Grants,
 }
 
 /// Which session a token belongs to, and in what state.

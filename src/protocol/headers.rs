@@ -15,6 +15,9 @@ pub const X_AUTH_KEY_ID: HeaderName = HeaderName::from_static("x-auth-key-id");
 pub const X_AUTH_STATUS: HeaderName = HeaderName::from_static("x-auth-status");
 pub const X_AUTH_USER: HeaderName = HeaderName::from_static("x-auth-user");
 pub const X_AUTH_SIGNAL: HeaderName = HeaderName::from_static("x-auth-signal");
+/// A session token's roles / permissions, comma-separated (absent: none).
+pub const X_AUTH_ROLES: HeaderName = HeaderName::from_static("x-auth-roles");
+pub const X_AUTH_PERMISSIONS: HeaderName = HeaderName::from_static("x-auth-permissions");
 /// Monitor mode: the reason a request would have been refused.
 pub const X_AUTH_MONITOR: HeaderName = HeaderName::from_static("x-auth-monitor");
 

@@ -10,6 +10,8 @@
 //! - [`keyring`]: the ring of rotating keys and which of them are live.
 //! - [`verify`]: checks a v1 signature against every live key of the ring.
 //! - [`signal`]: the OTLP signals a signed path names, and the media types.
+//! - [`grants`]: the roles and permissions an issued session carries, and what a policy requires.
+//! - [`path`]: the forwarded path in normal form, as the policies' path rules match it.
 //! - [`token`]: session tokens: how one is made, presented and hashed.
 //! - [`headers`]: the header names read and answered, and how values are read.
 //! - [`abuse`]: key states, quota scopes and the headers the abuse controls answer with.
@@ -19,8 +21,10 @@
 pub mod abuse;
 pub mod canonical;
 pub mod client_version;
+pub mod grants;
 pub mod headers;
 pub mod keyring;
+pub mod path;
 pub mod reject;
 pub mod session_id;
 pub mod signal;

@@ -84,6 +84,10 @@ pub enum Reject {
     ClientVersionBlocked,
     #[error("Requests from this network are not accepted")]
     NetworkDenied,
+    #[error("This session lacks a role the policy requires")]
+    InsufficientRole,
+    #[error("This session lacks a permission the policy requires")]
+    InsufficientPermission,
 }
 
 impl Reject {
@@ -122,6 +126,8 @@ impl Reject {
         "key_revoked",
         "client_version_blocked",
         "network_denied",
+        "insufficient_role",
+        "insufficient_permission",
     ];
 
     pub fn reason(&self) -> &'static str {
@@ -159,6 +165,8 @@ impl Reject {
             Reject::KeyRevoked => "key_revoked",
             Reject::ClientVersionBlocked => "client_version_blocked",
             Reject::NetworkDenied => "network_denied",
+            Reject::InsufficientRole => "insufficient_role",
+            Reject::InsufficientPermission => "insufficient_permission",
         }
     }
 
@@ -182,7 +190,9 @@ impl Reject {
             | Reject::Banned { .. }
             | Reject::KeyRevoked
             | Reject::ClientVersionBlocked
-            | Reject::NetworkDenied => StatusCode::FORBIDDEN,
+            | Reject::NetworkDenied
+            | Reject::InsufficientRole
+            | Reject::InsufficientPermission => StatusCode::FORBIDDEN,
             Reject::RateLimited { .. } | Reject::TooManySessions | Reject::QuotaExceeded { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -315,6 +325,8 @@ mod tests {
             Reject::KeyRevoked,
             Reject::ClientVersionBlocked,
             Reject::NetworkDenied,
+            Reject::InsufficientRole,
+            Reject::InsufficientPermission,
         ];
         assert_eq!(all.len(), Reject::REASONS.len());
         for reject in all {

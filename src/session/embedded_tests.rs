@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::*;
 use crate::pipeline::metrics::Metrics;
 use crate::session::conformance::{self, issued, live, settings, sighting, IDLE, T0};
+use crate::session::Grants;
 
 fn metrics() -> StoreMetrics {
     let metrics = Metrics::new("test").unwrap();
@@ -62,6 +63,7 @@ async fn conformance_issued() {
     issued::a_user_over_the_limit_is_refused(&fresh(issued::refusing()).0).await;
     issued::a_signed_client_issues_within_its_address_cap(&fresh(settings()).0).await;
     issued::logout_revoke_user_delete_and_wipe(&fresh(settings()).0).await;
+    issued::grants_and_ttl_are_kept(&fresh(settings()).0).await;
 }
 
 async fn token(store: &EmbeddedStore, token: &str, now: i64) -> TokenCheck {
@@ -333,4 +335,42 @@ async fn quota_windows_and_bans_survive_a_restart_and_a_lift_is_written_through(
         ..key
     };
     assert_eq!(abuse.lease(next, 4, 10, 3660).await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn grants_survive_a_reopen_and_an_older_file_gains_their_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let grants = Grants {
+        roles: vec!["admin".into()],
+        permissions: vec!["write".into(), "read".into()],
+    };
+    {
+        let store = open_with(dir.path(), settings(), T0);
+        let mut new = issued::new_session("g1", "tok-g", None, T0);
+        new.grants = grants.clone();
+        assert!(matches!(
+            store.issue(new).await.unwrap(),
+            Issue::Created { .. }
+        ));
+    }
+    let store = open_with(dir.path(), settings(), T0 + 10);
+    assert_eq!(live(&store, "g1", T0 + 10).await.grants, grants);
+    assert!(matches!(token(&store, "tok-g", T0 + 10).await,
+        TokenCheck::Live(owner) if owner.grants == grants));
+    drop(store);
+    // A file written before the two columns existed (version 1 as shipped).
+    let conn = rusqlite::Connection::open(dir.path().join("sessions.sqlite3")).unwrap();
+    conn.execute_batch(
+        "ALTER TABLE sessions DROP COLUMN roles; ALTER TABLE sessions DROP COLUMN permissions;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = open_with(dir.path(), settings(), T0 + 20);
+    assert!(live(&store, "g1", T0 + 20).await.grants.is_empty());
+    let mut new = issued::new_session("g2", "tok-2", None, T0 + 20);
+    new.grants = grants.clone();
+    store.issue(new).await.unwrap();
+    drop(store);
+    let store = open_with(dir.path(), settings(), T0 + 30);
+    assert_eq!(live(&store, "g2", T0 + 30).await.grants, grants);
 }

@@ -36,6 +36,7 @@ async fn conformance_issued() {
     issued::a_user_over_the_limit_is_refused(&refusing_store()).await;
     issued::a_signed_client_issues_within_its_address_cap(&store()).await;
     issued::logout_revoke_user_delete_and_wipe(&store()).await;
+    issued::grants_and_ttl_are_kept(&store()).await;
 }
 
 #[tokio::test]

@@ -45,6 +45,7 @@ pub use crate::pipeline::session_gate::{
     answered, BoxFuture, HeaderSet, Refusal, SessionGate, Sighting, StaticSighting, StoreError,
     TokenCheck, TokenOwner, TokenUse,
 };
+pub use crate::protocol::grants::{self, Grants};
 pub use crate::protocol::token::{self, Token, TokenHash};
 pub use embedded::EmbeddedStore;
 pub use memory::MemoryStore;
@@ -88,6 +89,10 @@ pub struct SessionRecord {
     /// Issued only, and only with `store_metadata = true`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Value>,
+    /// Issued only: the roles and permissions an admin granted (`roles`,
+    /// `permissions` in the JSON, absent when empty).
+    #[serde(flatten)]
+    pub grants: Grants,
     pub requests: u64,
     pub bytes: u64,
     pub client_ip: Option<String>,
@@ -194,7 +199,24 @@ pub struct NewSession {
     pub user_agent: Option<String>,
     pub client_version: Option<String>,
     pub key_id: Option<String>,
+    /// Admin only (a signed client's request with them is refused).
+    pub grants: Grants,
+    /// `ttl_secs` asked for at creation; `None`: `sessions.ttl_secs`.
+    pub ttl_secs: Option<u64>,
     pub now: i64,
+}
+
+impl NewSession {
+    /// The absolute end: the asked-for or the configured TTL, never past
+    /// `max_lifetime_secs` (every store applies this one rule).
+    pub fn expires_at(&self, settings: &SessionSettings) -> i64 {
+        let ttl = self
+            .ttl_secs
+            .map_or(settings.ttl, std::time::Duration::from_secs)
+            .min(settings.max_lifetime);
+        let secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        self.now.saturating_add(secs)
+    }
 }
 
 /// The outcome of [`SessionStore::issue`].

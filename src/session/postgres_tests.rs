@@ -249,6 +249,7 @@ async fn conformance() {
     issued::a_user_over_the_limit_is_refused(&refusing).await;
     issued::a_signed_client_issues_within_its_address_cap(&store(&server).await).await;
     issued::logout_revoke_user_delete_and_wipe(&store(&server).await).await;
+    issued::grants_and_ttl_are_kept(&store(&server).await).await;
 }
 
 #[tokio::test]
@@ -375,3 +376,6 @@ async fn an_outage_answers_503_and_the_store_reconnects() {
     // The sighting made during the outage was written behind after it.
     conformance::live(&store, "s1", T0).await;
 }
+
+#[path = "postgres_tests_upgrade.rs"]
+mod upgrade;

@@ -183,6 +183,7 @@ async fn conformance_issued() {
     issued::a_user_over_the_limit_is_refused(&refusing).await;
     issued::a_signed_client_issues_within_its_address_cap(&store(&server)).await;
     issued::logout_revoke_user_delete_and_wipe(&store(&server)).await;
+    issued::grants_and_ttl_are_kept(&store(&server)).await;
 }
 
 #[path = "redis_tests_shared.rs"]

@@ -81,6 +81,10 @@ fn every_config_key_is_documented_with_its_variable() {
         blocked_client_versions: Some(vec![]),
         allow_networks: Some(vec![]),
         deny_networks: Some(vec![]),
+        require_roles: Some(vec![]),
+        require_permissions: Some(vec![]),
+        protected_paths: Some(vec![]),
+        excluded_paths: Some(vec![]),
     };
     let mut policy_keys = Vec::new();
     keys(

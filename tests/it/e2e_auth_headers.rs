@@ -29,12 +29,13 @@ file = "e2e.key"
 "#;
 
 /// Headers a client forges, hoping the backend believes them.
-const FORGED: [(&str, &str); 5] = [
+const FORGED: [(&str, &str); 6] = [
     ("X-Auth-User", "admin"),
     ("X-Auth-Monitor", "true"),
     ("X-Auth-Signal", "traces"),
     ("X-Auth-Session-Id", "someone-else"),
     ("X-Auth-Roles", "admin"),
+    ("X-Auth-Permissions", "write"),
 ];
 
 #[tokio::test]
@@ -91,7 +92,12 @@ async fn a_client_cannot_hand_the_backend_its_own_x_auth_headers() {
         "telegate's session id replaces the client's: {:?}",
         arrived.headers
     );
-    for name in ["x-auth-user", "x-auth-monitor", "x-auth-roles"] {
+    for name in [
+        "x-auth-user",
+        "x-auth-monitor",
+        "x-auth-roles",
+        "x-auth-permissions",
+    ] {
         assert_eq!(
             header(name),
             None,

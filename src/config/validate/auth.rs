@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::access::{access, Access};
 use super::{positive, rate_spec, RateSpec};
 use crate::config::abuse::{networks, version_filter, ClientFilters};
 use crate::config::raw::{AuthSection, KeyEntry, PolicySection, RawConfig};
@@ -48,6 +49,8 @@ pub struct Policy {
     pub forward_body: bool,
     /// Client versions and networks (`pipeline::abuse`).
     pub filters: ClientFilters,
+    /// Roles, permissions and path rules (`pipeline::access`).
+    pub access: Access,
 }
 
 /// A credential a policy accepts (`policies.NAME.methods`).
@@ -155,6 +158,7 @@ pub(super) fn policies(
         min_signature_version: 1,
         forward_body: false,
         filters: ClientFilters::default(),
+        access: Access::default(),
     };
     let mut policies = BTreeMap::new();
     for (name, section) in &raw.policies {
@@ -212,6 +216,7 @@ pub(super) fn policies(
                 min_signature_version,
                 forward_body: section.forward_body.unwrap_or(false),
                 filters: client_filters(&format!("policies.{name}"), section)?,
+                access: access(name, section)?,
             },
         );
     }

@@ -7,6 +7,7 @@
 //! sessions and ingest sections validate in their own modules. [`validate`]
 //! runs them in the order of the file and assembles the result.
 
+mod access;
 mod auth;
 mod observe;
 mod server;
@@ -32,6 +33,7 @@ use crate::protocol::keyring::KeySpec;
 use crate::protocol::signature_v2::V2Names;
 use crate::protocol::signed_request::HeaderNames;
 
+pub use access::Access;
 pub use auth::{AuthMethod, Policy, StaticHeaders, STATIC_HEADERS_MAX_AGE_LIMIT};
 pub use observe::{DecisionLog, LogFormat, StatusSettings};
 pub use server::ServerSettings;

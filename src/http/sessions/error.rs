@@ -55,6 +55,8 @@ pub enum ApiError {
     ReplayInFlight,
     #[error("user_id may not start with \"signed:\": that namespace holds the user ids signed clients claim")]
     ReservedUserId,
+    #[error("roles and permissions are granted by an admin only: a signed client cannot give itself any")]
+    GrantsAdminOnly,
     #[error("The ingest spool is off")]
     SpoolOff,
     /// A signed `POST /sessions` refused like `/auth` would refuse it.
@@ -91,6 +93,7 @@ impl ApiError {
             ApiError::ReplayInFlight => "replay_in_flight",
             ApiError::ReservedUserId => "malformed_body",
             ApiError::SpoolOff => "spool_off",
+            ApiError::GrantsAdminOnly => "grants_admin_only",
             ApiError::Rejected(reject) => reject.reason(),
             ApiError::Internal(_) => "internal_error",
             ApiError::Store(_) => "store_unavailable",
@@ -119,6 +122,7 @@ impl ApiError {
             ApiError::AdminDisabled
             | ApiError::BadAdminToken
             | ApiError::NotOwner
+            | ApiError::GrantsAdminOnly
             | ApiError::SessionRevoked => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::SpoolOff => StatusCode::NOT_FOUND,
             ApiError::Expired => StatusCode::GONE,
@@ -209,6 +213,7 @@ mod tests {
             (ApiError::SessionRevoked, 403, "session_revoked"),
             (ApiError::NotFound, 404, "not_found"),
             (ApiError::SpoolOff, 404, "spool_off"),
+            (ApiError::GrantsAdminOnly, 403, "grants_admin_only"),
             (ApiError::Expired, 410, "session_expired"),
             (ApiError::MalformedBody("x"), 400, "malformed_body"),
             (ApiError::MetadataTooLarge, 400, "metadata_too_large"),

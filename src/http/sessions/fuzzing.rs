@@ -3,8 +3,9 @@
 //! percent-decoding of path and query segments, and the two JSON bodies.
 //! Nothing here is an API for anyone else.
 
-pub use super::tokens::MAX_USER_ID_CHARS;
-use super::tokens::{CreateBody, ExtendBody};
+use super::create_body::CreateBody;
+pub use super::create_body::MAX_USER_ID_CHARS;
+use super::tokens::ExtendBody;
 use super::{parse_route, ApiError, Route};
 
 pub use super::body::percent_decode;
@@ -13,7 +14,7 @@ pub use super::body::percent_decode;
 /// user), or `None` when no route matches.
 pub fn route_segments(path: &str) -> Option<Vec<&str>> {
     Some(match parse_route(path) {
-        Route::Sessions | Route::Stats | Route::DeadLetters => Vec::new(),
+        Route::Sessions | Route::Stats | Route::Validate | Route::DeadLetters => Vec::new(),
         Route::One(id) => vec![id],
         Route::Action(id, action) => vec![id, action],
         Route::User(user) => vec![user],

@@ -8,13 +8,17 @@
 //! these) may read, touch, extend, refresh and delete it. `POST /sessions`
 //! is open to an admin and to a signed client ([`tokens`]). A token for
 //! another session is 403 `not_owner`, whether or not the asked-for id
-//! exists, so tokens cannot probe for ids.
+//! exists, so tokens cannot probe for ids. `GET /sessions/validate`
+//! answers the caller's own session by whatever token it presents
+//! ([`validate`]).
 
 mod body;
+mod create_body;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod tokens;
+mod validate;
 
 use std::net::IpAddr;
 
@@ -55,6 +59,8 @@ const DEAD_LETTERS: &str = "/spool/dead-letters";
 enum Route<'a> {
     Sessions,
     Stats,
+    /// `GET /sessions/validate`: the caller's own session.
+    Validate,
     One(&'a str),
     /// `activity`, `extend` or `refresh` of one session.
     Action(&'a str, &'a str),
@@ -69,6 +75,7 @@ impl Route<'_> {
         match self {
             Route::Sessions => "/sessions",
             Route::Stats => "/sessions/stats",
+            Route::Validate => "/sessions/validate",
             Route::One(_) => "/sessions/{id}",
             Route::Action(_, "activity") => "/sessions/{id}/activity",
             Route::Action(_, "extend") => "/sessions/{id}/extend",
@@ -96,6 +103,7 @@ fn parse_route(path: &str) -> Route<'_> {
     match rest.trim_start_matches('/').split('/').collect::<Vec<_>>()[..] {
         [""] => Route::Sessions,
         ["stats"] => Route::Stats,
+        ["validate"] => Route::Validate,
         [id] => Route::One(id),
         [id, action @ ("activity" | "extend" | "refresh")] if !id.is_empty() => {
             Route::Action(id, action)
@@ -186,6 +194,10 @@ where
                 let stats = state.sessions.stats(now).await?;
                 Ok(respond::json(StatusCode::OK, &stats))
             }
+            _ => Err(ApiError::MethodNotAllowed),
+        },
+        Route::Validate => match *method {
+            Method::GET => validate::validate(state, headers, now).await,
             _ => Err(ApiError::MethodNotAllowed),
         },
         Route::One(id) => {
@@ -402,6 +414,7 @@ mod tests {
         assert!(matches!(parse_route("/sessions"), Route::Sessions));
         assert!(matches!(parse_route("/sessions/"), Route::Sessions));
         assert!(matches!(parse_route("/sessions/stats"), Route::Stats));
+        assert!(matches!(parse_route("/sessions/validate"), Route::Validate));
         assert!(matches!(parse_route("/sessions/abc"), Route::One("abc")));
         assert!(matches!(
             parse_route("/sessions/abc/extend"),

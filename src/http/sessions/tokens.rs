@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::body;
+use super::create_body::CreateBody;
 use super::{is_admin, ApiError};
 use crate::http::respond::{self, Body};
 use crate::http::state::AppState;
@@ -35,33 +36,12 @@ use crate::protocol::reject::Reject;
 use crate::protocol::token::{self, Token};
 use crate::session::{Change, Changed, Issue, NewSession, SessionRecord};
 
-/// Longest `user_id`, in characters.
-pub const MAX_USER_ID_CHARS: usize = 128;
-
 /// The namespace of user ids a signed client claims: `{"user_id":"carol"}`
 /// from a signed client is stored (and sent to backends as `X-Auth-User`)
 /// as `signed:carol`. Every client holds the signing secret, so a claimed id
 /// proves nothing: it must never count against, evict or pass for the
 /// sessions an admin issued to `carol`.
 pub const SIGNED_USER_PREFIX: &str = "signed:";
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CreateBody {
-    #[serde(default)]
-    pub(super) user_id: Option<String>,
-    #[serde(default)]
-    metadata: Option<serde_json::Value>,
-}
-
-impl CreateBody {
-    /// A `POST /sessions` body (empty: no user, no metadata), its user id checked.
-    pub(super) fn parse(bytes: &[u8]) -> Result<CreateBody, ApiError> {
-        let mut request: CreateBody = body::object(bytes)?.unwrap_or_default();
-        request.user_id = request.user_id.map(valid_user_id).transpose()?;
-        Ok(request)
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -98,7 +78,13 @@ where
 {
     let headers = &parts.headers;
     let (issuer, bytes, nonce) = issuer(state, parts, body, peer, now).await?;
-    let request = CreateBody::parse(&bytes)?;
+    let mut request = CreateBody::parse(&bytes)?;
+    // Roles and permissions are an admin's to grant: every client holds
+    // the signing secret, so a signed client could give itself any.
+    if issuer.client_ip.is_some() && request.asks_for_grants() {
+        return Err(ApiError::GrantsAdminOnly);
+    }
+    let grants = request.grants()?;
     let user_id = match (request.user_id, issuer.client_ip) {
         (Some(user), _) if user.starts_with(SIGNED_USER_PREFIX) => {
             return Err(ApiError::ReservedUserId)
@@ -121,6 +107,8 @@ where
         user_agent: session_gate::user_agent(headers).map(str::to_string),
         client_version: issuer.client_version,
         key_id: issuer.key_id,
+        grants,
+        ttl_secs: request.ttl_secs,
         now,
     };
     let (record, evicted) = match state.sessions.issue(new).await? {
@@ -159,6 +147,8 @@ where
             "kind": record.kind,
             "pet_name": record.pet_name,
             "metadata_stored": metadata_stored,
+            "roles": record.grants.roles,
+            "permissions": record.grants.permissions,
         }),
     ))
 }
@@ -264,16 +254,6 @@ async fn spend_nonce(
         Begin::Delivered(_) | Begin::Reused => Err(ApiError::NonceReused),
         Begin::StillInFlight => Err(ApiError::ReplayInFlight),
     }
-}
-
-fn valid_user_id(user: String) -> Result<String, ApiError> {
-    let chars = user.chars().count();
-    if chars == 0 || chars > MAX_USER_ID_CHARS || user.chars().any(char::is_control) {
-        return Err(ApiError::MalformedBody(
-            "user_id must be 1-128 characters, no control characters",
-        ));
-    }
-    Ok(user)
 }
 
 /// The metadata to store: an object within `max_metadata_bytes`, kept only

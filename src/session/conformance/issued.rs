@@ -22,6 +22,8 @@ pub fn new_session(id: &str, token: &str, user: Option<&str>, now: i64) -> NewSe
         user_agent: Some("app/1.0".into()),
         client_version: None,
         key_id: None,
+        grants: Grants::default(),
+        ttl_secs: None,
         now,
     }
 }
@@ -57,7 +59,57 @@ fn owner(id: &str, user: Option<&str>) -> TokenOwner {
     TokenOwner {
         session_id: id.into(),
         user_id: user.map(str::to_string),
+        grants: Grants::default(),
     }
+}
+
+/// Roles and permissions are stored with the session: read back by
+/// `lookup`, and handed to `/auth` (live and expired) by the token; a
+/// per-session `ttl_secs` sets the end, capped at the max lifetime.
+pub async fn grants_and_ttl_are_kept(store: &dyn SessionStore) {
+    let grants = Grants {
+        roles: vec!["admin".into(), "ops".into()],
+        permissions: vec!["metrics:read".into()],
+    };
+    let mut new = new_session("g1", "tok-g", Some("alice"), T0);
+    new.grants = grants.clone();
+    new.ttl_secs = Some(600);
+    let Issue::Created { record, .. } = store.issue(new).await.unwrap() else {
+        panic!("not created");
+    };
+    assert_eq!(record.grants, grants);
+    assert_eq!(record.expires_at, T0 + 600);
+    assert_eq!(live(store, "g1", T0).await.grants, grants);
+    let with = TokenOwner {
+        grants: grants.clone(),
+        ..owner("g1", Some("alice"))
+    };
+    assert_eq!(
+        find(store, "tok-g", T0).await,
+        TokenCheck::Live(with.clone())
+    );
+    let check = auth(store, &TokenHash::of("tok-g"), &seen(T0 + 1)).await;
+    assert_eq!(check, TokenCheck::Live(with.clone()));
+    let listed = store.list(&page(10), T0 + 1).await.unwrap().sessions;
+    assert_eq!(listed[0].grants, grants);
+    // The touch kept them; the short TTL ends the session.
+    assert_eq!(live(store, "g1", T0 + 600).await.grants, grants);
+    assert_eq!(
+        auth(store, &TokenHash::of("tok-g"), &seen(T0 + 601)).await,
+        TokenCheck::Expired(with)
+    );
+
+    let mut capped = new_session("g2", "tok-c", None, T0);
+    capped.ttl_secs = Some(MAX_LIFETIME as u64 * 10);
+    let Issue::Created { record, .. } = store.issue(capped).await.unwrap() else {
+        panic!("not created");
+    };
+    assert_eq!(record.expires_at, T0 + MAX_LIFETIME);
+    assert!(record.grants.is_empty());
+    assert_eq!(
+        find(store, "tok-c", T0).await,
+        TokenCheck::Live(owner("g2", None))
+    );
 }
 
 pub async fn issue_and_find_by_token_hash(store: &dyn SessionStore) {

@@ -5,25 +5,26 @@
 
 use rusqlite::{params, Connection, Row};
 
-use crate::session::{petname, SessionKind, SessionRecord, TokenHash};
+use crate::session::{grants, petname, Grants, SessionKind, SessionRecord, TokenHash};
 
 const UPSERT: &str = "
 INSERT INTO sessions (id, kind, first_seen, last_seen, expires_at, idle_expires_at, user_id,
     metadata, requests, bytes, client_ip, user_agent, client_version, key_id, revoked_at, token,
-    purge_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+    purge_at, roles, permissions)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
 ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, first_seen = excluded.first_seen,
     last_seen = excluded.last_seen, expires_at = excluded.expires_at,
     idle_expires_at = excluded.idle_expires_at, user_id = excluded.user_id,
     metadata = excluded.metadata, requests = excluded.requests, bytes = excluded.bytes,
     client_ip = excluded.client_ip, user_agent = excluded.user_agent,
     client_version = excluded.client_version, key_id = excluded.key_id,
-    revoked_at = excluded.revoked_at, token = excluded.token, purge_at = excluded.purge_at";
+    revoked_at = excluded.revoked_at, token = excluded.token, purge_at = excluded.purge_at,
+    roles = excluded.roles, permissions = excluded.permissions";
 
 /// The columns [`read`] expects, in order.
 pub(super) const COLUMNS: &str = "id, kind, first_seen, last_seen, expires_at, idle_expires_at, \
     user_id, metadata, requests, bytes, client_ip, user_agent, client_version, key_id, \
-    revoked_at, token";
+    revoked_at, token, roles, permissions";
 
 fn kind_code(kind: SessionKind) -> i64 {
     match kind {
@@ -60,6 +61,8 @@ pub(super) fn put(
         record.revoked_at,
         token.map(|t| &t.as_bytes()[..]),
         record.live_until().saturating_add(retention),
+        grants::join(&record.grants.roles),
+        grants::join(&record.grants.permissions),
     ])?;
     Ok(())
 }
@@ -78,6 +81,8 @@ pub(super) fn read(row: &Row<'_>) -> rusqlite::Result<(SessionRecord, Option<Tok
     };
     let metadata: Option<String> = row.get(7)?;
     let token: Option<Vec<u8>> = row.get(15)?;
+    let roles: Option<String> = row.get(16)?;
+    let permissions: Option<String> = row.get(17)?;
     let record = SessionRecord {
         pet_name: petname::pet_name(&session_id),
         session_id,
@@ -89,6 +94,7 @@ pub(super) fn read(row: &Row<'_>) -> rusqlite::Result<(SessionRecord, Option<Tok
         user_id: row.get(6)?,
         // Written by `put` from a JSON value: unreadable only if edited by hand.
         metadata: metadata.and_then(|text| serde_json::from_str(&text).ok()),
+        grants: Grants::from_stored(roles.as_deref(), permissions.as_deref()),
         requests: row.get::<_, i64>(8)?.max(0) as u64,
         bytes: row.get::<_, i64>(9)?.max(0) as u64,
         client_ip: row.get(10)?,

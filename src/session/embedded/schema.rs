@@ -107,6 +107,7 @@ pub(super) fn open(data_dir: &Path) -> Result<(Connection, PathBuf), StoreError>
     migrate(&conn).map_err(|err| fail(&path, "schema", err))?;
     conn.execute_batch(super::abuse::TABLES)
         .map_err(|err| fail(&path, "schema", err))?;
+    add_grant_columns(&conn).map_err(|err| fail(&path, "schema", err))?;
     Ok((conn, path))
 }
 
@@ -134,6 +135,26 @@ fn migrate(conn: &Connection) -> Result<(), String> {
             "schema version {newer} is not {VERSION} (written by another telegate version)"
         )),
     }
+}
+
+/// The issued sessions' `roles` and `permissions` (comma-joined names):
+/// added in place to a file made before them, so a version-1 file opens
+/// without a migration step (an older telegate ignores the two columns).
+fn add_grant_columns(conn: &Connection) -> Result<(), String> {
+    for column in ["roles", "permissions"] {
+        let present: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('sessions') WHERE name = ?1",
+                [column],
+                |row| row.get(0),
+            )
+            .map_err(|err| err.to_string())?;
+        if present == 0 {
+            conn.execute_batch(&format!("ALTER TABLE sessions ADD COLUMN {column} TEXT"))
+                .map_err(|err| err.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 /// Deletes every row dead at `now`; returns how many.

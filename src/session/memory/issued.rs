@@ -60,17 +60,17 @@ impl MemoryStore {
 
     fn issued_record(&self, new: &NewSession) -> SessionRecord {
         let now = new.now;
-        let ttl = self.settings.ttl.min(self.settings.max_lifetime);
         SessionRecord {
             session_id: new.session_id.clone(),
             kind: SessionKind::Issued,
             pet_name: petname::pet_name(&new.session_id),
             first_seen: now,
             last_seen: now,
-            expires_at: now.saturating_add(secs(ttl)),
+            expires_at: new.expires_at(&self.settings),
             idle_expires_at: Some(now.saturating_add(self.idle_secs())),
             user_id: new.user_id.clone(),
             metadata: new.metadata.clone(),
+            grants: new.grants.clone(),
             requests: 0,
             bytes: 0,
             client_ip: new
@@ -110,6 +110,7 @@ impl MemoryStore {
         let owner = TokenOwner {
             session_id: entry.record.session_id.clone(),
             user_id: entry.record.user_id.clone(),
+            grants: entry.record.grants.clone(),
         };
         if !entry.record.is_live(now) {
             return TokenCheck::Expired(owner);

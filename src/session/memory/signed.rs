@@ -379,6 +379,7 @@ impl SignedTable {
             idle_expires_at: None,
             user_id: None,
             metadata: None,
+            grants: Default::default(),
             requests: slot.requests,
             bytes: slot.bytes,
             client_ip,

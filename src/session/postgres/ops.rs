@@ -12,8 +12,9 @@ use tokio_postgres::Row;
 use super::{secs, sql, Inner};
 use crate::pipeline::client_ip;
 use crate::session::{
-    petname, Change, Changed, Issue, ListFilter, Lookup, NewSession, Page, PerUserLimit,
-    SessionKind, SessionRecord, Stats, StoreError, TokenCheck, TokenHash, TokenOwner, TokenUse,
+    grants, petname, Change, Changed, Grants, Issue, ListFilter, Lookup, NewSession, Page,
+    PerUserLimit, SessionKind, SessionRecord, Stats, StoreError, TokenCheck, TokenHash, TokenOwner,
+    TokenUse,
 };
 
 /// A row of `sql::record_columns!` as a record; `None` when damaged.
@@ -51,6 +52,7 @@ fn record(row: &Row, idle: i64) -> Option<SessionRecord> {
         revoked_at: row.try_get(11).ok()?,
         user_id: text(12),
         metadata: text(13).and_then(|json| serde_json::from_str(&json).ok()),
+        grants: Grants::from_stored(text(14).as_deref(), text(15).as_deref()),
     })
 }
 
@@ -70,7 +72,9 @@ impl Inner {
     pub(super) async fn issue(&self, new: NewSession) -> Result<Issue, StoreError> {
         let now = new.now;
         let settings = &self.settings;
-        let expires_at = now.saturating_add(secs(settings.ttl.min(settings.max_lifetime)));
+        let expires_at = new.expires_at(settings);
+        let roles = grants::join(&new.grants.roles);
+        let permissions = grants::join(&new.grants.permissions);
         let address = new
             .client_ip
             .map(|ip| client_ip::limit_key(ip, 64).to_string());
@@ -99,6 +103,7 @@ impl Inner {
             .run("issue", |client| {
                 let new = &new;
                 let (token, address, metadata, ip) = (&token, &address, &metadata, &ip);
+                let (roles, permissions) = (&roles, &permissions);
                 async move {
                     client
                         .query_one(
@@ -122,6 +127,8 @@ impl Inner {
                                 &new.user_agent,
                                 &new.client_version,
                                 &new.key_id,
+                                roles,
+                                permissions,
                             ],
                         )
                         .await
@@ -180,17 +187,18 @@ impl Inner {
         let state: String = row.try_get(0).map_err(|_| bad_reply(op))?;
         let id: Option<String> = row.try_get(1).map_err(|_| bad_reply(op))?;
         let user_id: Option<String> = row.try_get(2).map_err(|_| bad_reply(op))?;
+        let roles: Option<&str> = row.try_get(3).map_err(|_| bad_reply(op))?;
+        let permissions: Option<&str> = row.try_get(4).map_err(|_| bad_reply(op))?;
+        let owner = |session_id| TokenOwner {
+            session_id,
+            user_id,
+            grants: Grants::from_stored(roles, permissions),
+        };
         Ok(match (state.as_str(), id) {
             ("unknown", _) => TokenCheck::Unknown,
             ("revoked", Some(session_id)) => TokenCheck::Revoked { session_id },
-            ("expired", Some(session_id)) => TokenCheck::Expired(TokenOwner {
-                session_id,
-                user_id,
-            }),
-            ("live", Some(session_id)) => TokenCheck::Live(TokenOwner {
-                session_id,
-                user_id,
-            }),
+            ("expired", Some(session_id)) => TokenCheck::Expired(owner(session_id)),
+            ("live", Some(session_id)) => TokenCheck::Live(owner(session_id)),
             _ => return Err(bad_reply(op)),
         })
     }

@@ -40,6 +40,18 @@ CREATE TABLE IF NOT EXISTS sessions (
   user_id text, metadata text, ip_key text, token bytea,
   purge_at int8 NOT NULL
 );
+-- Added after version 1 shipped: in place, so a version-1 database opens
+-- as it is. telegate_token's answer gained two columns, and a function's
+-- OUT columns cannot be replaced: the old one is dropped first (the
+-- setup lock is held; its first three columns stay what they were).
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS roles text;
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS permissions text;
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'telegate_token'
+                 AND 'o_roles' = ANY (proargnames)) THEN
+    DROP FUNCTION IF EXISTS telegate_token(bytea, int8, int8, int8, boolean, text, text);
+  END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id) WHERE user_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS sessions_ip_key ON sessions (ip_key) WHERE ip_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS sessions_purge ON sessions (purge_at);
@@ -73,7 +85,7 @@ CREATE OR REPLACE FUNCTION telegate_issue(
   p_id text, p_token bytea, p_now int8, p_exp int8, p_idle int8, p_retention int8,
   p_keep int8, p_user text, p_max_user int8, p_refuse boolean, p_addr text,
   p_max_ip int8, p_local_live int8, p_meta text, p_ip text, p_ua text, p_ver text,
-  p_key text, OUT o_outcome text, OUT o_evicted int8)
+  p_key text, p_roles text, p_perms text, OUT o_outcome text, OUT o_evicted int8)
 LANGUAGE plpgsql AS $$
 DECLARE v_live int8; v_old text;
 BEGIN
@@ -101,20 +113,22 @@ BEGIN
   END IF;
   PERFORM telegate_drop(p_id);
   INSERT INTO sessions (id, kind, first_seen, last_seen, expires_at, client_ip, user_agent,
-    client_version, key_id, user_id, metadata, ip_key, token, purge_at)
+    client_version, key_id, user_id, metadata, ip_key, token, purge_at, roles, permissions)
   VALUES (p_id, 'issued', p_now, p_now, p_exp, p_ip, p_ua, p_ver, p_key, p_user, p_meta,
-    p_addr, p_token, least(p_exp, p_now + p_idle) + p_retention);
+    p_addr, p_token, least(p_exp, p_now + p_idle) + p_retention, p_roles, p_perms);
   INSERT INTO tokens VALUES (p_token, p_id, p_now + p_keep)
     ON CONFLICT (hash) DO UPDATE SET session_id = EXCLUDED.session_id,
       keep_until = EXCLUDED.keep_until;
   o_outcome := 'created';
 END $$;
 
--- Which session a token opens (unknown | revoked | expired | live); a live
--- one is touched when asked (an /auth request).
+-- Which session a token opens (unknown | revoked | expired | live), with
+-- its user, roles and permissions; a live one is touched when asked (an
+-- /auth request).
 CREATE OR REPLACE FUNCTION telegate_token(
   p_hash bytea, p_now int8, p_idle int8, p_retention int8, p_touch boolean,
-  p_ip text, p_ua text, OUT o_state text, OUT o_id text, OUT o_user text)
+  p_ip text, p_ua text, OUT o_state text, OUT o_id text, OUT o_user text,
+  OUT o_roles text, OUT o_perms text)
 LANGUAGE plpgsql AS $$
 DECLARE v_s sessions%ROWTYPE;
 BEGIN
@@ -129,6 +143,8 @@ BEGIN
     o_state := 'unknown'; o_id := NULL; RETURN;
   END IF;
   o_user := v_s.user_id;
+  o_roles := v_s.roles;
+  o_perms := v_s.permissions;
   IF least(v_s.expires_at, v_s.last_seen + p_idle) < p_now THEN o_state := 'expired'; RETURN; END IF;
   IF p_touch THEN
     UPDATE sessions SET last_seen = p_now, requests = requests + 1, client_ip = p_ip,
@@ -219,7 +235,7 @@ COMMIT;
 macro_rules! record_columns {
     () => {
         "id, kind, first_seen, last_seen, expires_at, requests, bytes, client_ip, \
-         user_agent, client_version, key_id, revoked_at, user_id, metadata"
+         user_agent, client_version, key_id, revoked_at, user_id, metadata, roles, permissions"
     };
 }
 
@@ -237,9 +253,9 @@ macro_rules! live_until {
 }
 
 pub const ISSUE: &str = "SELECT o_outcome, o_evicted FROM telegate_issue($1, $2, $3, $4, $5, \
-     $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+     $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
 pub const TOKEN: &str =
-    "SELECT o_state, o_id, o_user FROM telegate_token($1, $2, $3, $4, $5, $6, $7)";
+    "SELECT o_state, o_id, o_user, o_roles, o_perms FROM telegate_token($1, $2, $3, $4, $5, $6, $7)";
 pub const CHANGE: &str = "SELECT telegate_change($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 pub const REVOKE: &str = "SELECT telegate_revoke($1, $2, $3, $4)";
 pub const DELETE: &str = "SELECT telegate_drop($1)";

@@ -8,15 +8,15 @@ use super::record;
 use super::{secs, Inner};
 use crate::pipeline::client_ip;
 use crate::session::{
-    Change, Changed, Issue, NewSession, PerUserLimit, StoreError, TokenCheck, TokenHash,
-    TokenOwner, TokenUse,
+    grants, Change, Changed, Grants, Issue, NewSession, PerUserLimit, StoreError, TokenCheck,
+    TokenHash, TokenOwner, TokenUse,
 };
 
 impl Inner {
     pub(super) async fn issue(&self, new: NewSession) -> Result<Issue, StoreError> {
         let now = new.now;
         let settings = &self.settings;
-        let expires_at = now.saturating_add(secs(settings.ttl.min(settings.max_lifetime)));
+        let expires_at = new.expires_at(settings);
         let address = new.client_ip.map(|ip| client_ip::limit_key(ip, 64));
         // Signed sessions are counted where they are seen: this replica's.
         let local_live = new
@@ -56,6 +56,8 @@ impl Inner {
                     .arg(new.user_agent.as_deref().unwrap_or_default())
                     .arg(new.client_version.as_deref().unwrap_or_default())
                     .arg(new.key_id.as_deref().unwrap_or_default())
+                    .arg(grants::join(&new.grants.roles).unwrap_or_default())
+                    .arg(grants::join(&new.grants.permissions).unwrap_or_default())
                     .invoke_async(&mut conn)
                     .await
             })
@@ -113,6 +115,10 @@ impl Inner {
         let owner = |reply: &[String]| TokenOwner {
             session_id: reply[1].clone(),
             user_id: Some(reply[2].clone()).filter(|user| !user.is_empty()),
+            grants: Grants::from_stored(
+                reply.get(3).map(String::as_str),
+                reply.get(4).map(String::as_str),
+            ),
         };
         Ok(match (reply.first().map(String::as_str), reply.len()) {
             (Some("unknown"), _) => TokenCheck::Unknown,

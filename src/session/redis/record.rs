@@ -2,13 +2,13 @@
 //! session): `kind` (`signed` | `issued`), `first`, `last` (Unix seconds),
 //! `exp` (issued: the absolute end), `req`, `bytes`, `ip`, `ua`, `ver`,
 //! `key` (key id), `rev` (revoked at), and for issued sessions `user`,
-//! `meta` (JSON), `ipk` (the address key it counts against) and `tok` (hex
+//! `meta` (JSON), `roles` and `perms` (comma-joined names), `ipk` (the address key it counts against) and `tok` (hex
 //! SHA-256 of the current token: never the token). The pet name is derived
 //! from the id on read.
 
 use std::collections::HashMap;
 
-use crate::session::{petname, SessionKind, SessionRecord};
+use crate::session::{petname, Grants, SessionKind, SessionRecord};
 
 /// A hash as Redis returns it (`HGETALL`, or a script's flat list).
 pub type Fields = HashMap<String, String>;
@@ -39,6 +39,10 @@ pub fn decode(id: &str, fields: &Fields, idle: i64) -> Option<SessionRecord> {
         metadata: fields
             .get("meta")
             .and_then(|json| serde_json::from_str(json).ok()),
+        grants: Grants::from_stored(
+            fields.get("roles").map(String::as_str),
+            fields.get("perms").map(String::as_str),
+        ),
         requests: int("req").map_or(0, |n| n.max(0) as u64),
         bytes: int("bytes").map_or(0, |n| n.max(0) as u64),
         client_ip: text("ip"),

@@ -2,7 +2,7 @@
 -- ARGV: prefix, id, token hash, now, expires at, idle, retention, token
 -- keep, user, max per user, refuse ('1'), address, max per address, live
 -- sessions this replica holds for the address, metadata JSON, ip, user
--- agent, client version, key id ('' absent). Returns
+-- agent, client version, key id, roles, permissions (comma-joined) ('' absent). Returns
 -- {'created', evicted, record fields...} or {'too_many_for_ip'} or
 -- {'too_many_for_user'}.
 local id = ARGV[2]
@@ -46,7 +46,7 @@ redis.call('DEL', key)
 redis.call('HSET', key, 'kind', 'issued', 'first', now, 'last', now, 'exp', exp,
   'tok', tok, 'req', 0, 'bytes', 0)
 local optional = { user = user, ipk = addr, meta = ARGV[15], ip = ARGV[16],
-  ua = ARGV[17], ver = ARGV[18], key = ARGV[19] }
+  ua = ARGV[17], ver = ARGV[18], key = ARGV[19], roles = ARGV[20], perms = ARGV[21] }
 for field, value in pairs(optional) do
   if value ~= '' then redis.call('HSET', key, field, value) end
 end

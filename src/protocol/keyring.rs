@@ -252,7 +252,7 @@ fn read_secret(spec: &KeySpec, env: &dyn Env) -> Result<Secret, KeyringError> {
 pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
 /// Reads a regular file of at most [`MAX_KEY_FILE_BYTES`].
-fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+pub fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
     use std::io::Read;
     // Checked before opening too: opening a FIFO for reading would block.
     let regular = |meta: std::fs::Metadata| {

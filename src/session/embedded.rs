@@ -16,7 +16,9 @@
 //!
 //! A file that cannot be opened, is not a database, or was written by a
 //! newer schema fails the start with the path named, never a silent
-//! fallback to memory. Tokens are kept only as their SHA-256.
+//! fallback to memory. Tokens are kept only as their SHA-256. With
+//! `[sessions.encryption]` the private fields of each row are sealed
+//! ([`crate::session::seal`]); a row that does not open fails the start.
 
 mod behind;
 mod load;
@@ -34,6 +36,7 @@ use std::time::{Duration, Instant};
 use prometheus::IntCounter;
 use rusqlite::Connection;
 
+use super::seal::Sealer;
 use super::{
     answered, BoxFuture, Change, Changed, EmbeddedSettings, HeaderSet, Issue, IssuedSessions,
     ListFilter, Lookup, MemoryStore, NewSession, Page, Refusal, SessionAdmin, SessionGate,
@@ -60,6 +63,8 @@ struct Inner {
     embedded: EmbeddedSettings,
     metrics: StoreMetrics,
     clock: UnixClock,
+    /// `[sessions.encryption]`: seals the private fields of every row.
+    sealer: Option<Sealer>,
 }
 
 /// A poisoned lock only means a panic elsewhere; the data is still usable.
@@ -85,9 +90,11 @@ impl EmbeddedStore {
         clock: UnixClock,
     ) -> Result<EmbeddedStore, StoreError> {
         let started = Instant::now();
-        let (conn, path) = schema::open(&embedded.data_dir)?;
+        let sealer = embedded.encryption.as_ref().map(Sealer::load).transpose()?;
+        let (conn, path) = schema::open(&embedded.data_dir, sealer.is_some())?;
         let local = MemoryStore::new(settings.clone(), evicted);
-        let loaded = load::load(&conn, &local, clock())
+        let retention = secs(settings.expired_retention);
+        let loaded = load::load(&conn, &local, clock(), retention, sealer.as_ref())
             .map_err(|err| schema::fail(&path, "cannot load", err))?;
         tracing::info!(
             path = %path.display(),
@@ -96,6 +103,8 @@ impl EmbeddedStore {
             tokens = loaded.tokens,
             static_sightings = loaded.statics,
             pruned = loaded.pruned,
+            sealed_with = sealer.as_ref().map_or("none", |s| s.key_id()),
+            resealed = loaded.resealed,
             ms = started.elapsed().as_millis() as u64,
             "session store (embedded) loaded"
         );
@@ -108,6 +117,7 @@ impl EmbeddedStore {
             embedded,
             metrics,
             clock,
+            sealer,
         });
         let (signals, received) = sync_channel(1);
         let worker = inner.clone();

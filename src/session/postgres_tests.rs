@@ -219,6 +219,7 @@ fn open(server: &PgServer, db: &str, settings: SessionSettings) -> PostgresStore
         url: server.url(db),
         password_file: Some(server.password_file()),
         flush_interval: Duration::from_millis(50),
+        encryption: None,
     };
     PostgresStore::new(settings, postgres, metrics(), Arc::new(|| T0)).unwrap()
 }
@@ -327,6 +328,7 @@ async fn a_missing_password_file_is_named_and_an_outage_answers_503() {
         url: "postgres://telegate@127.0.0.1:1/none".into(),
         password_file: Some("/nonexistent/pg-password".into()),
         flush_interval: Duration::from_millis(50),
+        encryption: None,
     };
     let err = PostgresStore::new(settings(), postgres.clone(), metrics(), Arc::new(|| T0))
         .err()

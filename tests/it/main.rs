@@ -45,4 +45,5 @@ mod signed_sessions_http;
 mod spool_http;
 mod status_page;
 mod store_restart;
+mod store_sealed;
 mod tokens_http;

@@ -24,12 +24,13 @@
 
 mod conn;
 mod ops;
+mod reseal;
 mod sql;
 mod sync;
 
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,7 @@ use super::{
     SessionSettings, Sighting, StaticSighting, Stats, StoreError, StoreMetrics, TokenCheck,
     TokenHash, TokenUse,
 };
+use super::seal::Sealer;
 use crate::clock::UnixClock;
 use conn::{Conn, Failure};
 
@@ -71,6 +73,10 @@ struct Inner {
     metrics: StoreMetrics,
     health: Health,
     clock: UnixClock,
+    /// `[sessions.encryption]`: seals the private fields ([`reseal`]).
+    sealer: Option<Arc<Sealer>>,
+    /// Set once the background pass found no row left to seal again.
+    resealed: AtomicBool,
 }
 
 impl PostgresStore {
@@ -83,7 +89,13 @@ impl PostgresStore {
         metrics: StoreMetrics,
         clock: UnixClock,
     ) -> Result<PostgresStore, StoreError> {
-        let conn = Conn::new(&postgres)?;
+        let sealer = postgres
+            .encryption
+            .as_ref()
+            .map(Sealer::load)
+            .transpose()?
+            .map(Arc::new);
+        let conn = Conn::new(&postgres, sealer.clone())?;
         // Evictions from the local cache lose nothing (the server holds
         // the sessions): not counted as evictions.
         let uncounted = IntCounter::new("local_cache_evictions", "not registered")
@@ -102,6 +114,8 @@ impl PostgresStore {
             metrics,
             health: Health::new("postgres"),
             clock,
+            resealed: AtomicBool::new(sealer.is_none()),
+            sealer,
         });
         let task = tokio::spawn(sync::run(Arc::downgrade(&inner)));
         Ok(PostgresStore { inner, task })

@@ -11,8 +11,9 @@
 //! seals, every key opens: a rotated list (new key first) still reads old
 //! rows, and the stores re-seal them under the new key.
 //!
-//! Each sealed value is `base64(nonce || ciphertext || tag)` with a random
-//! 96-bit nonce; its associated data names the field and the row's lookup
+//! Each sealed value is `KEYID:base64(nonce || ciphertext || tag)` with a
+//! random 96-bit nonce (the key id per value too: a PostgreSQL row's fields
+//! are written by different statements, possibly under different keys); its associated data names the field and the row's lookup
 //! key (session id, sighting digest), so a sealed value moved to another
 //! row or column does not open. The user id is the exception: it must be
 //! found by equality (a user's sessions), so it is sealed deterministically
@@ -156,6 +157,14 @@ impl Sealer {
         self.keys.iter().map(|k| k.id.as_str()).collect()
     }
 
+    /// Whether `value` names one of the configured keys (PostgreSQL's
+    /// token check sees a user id without its row's `seal`).
+    pub fn names_a_key(&self, value: &str) -> bool {
+        value
+            .split_once(':')
+            .is_some_and(|(id, _)| self.key(id).is_some())
+    }
+
     fn key(&self, id: &str) -> Option<&StorageKey> {
         self.keys.iter().find(|k| k.id == id)
     }
@@ -171,6 +180,13 @@ impl Sealer {
     /// Seals the user id deterministically: equal ids, equal values.
     pub fn seal_user(&self, user: &str) -> String {
         seal_user_with(&self.keys[0], user)
+    }
+
+    /// A lookup key that is never read back (PostgreSQL's `ip_key`, the
+    /// address a per-address limit counts by): deterministic, bound to
+    /// `field`.
+    pub fn seal_lookup(&self, field: &str, value: &str) -> String {
+        seal_deterministic(&self.keys[0], field, value)
     }
 
     fn seal_with(
@@ -189,32 +205,25 @@ impl Sealer {
             .aead
             .encrypt(Nonce::from_slice(&nonce), payload)
             .expect("bounded plaintext");
-        let mut out = Vec::with_capacity(NONCE_BYTES + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        STANDARD_NO_PAD.encode(out)
+        encode(key, &nonce, &sealed)
     }
 
     /// Opens what [`Self::seal`] (or [`Self::seal_user`] for the field
     /// `user_id`) made under key `key_id`.
-    pub fn open(
-        &self,
-        key_id: &str,
-        row: &str,
-        field: &str,
-        sealed: &str,
-    ) -> Result<String, SealError> {
+    pub fn open(&self, row: &str, field: &str, sealed: &str) -> Result<String, SealError> {
+        let (key_id, text) = sealed.split_once(':').unwrap_or(("", sealed));
         let key = self
             .key(key_id)
             .ok_or_else(|| SealError::UnknownKey(key_id.to_string()))?;
         let bad = || SealError::DoesNotOpen(key_id.to_string());
-        let bytes = STANDARD_NO_PAD.decode(sealed).map_err(|_| bad())?;
+        let bytes = STANDARD_NO_PAD.decode(text).map_err(|_| bad())?;
         if bytes.len() < NONCE_BYTES {
             return Err(bad());
         }
         let (nonce, body) = bytes.split_at(NONCE_BYTES);
-        let aad = if field == USER_FIELD {
-            associated(USER_FIELD, "")
+        // Deterministic values are bound to their field only.
+        let aad = if LOOKUP_FIELDS.contains(&field) {
+            associated(field, "")
         } else {
             associated(field, row)
         };
@@ -244,14 +253,10 @@ impl Sealer {
         }
     }
 
-    fn open_private(
-        &self,
-        key_id: &str,
-        row: &str,
-        private: Private,
-    ) -> Result<Private, SealError> {
+    /// Opens every present field of `row`.
+    pub fn open_private(&self, row: &str, private: Private) -> Result<Private, SealError> {
         let open = |field: &str, value: Option<String>| {
-            value.map(|v| self.open(key_id, row, field, &v)).transpose()
+            value.map(|v| self.open(row, field, &v)).transpose()
         };
         Ok(Private {
             client_ip: open("client_ip", private.client_ip)?,
@@ -263,21 +268,39 @@ impl Sealer {
 }
 
 const USER_FIELD: &str = "user_id";
+/// Fields sealed deterministically (found by equality).
+const LOOKUP_FIELDS: [&str; 2] = [USER_FIELD, "ip_key"];
 
 fn seal_user_with(key: &StorageKey, user: &str) -> String {
+    seal_deterministic(key, USER_FIELD, user)
+}
+
+/// A synthetic nonce (an HMAC of field and value under the key's lookup
+/// key): the same value seals the same, different values never share one.
+fn seal_deterministic(key: &StorageKey, field: &str, value: &str) -> String {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.lookup[..]).expect("any key length");
-    mac.update(user.as_bytes());
+    mac.update(field.as_bytes());
+    mac.update(&[0]);
+    mac.update(value.as_bytes());
     let mut nonce = [0u8; NONCE_BYTES];
     nonce.copy_from_slice(&mac.finalize().into_bytes()[..NONCE_BYTES]);
     let payload = Payload {
-        msg: user.as_bytes(),
-        aad: &associated(USER_FIELD, ""),
+        msg: value.as_bytes(),
+        aad: &associated(field, ""),
     };
     let sealed = key
         .aead
         .encrypt(Nonce::from_slice(&nonce), payload)
         .expect("bounded plaintext");
-    STANDARD_NO_PAD.encode([nonce.as_slice(), &sealed].concat())
+    encode(key, &nonce, &sealed)
+}
+
+fn encode(key: &StorageKey, nonce: &[u8], sealed: &[u8]) -> String {
+    let mut out = String::with_capacity(9 + (nonce.len() + sealed.len()) * 4 / 3 + 4);
+    out.push_str(&key.id);
+    out.push(':');
+    STANDARD_NO_PAD.encode_string([nonce, sealed].concat(), &mut out);
+    out
 }
 
 /// A key file's text: [`KEY_PREFIX`] and 64 hex characters, trimmed.
@@ -320,10 +343,21 @@ pub fn from_row(
         (Some(_), None) => Ok((private, true)),
         (None, Some(id)) => Err(SealError::NoKey(id.to_string())),
         (Some(sealer), Some(id)) => {
-            let opened = sealer.open_private(id, row, private)?;
+            let opened = sealer.open_private(row, private)?;
             Ok((opened, id != sealer.key_id()))
         }
     }
+}
+
+/// Every value `user`'s rows may hold in a `user_id` column: in clear,
+/// and sealed under each key (PostgreSQL rows are not all sealed again at
+/// a rotation).
+pub fn user_columns(sealer: Option<&Sealer>, user: &str) -> Vec<String> {
+    let mut values = vec![user.to_string()];
+    if let Some(sealer) = sealer {
+        values.extend(sealer.keys.iter().map(|key| seal_user_with(key, user)));
+    }
+    values
 }
 
 /// The value of the `user_id` column that finds `user`'s rows.

@@ -67,6 +67,9 @@ fn the_user_id_is_deterministic_so_it_can_be_looked_up() {
     );
     assert_ne!(sealer.seal_user("alice"), sealer.seal_user("bob"));
     assert_eq!(user_column(None, "alice"), "alice");
+    let rotated = Sealer::from_keys(&[NEW, OLD]).unwrap();
+    let all = user_columns(Some(&rotated), "alice");
+    assert!(all.contains(&"alice".to_string()) && all.contains(&sealer.seal_user("alice")));
     let other = Sealer::from_keys(&[NEW]).unwrap();
     assert_ne!(other.seal_user("alice"), sealer.seal_user("alice"));
 }

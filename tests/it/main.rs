@@ -46,4 +46,5 @@ mod spool_http;
 mod status_page;
 mod store_restart;
 mod store_sealed;
+mod store_sealed_pg;
 mod tokens_http;

@@ -13,12 +13,12 @@ use crate::support::otlp::unix_now;
 use crate::support::stack::Telegate;
 use crate::support::*;
 
-const ADMIN: &str = "admin-token-0123456789abcdef";
+pub(crate) const ADMIN: &str = "admin-token-0123456789abcdef";
 /// The private values the rows must not show in clear.
-const ADDRESS: &str = "198.51.100.77";
-const AGENT: &str = "SealProbeAgent/7.3";
-const USER: &str = "user-seal-probe";
-const META: &str = "meta-seal-probe";
+pub(crate) const ADDRESS: &str = "198.51.100.77";
+pub(crate) const AGENT: &str = "SealProbeAgent/7.3";
+pub(crate) const USER: &str = "user-seal-probe";
+pub(crate) const META: &str = "meta-seal-probe";
 
 fn config(key_files: &[&str]) -> String {
     let files: Vec<String> = key_files.iter().map(|f| format!("\"{f}\"")).collect();
@@ -47,7 +47,7 @@ store_metadata = true
 }
 
 /// A workdir with two storage keys from `telegate keygen --purpose storage`.
-fn workdir(name: &str) -> Workdir {
+pub(crate) fn workdir(name: &str) -> Workdir {
     let work = Workdir::new(name);
     work.write("a.key", &format!("{SECRET_A}\n"));
     work.write("admin.token", &format!("{ADMIN}\n"));
@@ -66,7 +66,7 @@ fn workdir(name: &str) -> Workdir {
 
 /// A signed session seen from ADDRESS with AGENT, and an issued session
 /// for USER with META; returns the issued session's id.
-async fn write_sessions(telegate: &Telegate) -> String {
+pub(crate) async fn write_sessions(telegate: &Telegate) -> String {
     let headers = signed(SECRET_A, "POST", "/v1/traces", unix_now(), SESSION);
     let seen = add_headers(telegate_get(telegate, "/auth"), &headers)
         .header("X-Forwarded-For", ADDRESS)
@@ -89,12 +89,12 @@ async fn write_sessions(telegate: &Telegate) -> String {
     body["session_id"].as_str().unwrap().to_string()
 }
 
-fn telegate_get(telegate: &Telegate, path: &str) -> reqwest::RequestBuilder {
+pub(crate) fn telegate_get(telegate: &Telegate, path: &str) -> reqwest::RequestBuilder {
     http_client().get(telegate.url(path))
 }
 
 /// Both sessions read back with their private fields.
-async fn assert_readable(telegate: &Telegate, issued: &str) {
+pub(crate) async fn assert_readable(telegate: &Telegate, issued: &str) {
     for id in [SESSION, issued] {
         let response = telegate_get(telegate, &format!("/sessions/{id}"))
             .bearer_auth(ADMIN)

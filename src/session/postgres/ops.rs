@@ -11,13 +11,46 @@ use tokio_postgres::Row;
 
 use super::{secs, sql, Inner};
 use crate::pipeline::client_ip;
+use crate::session::seal::{self, Private, Sealer};
 use crate::session::{
     petname, Change, Changed, Issue, ListFilter, Lookup, NewSession, Page, PerUserLimit,
     SessionKind, SessionRecord, Stats, StoreError, TokenCheck, TokenHash, TokenOwner, TokenUse,
 };
 
-/// A row of `sql::record_columns!` as a record; `None` when damaged.
-fn record(row: &Row, idle: i64) -> Option<SessionRecord> {
+/// A row of `sql::record_columns!` as a record, its private fields opened;
+/// `Ok(None)` when damaged, an error when a sealed row does not open
+/// (answered 503, never in clear).
+fn record(row: &Row, idle: i64, sealer: Option<&Sealer>) -> Result<Option<SessionRecord>, StoreError> {
+    let Some(mut record) = clear_record(row, idle) else {
+        return Ok(None);
+    };
+    let seal: Option<String> = row.try_get(14).ok().flatten();
+    let stored = Private {
+        client_ip: record.client_ip.take(),
+        user_agent: record.user_agent.take(),
+        user_id: record.user_id.take(),
+        metadata: row.try_get::<_, Option<String>>(13).ok().flatten(),
+    };
+    let (private, _) = seal::from_row(sealer, seal.as_deref(), &record.session_id, stored)
+        .map_err(|err| StoreError(format!("postgres: {err}")))?;
+    record.client_ip = private.client_ip;
+    record.user_agent = private.user_agent;
+    record.user_id = private.user_id;
+    record.metadata = private.metadata.and_then(|json| serde_json::from_str(&json).ok());
+    Ok(Some(record))
+}
+
+/// The rows' records (damaged rows skipped); the first that does not open
+/// fails the read.
+fn records(rows: &[Row], idle: i64, sealer: Option<&Sealer>) -> Result<Vec<SessionRecord>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.extend(record(row, idle, sealer)?);
+    }
+    Ok(out)
+}
+
+fn clear_record(row: &Row, idle: i64) -> Option<SessionRecord> {
     let id: String = row.try_get(0).ok()?;
     let kind = match row.try_get::<_, &str>(1).ok()? {
         "signed" => SessionKind::Signed,
@@ -50,7 +83,7 @@ fn record(row: &Row, idle: i64) -> Option<SessionRecord> {
         key_id: text(10),
         revoked_at: row.try_get(11).ok()?,
         user_id: text(12),
-        metadata: text(13).and_then(|json| serde_json::from_str(&json).ok()),
+        metadata: None,
     })
 }
 
@@ -86,6 +119,25 @@ impl Inner {
             None => None,
         };
         let ip = new.client_ip.and_then(|ip| settings.store_ip.apply(ip));
+        // With encryption: the private fields sealed under the session id,
+        // the user and the address key sealed so they are still found.
+        let sealer = self.sealer.as_deref();
+        let (seal, private) = seal::to_row(
+            sealer,
+            &new.session_id,
+            Private {
+                client_ip: ip,
+                user_agent: new.user_agent.clone(),
+                user_id: new.user_id.clone(),
+                metadata,
+            },
+        );
+        let (ip, metadata) = (private.client_ip, private.metadata);
+        let (user, agent) = (private.user_id, private.user_agent);
+        let address = match sealer {
+            Some(sealer) => address.map(|a| sealer.seal_lookup("ip_key", &a)),
+            None => address,
+        };
         let refuse = settings.per_user_limit == PerUserLimit::Refuse;
         let token = new.token_hash.as_bytes().to_vec();
         let (idle, retention, keep) = (
@@ -99,6 +151,7 @@ impl Inner {
             .run("issue", |client| {
                 let new = &new;
                 let (token, address, metadata, ip) = (&token, &address, &metadata, &ip);
+                let (user, agent, seal) = (&user, &agent, &seal);
                 async move {
                     client
                         .query_one(
@@ -111,7 +164,7 @@ impl Inner {
                                 &idle,
                                 &retention,
                                 &keep,
-                                &new.user_id,
+                                user,
                                 &max_user,
                                 &refuse,
                                 address,
@@ -119,9 +172,10 @@ impl Inner {
                                 &local_live,
                                 metadata,
                                 ip,
-                                &new.user_agent,
+                                agent,
                                 &new.client_version,
                                 &new.key_id,
+                                seal,
                             ],
                         )
                         .await
@@ -160,8 +214,13 @@ impl Inner {
             "find_token"
         };
         let touch = seen.is_some();
-        let ip = seen.and_then(|seen| self.settings.store_ip.apply(seen.client_ip));
-        let agent = seen.and_then(|seen| seen.user_agent);
+        let clear_ip = seen.and_then(|seen| self.settings.store_ip.apply(seen.client_ip));
+        let clear_agent = seen.and_then(|seen| seen.user_agent);
+        // Sealed, the client is written after the check, under the id it names.
+        let (ip, agent) = match &self.sealer {
+            Some(_) => (None, None),
+            None => (clear_ip.clone(), clear_agent),
+        };
         let hash = token.as_bytes().to_vec();
         let (idle, retention) = (self.idle_secs(), self.retention_secs());
         let row = self
@@ -180,6 +239,19 @@ impl Inner {
         let state: String = row.try_get(0).map_err(|_| bad_reply(op))?;
         let id: Option<String> = row.try_get(1).map_err(|_| bad_reply(op))?;
         let user_id: Option<String> = row.try_get(2).map_err(|_| bad_reply(op))?;
+        let user_id = match (&self.sealer, user_id) {
+            (Some(sealer), Some(user)) if sealer.names_a_key(&user) => Some(
+                sealer
+                    .open("", "user_id", &user)
+                    .map_err(|err| StoreError(format!("postgres {op}: {err}")))?,
+            ),
+            (_, user) => user,
+        };
+        if let (Some(sealer), true, "live", Some(id)) =
+            (&self.sealer, touch, state.as_str(), id.as_deref())
+        {
+            self.touch_sealed(sealer, id, clear_ip, clear_agent).await;
+        }
         Ok(match (state.as_str(), id) {
             ("unknown", _) => TokenCheck::Unknown,
             ("revoked", Some(session_id)) => TokenCheck::Revoked { session_id },
@@ -193,6 +265,20 @@ impl Inner {
             }),
             _ => return Err(bad_reply(op)),
         })
+    }
+
+    /// The client of a token check, sealed under the session's id. A
+    /// failure is counted and logged by `run`; the check still holds.
+    async fn touch_sealed(&self, sealer: &Sealer, id: &str, ip: Option<String>, agent: Option<&str>) {
+        let ip = ip.map(|ip| sealer.seal(id, "client_ip", &ip));
+        let agent = agent.map(|agent| sealer.seal(id, "user_agent", agent));
+        let key = sealer.key_id();
+        let _ = self
+            .run("authenticate", |client| {
+                let (ip, agent) = (&ip, &agent);
+                async move { client.execute(sql::TOUCH_SEALED, &[&id, ip, agent, &key]).await }
+            })
+            .await;
     }
 
     pub(super) async fn change(
@@ -251,16 +337,24 @@ impl Inner {
         .await
     }
 
+    /// Every row of `user`: in clear, and sealed under each storage key.
     pub(super) async fn delete_user(&self, user: &str) -> Result<u64, StoreError> {
-        let deleted: i64 = self
-            .run("delete_user", |client| async move {
-                client
-                    .query_one(sql::DELETE_USER, &[&user])
-                    .await?
-                    .try_get(0)
-            })
-            .await?;
-        Ok(u64::try_from(deleted).unwrap_or(0))
+        let mut total = 0u64;
+        for value in seal::user_columns(self.sealer.as_deref(), user) {
+            let deleted: i64 = self
+                .run("delete_user", |client| {
+                    let value = &value;
+                    async move {
+                        client
+                            .query_one(sql::DELETE_USER, &[value])
+                            .await?
+                            .try_get(0)
+                    }
+                })
+                .await?;
+            total += u64::try_from(deleted).unwrap_or(0);
+        }
+        Ok(total)
     }
 
     pub(super) async fn lookup(&self, id: &str, now: i64) -> Result<Lookup, StoreError> {
@@ -275,7 +369,11 @@ impl Inner {
                 client.query_opt(sql::LOOKUP, &[&id, &now]).await
             })
             .await?;
-        Ok(match row.and_then(|row| record(&row, self.idle_secs())) {
+        let found = match row {
+            Some(row) => record(&row, self.idle_secs(), self.sealer.as_deref())?,
+            None => None,
+        };
+        Ok(match found {
             None => Lookup::Unknown,
             Some(record) if record.is_live(now) => Lookup::Live(record),
             Some(record) => Lookup::Expired(record),
@@ -314,15 +412,21 @@ impl Inner {
         let idle = self.idle_secs();
         // One more than asked tells whether there is a next page.
         let limit = i64::try_from(filter.limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let users = filter
+            .user
+            .as_deref()
+            .map(|user| seal::user_columns(self.sealer.as_deref(), user));
         let rows = self
-            .run("list", |client| async move {
+            .run("list", |client| {
+                let users = &users;
+                async move {
                 client
                     .query(
                         sql::LIST,
                         &[
                             &filter.cursor,
                             &kind,
-                            &filter.user,
+                            users,
                             &filter.active,
                             &now,
                             &idle,
@@ -330,10 +434,10 @@ impl Inner {
                         ],
                     )
                     .await
+                }
             })
             .await?;
-        let mut sessions: Vec<SessionRecord> =
-            rows.iter().filter_map(|row| record(row, idle)).collect();
+        let mut sessions = records(&rows, idle, self.sealer.as_deref())?;
         let more = sessions.len() > filter.limit;
         sessions.truncate(filter.limit);
         let next_cursor = more
@@ -354,7 +458,7 @@ impl Inner {
             .await?;
         let mut stats = Stats::zero();
         let idle = self.idle_secs();
-        for record in rows.iter().filter_map(|row| record(row, idle)) {
+        for record in records(&rows, idle, self.sealer.as_deref())? {
             stats.count(record, now);
         }
         Ok(stats)

@@ -82,3 +82,48 @@ pub(super) fn encryption_settings(
     }
     Ok(Some(EncryptionSettings { key_files }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(files: &[&str]) -> EncryptionSection {
+        EncryptionSection {
+            key_files: files.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn key_files_resolve_from_the_config_folder_and_are_checked() {
+        let base = Path::new("/etc/telegate");
+        let off = encryption_settings(&section(&[]), StoreKind::Memory, base).unwrap();
+        assert_eq!(off, None);
+        let on = encryption_settings(&section(&["k1", "/abs/k2"]), StoreKind::Embedded, base);
+        assert_eq!(
+            on.unwrap().unwrap().key_files,
+            vec![PathBuf::from("/etc/telegate/k1"), PathBuf::from("/abs/k2")]
+        );
+        for (files, store, needle) in [
+            (
+                vec!["k1"],
+                StoreKind::Memory,
+                "only the embedded and postgres",
+            ),
+            (
+                vec!["k1"],
+                StoreKind::Redis,
+                "only the embedded and postgres",
+            ),
+            (vec!["k1", " k1 "], StoreKind::Postgres, "listed twice"),
+            (vec![" "], StoreKind::Embedded, "must name a file"),
+            (vec!["k"; 9], StoreKind::Embedded, "at most 8"),
+        ] {
+            let err = encryption_settings(&section(&files), store, base).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("sessions.encryption.key_files") && text.contains(needle),
+                "{text}"
+            );
+        }
+    }
+}

@@ -25,6 +25,7 @@
 mod conn;
 mod ops;
 mod reseal;
+mod rows;
 mod sql;
 mod sync;
 
@@ -39,13 +40,13 @@ use prometheus::IntCounter;
 use super::health::Health;
 use super::redis::statics::StaticQueue;
 use super::redis::sync::Pending;
+use super::seal::Sealer;
 use super::{
     BoxFuture, Change, Changed, HeaderSet, Issue, IssuedSessions, ListFilter, Lookup, MemoryStore,
     NewSession, Page, PostgresSettings, Refusal, SessionAdmin, SessionGate, SessionKind,
     SessionSettings, Sighting, StaticSighting, Stats, StoreError, StoreMetrics, TokenCheck,
     TokenHash, TokenUse,
 };
-use super::seal::Sealer;
 use crate::clock::UnixClock;
 use conn::{Conn, Failure};
 
@@ -95,6 +96,13 @@ impl PostgresStore {
             .map(Sealer::load)
             .transpose()?
             .map(Arc::new);
+        if let Some(sealer) = &sealer {
+            tracing::info!(
+                sealed_with = sealer.key_id(),
+                opens = ?sealer.key_ids(),
+                "session store (postgres): encryption at rest on"
+            );
+        }
         let conn = Conn::new(&postgres, sealer.clone())?;
         // Evictions from the local cache lose nothing (the server holds
         // the sessions): not counted as evictions.

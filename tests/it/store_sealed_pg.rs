@@ -52,7 +52,10 @@ async fn raw_rows(postgres: &Postgres) -> (String, Vec<Option<String>>) {
     let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     let mut text = String::new();
-    for query in ["SELECT t::text FROM sessions t", "SELECT t::text FROM statics t"] {
+    for query in [
+        "SELECT t::text FROM sessions t",
+        "SELECT t::text FROM statics t",
+    ] {
         for row in client.query(query, &[]).await.unwrap() {
             text.push_str(&row.get::<_, String>(0));
             text.push('\n');
@@ -77,12 +80,16 @@ fn assert_no_clear(text: &str) {
 
 /// Waits until every session row names one storage key, other than `not`.
 async fn one_seal(postgres: &Postgres, not: Option<&str>) -> String {
-    poll_until("every row sealed under one key", Duration::from_secs(10), || async {
-        match raw_rows(postgres).await.1.as_slice() {
-            [Some(id)] if Some(id.as_str()) != not => Ok(id.clone()),
-            seals => Err(format!("{seals:?}")),
-        }
-    })
+    poll_until(
+        "every row sealed under one key",
+        Duration::from_secs(10),
+        || async {
+            match raw_rows(postgres).await.1.as_slice() {
+                [Some(id)] if Some(id.as_str()) != not => Ok(id.clone()),
+                seals => Err(format!("{seals:?}")),
+            }
+        },
+    )
     .await
     .unwrap()
 }
@@ -133,7 +140,10 @@ async fn postgres_rows_are_sealed_rotate_and_refuse_a_wrong_key() {
     one_seal(&postgres, Some(&old_id)).await;
     let (text, _) = raw_rows(&postgres).await;
     assert_no_clear(&text);
-    assert!(!text.contains(&format!("{old_id}:")), "a value under the old key: {text}");
+    assert!(
+        !text.contains(&format!("{old_id}:")),
+        "a value under the old key: {text}"
+    );
     drop(rotated);
     let new_only = Telegate::start(&work, &config(&postgres, &["new.key"])).await;
     assert_readable(&new_only, &issued).await;
@@ -142,7 +152,10 @@ async fn postgres_rows_are_sealed_rotate_and_refuse_a_wrong_key() {
     // The old key alone does not open the rows: refused on connect.
     let path = work.write(
         "wrong.toml",
-        &format!("listen = \"127.0.0.1:0\"\n{}", config(&postgres, &["old.key"])),
+        &format!(
+            "listen = \"127.0.0.1:0\"\n{}",
+            config(&postgres, &["old.key"])
+        ),
     );
     let mut command = telegate_command();
     command

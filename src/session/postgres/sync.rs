@@ -278,7 +278,9 @@ impl Inner {
         // Strict: a sighting that does not open is no sighting.
         let ip = match (seal, self.sealer.as_deref()) {
             (None, _) => ip,
-            (Some(_), Some(sealer)) => sealer.open(&hex::encode(set.digest()), "client_ip", &ip).ok()?,
+            (Some(_), Some(sealer)) => sealer
+                .open(&hex::encode(set.digest()), "client_ip", &ip)
+                .ok()?,
             (Some(_), None) => return None,
         };
         let first = StaticSighting {

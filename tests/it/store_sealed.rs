@@ -20,6 +20,15 @@ pub(crate) const AGENT: &str = "SealProbeAgent/7.3";
 pub(crate) const USER: &str = "user-seal-probe";
 pub(crate) const META: &str = "meta-seal-probe";
 
+/// The signing key and the admin token every sealed-store test serves with.
+pub(crate) const BASE: &str = r#"
+[[auth.keys]]
+id = "a"
+file = "a.key"
+[admin]
+token_file = "admin.token"
+"#;
+
 fn config(key_files: &[&str]) -> String {
     let files: Vec<String> = key_files.iter().map(|f| format!("\"{f}\"")).collect();
     let encryption = if key_files.is_empty() {
@@ -31,12 +40,7 @@ fn config(key_files: &[&str]) -> String {
         )
     };
     format!(
-        r#"
-[[auth.keys]]
-id = "a"
-file = "a.key"
-[admin]
-token_file = "admin.token"
+        r#"{BASE}
 [sessions]
 store = "embedded"
 data_dir = "data"

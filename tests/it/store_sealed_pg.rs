@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use crate::store_sealed::{
-    assert_readable, workdir, write_sessions, ADDRESS, ADMIN, AGENT, META, USER,
+    assert_readable, workdir, write_sessions, ADDRESS, ADMIN, AGENT, BASE, META, USER,
 };
 use crate::support::postgres::Postgres;
 use crate::support::stack::Telegate;
@@ -20,12 +20,7 @@ use crate::support::*;
 fn config(postgres: &Postgres, key_files: &[&str]) -> String {
     let files: Vec<String> = key_files.iter().map(|f| format!("\"{f}\"")).collect();
     format!(
-        r#"
-[[auth.keys]]
-id = "a"
-file = "a.key"
-[admin]
-token_file = "admin.token"
+        r#"{BASE}
 [policies.app]
 methods = ["session"]
 [sessions]

@@ -65,8 +65,12 @@ pub enum Command {
         #[arg(long)]
         nonce: Option<String>,
     },
-    /// Print a new secret: 64 hex characters from the OS RNG.
-    Keygen,
+    /// Print a new key: a signing secret (64 hex characters from the OS
+    /// RNG), or with `--purpose storage` a `[sessions.encryption]` key.
+    Keygen {
+        #[arg(long, value_enum, default_value_t = KeyPurpose::Signing)]
+        purpose: KeyPurpose,
+    },
     /// Validate a config (and read its keys) without serving.
     CheckConfig {
         #[arg(long, env = "TELEGATE_CONFIG")]
@@ -83,6 +87,15 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         timeout_secs: u64,
     },
+}
+
+/// What `telegate keygen` makes a key for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyPurpose {
+    /// An `auth.keys[]` signing secret.
+    Signing,
+    /// A `[sessions.encryption]` storage key file's text.
+    Storage,
 }
 
 pub fn config_source(path: Option<PathBuf>) -> ConfigSource {
@@ -176,6 +189,14 @@ pub fn sign(
     ))
 }
 
+/// `telegate keygen [--purpose ..]`.
+pub fn keygen_for(purpose: KeyPurpose) -> Result<String, String> {
+    match purpose {
+        KeyPurpose::Signing => keygen(),
+        KeyPurpose::Storage => crate::session::seal::new_key_text(),
+    }
+}
+
 /// 32 bytes from the OS RNG as 64 lowercase hex characters.
 pub fn keygen() -> Result<String, String> {
     let mut bytes = [0u8; 32];
@@ -242,6 +263,9 @@ fn check(source: &ConfigSource, env: &dyn Env) -> Result<(String, Vec<Hazard>), 
     let settings = config::load(source, env).map_err(|e: ConfigError| e.to_string())?;
     let ring = Keyring::load(&settings.keys, env).map_err(|e| e.to_string())?;
     read_admin_token(&settings)?;
+    if let Some(encryption) = config::EncryptionSettings::of(&settings.sessions.backend) {
+        crate::session::seal::Sealer::load(encryption).map_err(|err| err.0)?;
+    }
     let mut summary = format!(
         "config OK: {}\n# Effective settings, after defaults and overrides. Keys show their id and\n# source, never a secret; collector headers show their names only.\n{}",
         source.describe(),

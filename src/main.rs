@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => {
             cli::check_config(&cli::config_source(config), &ProcessEnv)
         }
-        Command::Keygen => print(cli::keygen()),
+        Command::Keygen { purpose } => print(cli::keygen_for(purpose)),
         Command::Healthcheck {
             config,
             addr,

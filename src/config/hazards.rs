@@ -63,6 +63,9 @@ pub fn hazards(settings: &Settings, ring: &Keyring, now: i64) -> Vec<Hazard> {
     if let Some(path) = &settings.admin_token_file {
         readable_by_others("admin.token_file", path, &mut found);
     }
+    for path in storage_key_files(settings) {
+        readable_by_others("sessions.encryption.key_files", path, &mut found);
+    }
     found
 }
 
@@ -136,6 +139,10 @@ fn keys(settings: &Settings, ring: &Keyring, now: i64, found: &mut Vec<Hazard>) 
             readable_by_others(&key, path, found);
         }
     }
+}
+
+fn storage_key_files(settings: &Settings) -> &[std::path::PathBuf] {
+    super::EncryptionSettings::of(&settings.sessions.backend).map_or(&[], |e| &e.key_files[..])
 }
 
 /// Group- or world-readable secret files leak to every local account.

@@ -14,6 +14,7 @@
 mod abuse;
 mod collector;
 mod content;
+mod encryption;
 pub mod env_files;
 pub mod glob;
 pub mod hazards;
@@ -35,6 +36,7 @@ pub use collector::{CollectorSection, CollectorSettings};
 pub use content::{
     CardinalitySection, CardinalitySettings, ContentSection, ContentSettings, OnViolation,
 };
+pub use encryption::{EncryptionSection, EncryptionSettings};
 pub use ingest::{IngestMode, IngestSection, IngestSettings};
 pub use raw::*;
 pub use sentinel::{SentinelSettings, MAX_SENTINELS};

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::encryption::{encryption_settings, EncryptionSection, EncryptionSettings};
 use super::raw::by_name;
 use super::sentinel::{sentinel_settings, SentinelSettings};
 use super::show;
@@ -75,6 +76,8 @@ pub struct SessionsSection {
     pub max_metadata_bytes: usize,
     /// The cookie `/auth` reads a session token from.
     pub cookie_name: String,
+    /// `[sessions.encryption]`: sealing at rest (embedded, postgres).
+    pub encryption: EncryptionSection,
 }
 
 impl Default for SessionsSection {
@@ -104,6 +107,7 @@ impl Default for SessionsSection {
             max_body_bytes: 8 * 1024,
             max_metadata_bytes: 4096,
             cookie_name: "telegate_session".into(),
+            encryption: EncryptionSection::default(),
         }
     }
 }
@@ -179,6 +183,8 @@ pub struct PostgresSettings {
     /// Write-behind of signed-session counters and polling of revocations.
     #[serde(serialize_with = "show::duration")]
     pub flush_interval: Duration,
+    /// `[sessions.encryption]`: the storage keys, `None` when off.
+    pub encryption: Option<EncryptionSettings>,
 }
 
 /// `sessions.data_dir` and the write-behind interval of the embedded store.
@@ -189,6 +195,8 @@ pub struct EmbeddedSettings {
     /// Write-behind of signed-session counters and static sightings.
     #[serde(serialize_with = "show::duration")]
     pub flush_interval: Duration,
+    /// `[sessions.encryption]`: the storage keys, `None` when off.
+    pub encryption: Option<EncryptionSettings>,
 }
 
 /// `sessions.redis_*`: where the shared store is and how often this replica
@@ -248,12 +256,22 @@ pub struct SessionSettings {
     pub store_ip: StoreIp,
 }
 
-pub(super) fn session_settings(section: &SessionsSection) -> Result<SessionSettings, ConfigError> {
+pub(super) fn session_settings(
+    section: &SessionsSection,
+    base_dir: &std::path::Path,
+) -> Result<SessionSettings, ConfigError> {
+    let encryption = encryption_settings(&section.encryption, section.store, base_dir)?;
     let backend = match section.store {
         StoreKind::Memory => StoreBackend::Memory,
-        StoreKind::Embedded => StoreBackend::Embedded(embedded_settings(section)?),
+        StoreKind::Embedded => StoreBackend::Embedded(EmbeddedSettings {
+            encryption,
+            ..embedded_settings(section)?
+        }),
         StoreKind::Redis => StoreBackend::Redis(redis_settings(section)?),
-        StoreKind::Postgres => StoreBackend::Postgres(postgres_settings(section)?),
+        StoreKind::Postgres => StoreBackend::Postgres(PostgresSettings {
+            encryption,
+            ..postgres_settings(section)?
+        }),
     };
     positive("sessions.idle_secs", section.idle_secs)?;
     positive("sessions.max_per_ip", section.max_per_ip as u64)?;
@@ -363,6 +381,7 @@ fn postgres_settings(section: &SessionsSection) -> Result<PostgresSettings, Conf
         url: url.to_string(),
         password_file: (!file.is_empty()).then(|| std::path::PathBuf::from(file)),
         flush_interval: flush_interval(section)?,
+        encryption: None,
     })
 }
 
@@ -377,6 +396,7 @@ fn embedded_settings(section: &SessionsSection) -> Result<EmbeddedSettings, Conf
     Ok(EmbeddedSettings {
         data_dir: std::path::PathBuf::from(dir),
         flush_interval: flush_interval(section)?,
+        encryption: None,
     })
 }
 

@@ -345,6 +345,7 @@ fn the_embedded_store_and_its_data_dir() {
         StoreBackend::Embedded(EmbeddedSettings {
             data_dir: "data".into(),
             flush_interval: std::time::Duration::from_millis(1000),
+            encryption: None,
         })
     );
     let text = "[sessions]\nstore = \"embedded\"\ndata_dir = \"/var/lib/telegate\"\nflush_interval_ms = 200";

@@ -254,7 +254,7 @@ fn read_secret(spec: &KeySpec, env: &dyn Env) -> Result<Secret, KeyringError> {
 pub const MAX_KEY_FILE_BYTES: u64 = crate::secret_file::MAX_SECRET_FILE_BYTES;
 
 /// Reads a regular file of at most [`MAX_KEY_FILE_BYTES`].
-fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+pub fn read_key_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
     crate::secret_file::read_bytes(path)
 }
 

@@ -16,7 +16,9 @@
 //!
 //! A file that cannot be opened, is not a database, or was written by a
 //! newer schema fails the start with the path named, never a silent
-//! fallback to memory. Tokens are kept only as their SHA-256.
+//! fallback to memory. Tokens are kept only as their SHA-256. With
+//! `[sessions.encryption]` the private fields of each row are sealed
+//! ([`crate::session::seal`]); a row that does not open fails the start.
 
 mod abuse;
 mod behind;
@@ -35,6 +37,7 @@ use std::time::{Duration, Instant};
 use prometheus::IntCounter;
 use rusqlite::Connection;
 
+use super::seal::Sealer;
 use super::{
     answered, BoxFuture, Change, Changed, EmbeddedSettings, HeaderSet, Issue, IssuedSessions,
     ListFilter, Lookup, MemoryStore, NewSession, Page, Refusal, SessionAdmin, SessionGate,
@@ -63,6 +66,8 @@ struct Inner {
     clock: UnixClock,
     /// Quota windows and bans ([`abuse`]).
     abuse: abuse::AbuseState,
+    /// `[sessions.encryption]`: seals the private fields of every row.
+    sealer: Option<Sealer>,
 }
 
 /// A poisoned lock only means a panic elsewhere; the data is still usable.
@@ -88,9 +93,11 @@ impl EmbeddedStore {
         clock: UnixClock,
     ) -> Result<EmbeddedStore, StoreError> {
         let started = Instant::now();
-        let (conn, path) = schema::open(&embedded.data_dir)?;
+        let sealer = embedded.encryption.as_ref().map(Sealer::load).transpose()?;
+        let (conn, path) = schema::open(&embedded.data_dir, sealer.is_some())?;
         let local = MemoryStore::new(settings.clone(), evicted);
-        let loaded = load::load(&conn, &local, clock())
+        let retention = secs(settings.expired_retention);
+        let loaded = load::load(&conn, &local, clock(), retention, sealer.as_ref())
             .map_err(|err| schema::fail(&path, "cannot load", err))?;
         let abuse = abuse::AbuseState::load(&conn, clock())
             .map_err(|err| schema::fail(&path, "cannot load the quotas and bans", err))?;
@@ -104,6 +111,8 @@ impl EmbeddedStore {
             quota_windows,
             bans,
             pruned = loaded.pruned,
+            sealed_with = sealer.as_ref().map_or("none", |s| s.key_id()),
+            resealed = loaded.resealed,
             ms = started.elapsed().as_millis() as u64,
             "session store (embedded) loaded"
         );
@@ -117,6 +126,7 @@ impl EmbeddedStore {
             metrics,
             clock,
             abuse,
+            sealer,
         });
         let (signals, received) = sync_channel(1);
         let worker = inner.clone();

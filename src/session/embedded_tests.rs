@@ -27,6 +27,7 @@ fn try_open(dir: &Path, settings: SessionSettings, now: i64) -> Result<EmbeddedS
     let embedded = EmbeddedSettings {
         data_dir: dir.to_path_buf(),
         flush_interval: Duration::from_millis(20),
+        encryption: None,
     };
     EmbeddedStore::open(
         settings,

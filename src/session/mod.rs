@@ -32,6 +32,7 @@ pub mod memory;
 pub mod petname;
 pub mod postgres;
 pub mod redis;
+pub mod seal;
 
 use std::net::IpAddr;
 

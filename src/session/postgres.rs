@@ -24,12 +24,14 @@
 
 mod conn;
 mod ops;
+mod reseal;
+mod rows;
 mod sql;
 mod sync;
 
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +40,7 @@ use prometheus::IntCounter;
 use super::health::Health;
 use super::redis::statics::StaticQueue;
 use super::redis::sync::Pending;
+use super::seal::Sealer;
 use super::{
     BoxFuture, Change, Changed, HeaderSet, Issue, IssuedSessions, ListFilter, Lookup, MemoryStore,
     NewSession, Page, PostgresSettings, Refusal, SessionAdmin, SessionGate, SessionKind,
@@ -71,6 +74,10 @@ struct Inner {
     metrics: StoreMetrics,
     health: Health,
     clock: UnixClock,
+    /// `[sessions.encryption]`: seals the private fields ([`reseal`]).
+    sealer: Option<Arc<Sealer>>,
+    /// Set once the background pass found no row left to seal again.
+    resealed: AtomicBool,
 }
 
 impl PostgresStore {
@@ -83,7 +90,20 @@ impl PostgresStore {
         metrics: StoreMetrics,
         clock: UnixClock,
     ) -> Result<PostgresStore, StoreError> {
-        let conn = Conn::new(&postgres)?;
+        let sealer = postgres
+            .encryption
+            .as_ref()
+            .map(Sealer::load)
+            .transpose()?
+            .map(Arc::new);
+        if let Some(sealer) = &sealer {
+            tracing::info!(
+                sealed_with = sealer.key_id(),
+                opens = ?sealer.key_ids(),
+                "session store (postgres): encryption at rest on"
+            );
+        }
+        let conn = Conn::new(&postgres, sealer.clone())?;
         // Evictions from the local cache lose nothing (the server holds
         // the sessions): not counted as evictions.
         let uncounted = IntCounter::new("local_cache_evictions", "not registered")
@@ -102,6 +122,8 @@ impl PostgresStore {
             metrics,
             health: Health::new("postgres"),
             clock,
+            resealed: AtomicBool::new(sealer.is_none()),
+            sealer,
         });
         let task = tokio::spawn(sync::run(Arc::downgrade(&inner)));
         Ok(PostgresStore { inner, task })

@@ -219,6 +219,7 @@ fn open(server: &PgServer, db: &str, settings: SessionSettings) -> PostgresStore
         url: server.url(db),
         password_file: Some(server.password_file()),
         flush_interval: Duration::from_millis(50),
+        encryption: None,
     };
     PostgresStore::new(settings, postgres, metrics(), Arc::new(|| T0)).unwrap()
 }
@@ -226,6 +227,42 @@ fn open(server: &PgServer, db: &str, settings: SessionSettings) -> PostgresStore
 async fn store(server: &PgServer) -> PostgresStore {
     let db = server.database().await;
     open(server, &db, settings())
+}
+
+/// A store whose private fields are sealed (`[sessions.encryption]`).
+async fn sealed(server: &PgServer, settings: SessionSettings) -> PostgresStore {
+    let key = server.dir.path().join("storage.key");
+    if !key.exists() {
+        std::fs::write(&key, crate::session::seal::new_key_text().unwrap()).unwrap();
+    }
+    let postgres = PostgresSettings {
+        url: server.url(&server.database().await),
+        password_file: Some(server.password_file()),
+        flush_interval: Duration::from_millis(50),
+        encryption: Some(crate::config::EncryptionSettings {
+            key_files: vec![key],
+        }),
+    };
+    PostgresStore::new(settings, postgres, metrics(), Arc::new(|| T0)).unwrap()
+}
+
+/// The same suite with every private field sealed: each read opens what
+/// the database holds (limits by user and address included).
+#[tokio::test]
+async fn conformance_sealed() {
+    let Some(server) = PgServer::start("postgres conformance_sealed") else {
+        return;
+    };
+    conformance::records_and_counts(&sealed(&server, settings()).await).await;
+    conformance::list_pages_and_filters(&sealed(&server, settings()).await).await;
+    conformance::stats_count_by_kind_and_version(&sealed(&server, settings()).await).await;
+    issued::issue_and_find_by_token_hash(&sealed(&server, settings()).await).await;
+    issued::refresh_kills_the_old_token_at_once(&sealed(&server, settings()).await).await;
+    issued::a_user_over_the_limit_loses_the_oldest(&sealed(&server, settings()).await).await;
+    issued::a_user_over_the_limit_is_refused(&sealed(&server, issued::refusing()).await).await;
+    let store = sealed(&server, settings()).await;
+    issued::a_signed_client_issues_within_its_address_cap(&store).await;
+    issued::logout_revoke_user_delete_and_wipe(&sealed(&server, settings()).await).await;
 }
 
 #[tokio::test]
@@ -328,6 +365,7 @@ async fn a_missing_password_file_is_named_and_an_outage_answers_503() {
         url: "postgres://telegate@127.0.0.1:1/none".into(),
         password_file: Some("/nonexistent/pg-password".into()),
         flush_interval: Duration::from_millis(50),
+        encryption: None,
     };
     let err = PostgresStore::new(settings(), postgres.clone(), metrics(), Arc::new(|| T0))
         .err()

@@ -52,4 +52,6 @@ mod signed_sessions_http;
 mod spool_http;
 mod status_page;
 mod store_restart;
+mod store_sealed;
+mod store_sealed_pg;
 mod tokens_http;

@@ -106,7 +106,7 @@ pub fn validate(raw: &RawConfig, base_dir: &Path) -> Result<Settings, ConfigErro
     let auth = auth::auth(&raw.auth, base_dir)?;
     let limits = server::limits(&raw.rate_limit)?;
     let (default_policy, policies) = auth::policies(raw, &auth.keys)?;
-    let sessions = session_settings(&raw.sessions)?;
+    let sessions = session_settings(&raw.sessions, base_dir)?;
     let ingest = validate_ingest(&raw.ingest, &raw.collector, policies.keys())?;
     // One export at its caps must fit, or it could never pass.
     let one_export = ingest.max_body_bytes + ingest.max_decompressed_bytes;

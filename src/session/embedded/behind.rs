@@ -132,20 +132,19 @@ impl Inner {
             for id in &ids {
                 // Gone from memory (deleted, evicted, dead): nothing to write.
                 if let Some((record, token)) = self.local.persisted(id, now) {
-                    rows::put(&tx, &record, token.as_ref(), retention)?;
+                    rows::put(
+                        &tx,
+                        &record,
+                        token.as_ref(),
+                        retention,
+                        self.sealer.as_ref(),
+                    )?;
                 }
             }
             for s in &statics {
-                tx.prepare_cached(
-                    "INSERT OR IGNORE INTO statics (digest, client_ip, first_seen, purge_at)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(rusqlite::params![
-                    &s.digest[..],
-                    s.client_ip.to_string(),
-                    s.first_seen,
-                    s.purge_at
-                ])?;
+                let ip = s.client_ip.to_string();
+                let sealer = self.sealer.as_ref();
+                rows::put_static(&tx, &s.digest, &ip, s.first_seen, s.purge_at, sealer)?;
             }
             for n in &nonces {
                 tx.prepare_cached(

@@ -2,6 +2,13 @@
 //! store (rows past their end are pruned first, so they are neither read
 //! nor kept). Sessions load oldest first, so a user's list keeps its order
 //! and, past `max_sessions`, the oldest are the ones evicted.
+//!
+//! With `[sessions.encryption]` every sealed row must open (else the load,
+//! and so the start, fails with the reason), and rows in clear (written
+//! before encryption was turned on) or sealed under an old key are written
+//! again under the sealing key before the load returns: after a start with
+//! a key, the tables hold no private field in clear (`secure_delete` zeroes
+//! the old cells, and the WAL is checkpointed and truncated).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -9,6 +16,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::{rows, schema};
+use crate::session::seal::Sealer;
 use crate::session::{MemoryStore, StaticSighting};
 
 /// What was loaded, for the startup log line.
@@ -19,9 +27,17 @@ pub(super) struct Loaded {
     pub tokens: u64,
     pub statics: u64,
     pub pruned: u64,
+    /// Rows written again under the sealing key.
+    pub resealed: u64,
 }
 
-pub(super) fn load(conn: &Connection, local: &MemoryStore, now: i64) -> rusqlite::Result<Loaded> {
+pub(super) fn load(
+    conn: &Connection,
+    local: &MemoryStore,
+    now: i64,
+    retention: i64,
+    sealer: Option<&Sealer>,
+) -> rusqlite::Result<Loaded> {
     let mut loaded = Loaded {
         pruned: schema::prune(conn, now)? as u64,
         ..Loaded::default()
@@ -31,9 +47,13 @@ pub(super) fn load(conn: &Connection, local: &MemoryStore, now: i64) -> rusqlite
         rows::COLUMNS
     ))?;
     let mut found = sessions.query([])?;
+    let mut reseal = Vec::new();
     while let Some(row) = found.next()? {
-        let (record, token) = rows::read(row)?;
-        local.restore(record, token, now);
+        let read = rows::read(row, sealer)?;
+        if read.reseal {
+            reseal.push((read.record.clone(), read.token));
+        }
+        local.restore(read.record, read.token, now);
         loaded.sessions += 1;
     }
     let mut tokens = conn.prepare("SELECT hash, session_id FROM tokens")?;
@@ -55,16 +75,24 @@ pub(super) fn load(conn: &Connection, local: &MemoryStore, now: i64) -> rusqlite
         loaded.revocations += 1;
     }
     let mut statics =
-        conn.prepare("SELECT digest, client_ip, first_seen, purge_at FROM statics")?;
+        conn.prepare("SELECT digest, client_ip, first_seen, purge_at, seal FROM statics")?;
     let mut found = statics.query([])?;
+    let mut reseal_statics = Vec::new();
     while let Some(row) = found.next()? {
         let digest: Vec<u8> = row.get(0)?;
-        let ip: String = row.get(1)?;
+        let stored: String = row.get(1)?;
         let purge_at: i64 = row.get(3)?;
-        let (Ok(digest), Ok(client_ip)) = (<[u8; 32]>::try_from(digest), ip.parse::<IpAddr>())
-        else {
+        let seal: Option<String> = row.get(4)?;
+        let Ok(digest) = <[u8; 32]>::try_from(digest) else {
             continue;
         };
+        let (ip, again) = rows::open_static(&digest, stored, seal.as_deref(), sealer)?;
+        let Ok(client_ip) = ip.parse::<IpAddr>() else {
+            continue;
+        };
+        if again {
+            reseal_statics.push((digest, ip, row.get::<_, i64>(2)?, purge_at));
+        }
         let sighting = StaticSighting {
             client_ip,
             first_seen: row.get(2)?,
@@ -72,6 +100,22 @@ pub(super) fn load(conn: &Connection, local: &MemoryStore, now: i64) -> rusqlite
         let left = Duration::from_secs(purge_at.saturating_sub(now).max(0) as u64);
         local.restore_static(digest, sighting, left);
         loaded.statics += 1;
+    }
+    if let Some(sealer) = sealer {
+        loaded.resealed = (reseal.len() + reseal_statics.len()) as u64;
+        if loaded.resealed > 0 {
+            let tx = conn.unchecked_transaction()?;
+            for (record, token) in &reseal {
+                rows::put(&tx, record, token.as_ref(), retention, Some(sealer))?;
+            }
+            for (digest, ip, first_seen, purge_at) in &reseal_statics {
+                tx.execute("DELETE FROM statics WHERE digest = ?1", [&digest[..]])?;
+                rows::put_static(&tx, digest, ip, *first_seen, *purge_at, Some(sealer))?;
+            }
+            tx.commit()?;
+            // The clear copies may still be in the WAL's frames.
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
     }
     Ok(loaded)
 }

@@ -1,17 +1,19 @@
 //! One session as a row of the `sessions` table, both ways, and the other
 //! rows the store writes: revocations, the tokens of revoked sessions, and
 //! static sightings. Tokens are stored as their SHA-256 only, like
-//! everywhere else.
+//! everywhere else. With `[sessions.encryption]` the private fields go
+//! through [`seal`] on the way in and out (the `seal` column names the key).
 
 use rusqlite::{params, Connection, Row};
 
+use crate::session::seal::{self, Private, Sealer};
 use crate::session::{grants, petname, Grants, SessionKind, SessionRecord, TokenHash};
 
 const UPSERT: &str = "
 INSERT INTO sessions (id, kind, first_seen, last_seen, expires_at, idle_expires_at, user_id,
     metadata, requests, bytes, client_ip, user_agent, client_version, key_id, revoked_at, token,
-    purge_at, roles, permissions)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+    purge_at, roles, permissions, seal)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
 ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, first_seen = excluded.first_seen,
     last_seen = excluded.last_seen, expires_at = excluded.expires_at,
     idle_expires_at = excluded.idle_expires_at, user_id = excluded.user_id,
@@ -19,12 +21,12 @@ ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, first_seen = excluded.first
     client_ip = excluded.client_ip, user_agent = excluded.user_agent,
     client_version = excluded.client_version, key_id = excluded.key_id,
     revoked_at = excluded.revoked_at, token = excluded.token, purge_at = excluded.purge_at,
-    roles = excluded.roles, permissions = excluded.permissions";
+    roles = excluded.roles, permissions = excluded.permissions, seal = excluded.seal";
 
 /// The columns [`read`] expects, in order.
 pub(super) const COLUMNS: &str = "id, kind, first_seen, last_seen, expires_at, idle_expires_at, \
     user_id, metadata, requests, bytes, client_ip, user_agent, client_version, key_id, \
-    revoked_at, token, roles, permissions";
+    revoked_at, token, roles, permissions, seal";
 
 fn kind_code(kind: SessionKind) -> i64 {
     match kind {
@@ -40,8 +42,15 @@ pub(super) fn put(
     record: &SessionRecord,
     token: Option<&TokenHash>,
     retention: i64,
+    sealer: Option<&Sealer>,
 ) -> rusqlite::Result<()> {
-    let metadata = record.metadata.as_ref().map(|m| m.to_string());
+    let private = Private {
+        client_ip: record.client_ip.clone(),
+        user_agent: record.user_agent.clone(),
+        user_id: record.user_id.clone(),
+        metadata: record.metadata.as_ref().map(|m| m.to_string()),
+    };
+    let (seal, private) = seal::to_row(sealer, &record.session_id, private);
     let mut statement = conn.prepare_cached(UPSERT)?;
     statement.execute(params![
         record.session_id,
@@ -50,12 +59,12 @@ pub(super) fn put(
         record.last_seen,
         record.expires_at,
         record.idle_expires_at,
-        record.user_id,
-        metadata,
+        private.user_id,
+        private.metadata,
         count(record.requests),
         count(record.bytes),
-        record.client_ip,
-        record.user_agent,
+        private.client_ip,
+        private.user_agent,
         record.client_version,
         record.key_id,
         record.revoked_at,
@@ -63,6 +72,7 @@ pub(super) fn put(
         record.live_until().saturating_add(retention),
         grants::join(&record.grants.roles),
         grants::join(&record.grants.permissions),
+        seal,
     ])?;
     Ok(())
 }
@@ -72,14 +82,36 @@ fn count(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// One row of [`COLUMNS`] back as a record and its token hash.
-pub(super) fn read(row: &Row<'_>) -> rusqlite::Result<(SessionRecord, Option<TokenHash>)> {
+/// A session read back: its record, its token hash, and whether it should
+/// be written again (sealed under an old key, or in clear with a key).
+pub(super) struct Read {
+    pub record: SessionRecord,
+    pub token: Option<TokenHash>,
+    pub reseal: bool,
+}
+
+/// A [`seal::SealError`] as the error the load reports (its own message).
+pub(super) fn sealing(err: seal::SealError) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(err))
+}
+
+/// One row of [`COLUMNS`] back as a record; a sealed row that does not
+/// open is an error, never read in clear.
+pub(super) fn read(row: &Row<'_>, sealer: Option<&Sealer>) -> rusqlite::Result<Read> {
     let session_id: String = row.get(0)?;
+    let stored = Private {
+        user_id: row.get(6)?,
+        metadata: row.get(7)?,
+        client_ip: row.get(10)?,
+        user_agent: row.get(11)?,
+    };
+    let seal: Option<String> = row.get(18)?;
+    let (private, reseal) =
+        seal::from_row(sealer, seal.as_deref(), &session_id, stored).map_err(sealing)?;
     let kind = match row.get::<_, i64>(1)? {
         0 => SessionKind::Signed,
         _ => SessionKind::Issued,
     };
-    let metadata: Option<String> = row.get(7)?;
     let token: Option<Vec<u8>> = row.get(15)?;
     let roles: Option<String> = row.get(16)?;
     let permissions: Option<String> = row.get(17)?;
@@ -91,19 +123,25 @@ pub(super) fn read(row: &Row<'_>) -> rusqlite::Result<(SessionRecord, Option<Tok
         last_seen: row.get(3)?,
         expires_at: row.get(4)?,
         idle_expires_at: row.get(5)?,
-        user_id: row.get(6)?,
+        user_id: private.user_id,
         // Written by `put` from a JSON value: unreadable only if edited by hand.
-        metadata: metadata.and_then(|text| serde_json::from_str(&text).ok()),
+        metadata: private
+            .metadata
+            .and_then(|text| serde_json::from_str(&text).ok()),
         grants: Grants::from_stored(roles.as_deref(), permissions.as_deref()),
         requests: row.get::<_, i64>(8)?.max(0) as u64,
         bytes: row.get::<_, i64>(9)?.max(0) as u64,
-        client_ip: row.get(10)?,
-        user_agent: row.get(11)?,
+        client_ip: private.client_ip,
+        user_agent: private.user_agent,
         client_version: row.get(12)?,
         key_id: row.get(13)?,
         revoked_at: row.get(14)?,
     };
-    Ok((record, token.and_then(|bytes| token_hash(&bytes))))
+    Ok(Read {
+        record,
+        token: token.and_then(|bytes| token_hash(&bytes)),
+        reseal,
+    })
 }
 
 /// A stored 32-byte hash (anything else is ignored: a hand-edited row).
@@ -151,4 +189,44 @@ pub(super) fn delete(conn: &Connection, id: &str) -> rusqlite::Result<()> {
     conn.prepare_cached("DELETE FROM tokens WHERE session_id = ?1")?
         .execute([id])?;
     Ok(())
+}
+
+/// A static-header first sighting; its address sealed under the digest.
+pub(super) fn put_static(
+    conn: &Connection,
+    digest: &[u8; 32],
+    client_ip: &str,
+    first_seen: i64,
+    purge_at: i64,
+    sealer: Option<&Sealer>,
+) -> rusqlite::Result<()> {
+    let (seal, ip) = match sealer {
+        Some(sealer) => (
+            Some(sealer.key_id()),
+            sealer.seal(&hex::encode(digest), "client_ip", client_ip),
+        ),
+        None => (None, client_ip.to_string()),
+    };
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO statics (digest, client_ip, first_seen, purge_at, seal)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![&digest[..], ip, first_seen, purge_at, seal])?;
+    Ok(())
+}
+
+/// A stored sighting's address in clear (and whether to write it again).
+pub(super) fn open_static(
+    digest: &[u8; 32],
+    client_ip: String,
+    seal: Option<&str>,
+    sealer: Option<&Sealer>,
+) -> rusqlite::Result<(String, bool)> {
+    let stored = Private {
+        client_ip: Some(client_ip),
+        ..Private::default()
+    };
+    let (private, reseal) =
+        seal::from_row(sealer, seal, &hex::encode(digest), stored).map_err(sealing)?;
+    Ok((private.client_ip.unwrap_or_default(), reseal))
 }

@@ -12,8 +12,9 @@ use rusqlite::Connection;
 
 use crate::session::StoreError;
 
-/// The schema this build writes; a file with a newer one is refused.
-pub(super) const VERSION: i64 = 1;
+/// The schema this build writes; a file with a newer one is refused, an
+/// older one is brought up to it ([`UPGRADES`]).
+pub(super) const VERSION: i64 = 2;
 
 /// The file inside `sessions.data_dir`.
 pub(super) const FILE: &str = "sessions.sqlite3";
@@ -36,7 +37,8 @@ CREATE TABLE sessions (
     key_id TEXT,
     revoked_at INTEGER,
     token BLOB,
-    purge_at INTEGER NOT NULL
+    purge_at INTEGER NOT NULL,
+    seal TEXT
 );
 CREATE INDEX sessions_purge ON sessions (purge_at);
 CREATE INDEX sessions_user ON sessions (user_id) WHERE user_id IS NOT NULL;
@@ -55,7 +57,8 @@ CREATE TABLE statics (
     digest BLOB PRIMARY KEY,
     client_ip TEXT NOT NULL,
     first_seen INTEGER NOT NULL,
-    purge_at INTEGER NOT NULL
+    purge_at INTEGER NOT NULL,
+    seal TEXT
 );
 CREATE TABLE nonces (
     key TEXT PRIMARY KEY,
@@ -63,6 +66,12 @@ CREATE TABLE nonces (
     purge_at INTEGER NOT NULL
 );
 ";
+
+/// From version N to N+1, in order: `UPGRADES[0]` takes a version 1 file
+/// to version 2. Version 2: the `seal` column (the storage key id of a row
+/// whose private fields are sealed, `session::seal`; NULL in clear).
+const UPGRADES: [&str; 1] =
+    ["ALTER TABLE sessions ADD COLUMN seal TEXT; ALTER TABLE statics ADD COLUMN seal TEXT;"];
 
 /// Tables with a `purge_at`.
 const TABLES: [&str; 7] = [
@@ -84,7 +93,9 @@ pub(super) fn fail(path: &Path, what: &str, err: impl std::fmt::Display) -> Stor
 }
 
 /// Creates `data_dir` if needed and opens (or creates) the store in it.
-pub(super) fn open(data_dir: &Path) -> Result<(Connection, PathBuf), StoreError> {
+/// `sealed` (encryption at rest on): freed cells are zeroed, so a row
+/// written again leaves no old copy in the file.
+pub(super) fn open(data_dir: &Path, sealed: bool) -> Result<(Connection, PathBuf), StoreError> {
     std::fs::create_dir_all(data_dir)
         .map_err(|err| fail(data_dir, "cannot create the data directory", err))?;
     let path = data_dir.join(FILE);
@@ -104,6 +115,10 @@ pub(super) fn open(data_dir: &Path) -> Result<(Connection, PathBuf), StoreError>
     }
     conn.execute_batch("PRAGMA synchronous = FULL")
         .map_err(|err| fail(&path, "cannot set synchronous", err))?;
+    if sealed {
+        conn.execute_batch("PRAGMA secure_delete = ON")
+            .map_err(|err| fail(&path, "cannot set secure_delete", err))?;
+    }
     migrate(&conn).map_err(|err| fail(&path, "schema", err))?;
     conn.execute_batch(super::abuse::TABLES)
         .map_err(|err| fail(&path, "schema", err))?;
@@ -111,14 +126,22 @@ pub(super) fn open(data_dir: &Path) -> Result<(Connection, PathBuf), StoreError>
     Ok((conn, path))
 }
 
-/// Creates the schema in an empty file, accepts this version, refuses
-/// anything else (a newer telegate's file, or not a telegate file).
+/// Creates the schema in an empty file, accepts this version, upgrades an
+/// older one, refuses anything else (a newer telegate's file, or not a
+/// telegate file).
 fn migrate(conn: &Connection) -> Result<(), String> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(|err| err.to_string())?;
     match version {
         VERSION => Ok(()),
+        1..VERSION => {
+            let steps: String = UPGRADES[version as usize - 1..].concat();
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE; {steps} PRAGMA user_version = {VERSION}; COMMIT;"
+            ))
+            .map_err(|err| err.to_string())
+        }
         0 => {
             let tables: i64 = conn
                 .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))

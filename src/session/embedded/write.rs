@@ -51,7 +51,7 @@ impl Inner {
                 let Issue::Created { record, evicted } = issued else {
                     return Ok(());
                 };
-                rows::put(conn, record, Some(&token), retention)?;
+                rows::put(conn, record, Some(&token), retention, self.sealer.as_ref())?;
                 if let (Some(user), true) = (user.as_deref(), *evicted > 0) {
                     self.drop_forgotten(conn, user, now)?;
                 }
@@ -65,7 +65,7 @@ impl Inner {
     fn drop_forgotten(&self, conn: &Connection, user: &str, now: i64) -> rusqlite::Result<()> {
         let ids: Vec<String> = conn
             .prepare_cached("SELECT id FROM sessions WHERE user_id = ?1")?
-            .query_map([user], |row| row.get(0))?
+            .query_map([self.user_column(user)], |row| row.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for id in ids {
             if self.local.persisted(&id, now).is_none() {
@@ -82,7 +82,13 @@ impl Inner {
             || self.local.change_now(id, change, now),
             |changed, conn| match changed {
                 Changed::Done(_) => match self.local.persisted(id, now) {
-                    Some((record, token)) => rows::put(conn, &record, token.as_ref(), retention),
+                    Some((record, token)) => rows::put(
+                        conn,
+                        &record,
+                        token.as_ref(),
+                        retention,
+                        self.sealer.as_ref(),
+                    ),
                     None => Ok(()),
                 },
                 _ => Ok(()),
@@ -119,7 +125,7 @@ impl Inner {
                     None => return Ok(()),
                     Some(SessionKind::Signed) => {
                         if let Some((record, _)) = self.local.persisted(id, now) {
-                            rows::put(conn, &record, None, retention)?;
+                            rows::put(conn, &record, None, retention, self.sealer.as_ref())?;
                         }
                     }
                     Some(SessionKind::Issued) => {
@@ -142,7 +148,7 @@ impl Inner {
             |_, conn| {
                 let ids: Vec<String> = conn
                     .prepare_cached("SELECT id FROM sessions WHERE user_id = ?1")?
-                    .query_map([user], |row| row.get(0))?
+                    .query_map([self.user_column(user)], |row| row.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 ids.iter().try_for_each(|id| rows::delete(conn, id))
             },
@@ -163,6 +169,12 @@ impl Inner {
                 )
             },
         )
+    }
+
+    /// The `user_id` column's value for `user` (sealed deterministically
+    /// with encryption on; every row is under the sealing key after load).
+    fn user_column(&self, user: &str) -> String {
+        crate::session::seal::user_column(self.sealer.as_ref(), user)
     }
 
     /// A token check from `/auth`: answered from memory; a live session's

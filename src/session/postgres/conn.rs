@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::{Client, Config, NoTls};
 
 use super::sql;
+use crate::session::seal::Sealer;
 use crate::session::{PostgresSettings, StoreError};
 
 /// Connecting, and each answer, may take this long.
@@ -57,6 +58,8 @@ pub struct Conn {
     config: Config,
     /// The live client; `None` until connected, or after it broke.
     slot: tokio::sync::Mutex<Slot>,
+    /// Checked against the sealed rows on each connect ([`super::reseal`]).
+    sealer: Option<Arc<Sealer>>,
 }
 
 #[derive(Default)]
@@ -68,7 +71,10 @@ struct Slot {
 impl Conn {
     /// Parses the URL and reads the password file (the path is named in an
     /// error, the content never). Connects lazily.
-    pub fn new(settings: &PostgresSettings) -> Result<Conn, StoreError> {
+    pub fn new(
+        settings: &PostgresSettings,
+        sealer: Option<Arc<Sealer>>,
+    ) -> Result<Conn, StoreError> {
         let mut config: Config = settings
             .url
             .parse()
@@ -95,6 +101,7 @@ impl Conn {
         config.options(&options);
         Ok(Conn {
             config,
+            sealer,
             slot: tokio::sync::Mutex::new(Slot::default()),
         })
     }
@@ -141,7 +148,7 @@ impl Conn {
                 tracing::debug!(error = %err, "session store (postgres) connection ended");
             }
         });
-        tokio::time::timeout(OP_TIMEOUT, setup(&client))
+        tokio::time::timeout(OP_TIMEOUT, setup(&client, self.sealer.as_deref()))
             .await
             .map_err(|_| {
                 Failure::Unreachable(format!("no schema setup within {OP_TIMEOUT:?}"))
@@ -153,7 +160,7 @@ impl Conn {
 /// Creates the schema (or checks it) in one transaction that holds an
 /// advisory lock, so replicas starting together do not race. A newer
 /// schema is refused: this build must not rewrite its functions.
-async fn setup(client: &Client) -> Result<(), Failure> {
+async fn setup(client: &Client, sealer: Option<&Sealer>) -> Result<(), Failure> {
     client.batch_execute(sql::SETUP_LOCK).await?;
     let version: i64 = client.query_one(sql::VERSION, &[]).await?.try_get(0)?;
     if version > sql::SCHEMA_VERSION {
@@ -164,5 +171,5 @@ async fn setup(client: &Client) -> Result<(), Failure> {
         )));
     }
     client.batch_execute(sql::SCHEMA).await?;
-    Ok(())
+    super::reseal::check(client, sealer).await
 }

@@ -7,54 +7,14 @@
 
 use std::sync::atomic::Ordering;
 
-use tokio_postgres::Row;
-
+use super::rows::{record, records};
 use super::{secs, sql, Inner};
 use crate::pipeline::client_ip;
+use crate::session::seal::{self, Private};
 use crate::session::{
-    grants, petname, Change, Changed, Grants, Issue, ListFilter, Lookup, NewSession, Page,
-    PerUserLimit, SessionKind, SessionRecord, Stats, StoreError, TokenCheck, TokenHash, TokenOwner,
-    TokenUse,
+    grants, Change, Changed, Grants, Issue, ListFilter, Lookup, NewSession, Page, PerUserLimit,
+    SessionKind, Stats, StoreError, TokenCheck, TokenHash, TokenOwner, TokenUse,
 };
-
-/// A row of `sql::record_columns!` as a record; `None` when damaged.
-fn record(row: &Row, idle: i64) -> Option<SessionRecord> {
-    let id: String = row.try_get(0).ok()?;
-    let kind = match row.try_get::<_, &str>(1).ok()? {
-        "signed" => SessionKind::Signed,
-        "issued" => SessionKind::Issued,
-        _ => return None,
-    };
-    let last_seen: i64 = row.try_get(3).ok()?;
-    let (expires_at, idle_expires_at) = match kind {
-        SessionKind::Signed => (last_seen.saturating_add(idle), None),
-        SessionKind::Issued => (
-            row.try_get::<_, Option<i64>>(4).ok()??,
-            Some(last_seen.saturating_add(idle)),
-        ),
-    };
-    let count = |i: usize| row.try_get::<_, i64>(i).map_or(0, |n| n.max(0) as u64);
-    let text = |i: usize| row.try_get::<_, Option<String>>(i).ok().flatten();
-    Some(SessionRecord {
-        pet_name: petname::pet_name(&id),
-        session_id: id,
-        kind,
-        first_seen: row.try_get(2).ok()?,
-        last_seen,
-        expires_at,
-        idle_expires_at,
-        requests: count(5),
-        bytes: count(6),
-        client_ip: text(7),
-        user_agent: text(8),
-        client_version: text(9),
-        key_id: text(10),
-        revoked_at: row.try_get(11).ok()?,
-        user_id: text(12),
-        metadata: text(13).and_then(|json| serde_json::from_str(&json).ok()),
-        grants: Grants::from_stored(text(14).as_deref(), text(15).as_deref()),
-    })
-}
 
 fn bad_reply(op: &str) -> StoreError {
     StoreError(format!("postgres {op}: unexpected reply"))
@@ -90,6 +50,25 @@ impl Inner {
             None => None,
         };
         let ip = new.client_ip.and_then(|ip| settings.store_ip.apply(ip));
+        // With encryption: the private fields sealed under the session id,
+        // the user and the address key sealed so they are still found.
+        let sealer = self.sealer.as_deref();
+        let (seal, private) = seal::to_row(
+            sealer,
+            &new.session_id,
+            Private {
+                client_ip: ip,
+                user_agent: new.user_agent.clone(),
+                user_id: new.user_id.clone(),
+                metadata,
+            },
+        );
+        let (ip, metadata) = (private.client_ip, private.metadata);
+        let (user, agent) = (private.user_id, private.user_agent);
+        let address = match sealer {
+            Some(sealer) => address.map(|a| sealer.seal_lookup("ip_key", &a)),
+            None => address,
+        };
         let refuse = settings.per_user_limit == PerUserLimit::Refuse;
         let token = new.token_hash.as_bytes().to_vec();
         let (idle, retention, keep) = (
@@ -104,6 +83,7 @@ impl Inner {
                 let new = &new;
                 let (token, address, metadata, ip) = (&token, &address, &metadata, &ip);
                 let (roles, permissions) = (&roles, &permissions);
+                let (user, agent, seal) = (&user, &agent, &seal);
                 async move {
                     client
                         .query_one(
@@ -116,7 +96,7 @@ impl Inner {
                                 &idle,
                                 &retention,
                                 &keep,
-                                &new.user_id,
+                                user,
                                 &max_user,
                                 &refuse,
                                 address,
@@ -124,11 +104,12 @@ impl Inner {
                                 &local_live,
                                 metadata,
                                 ip,
-                                &new.user_agent,
+                                agent,
                                 &new.client_version,
                                 &new.key_id,
                                 roles,
                                 permissions,
+                                seal,
                             ],
                         )
                         .await
@@ -167,8 +148,13 @@ impl Inner {
             "find_token"
         };
         let touch = seen.is_some();
-        let ip = seen.and_then(|seen| self.settings.store_ip.apply(seen.client_ip));
-        let agent = seen.and_then(|seen| seen.user_agent);
+        let clear_ip = seen.and_then(|seen| self.settings.store_ip.apply(seen.client_ip));
+        let clear_agent = seen.and_then(|seen| seen.user_agent);
+        // Sealed, the client is written after the check, under the id it names.
+        let (ip, agent) = match &self.sealer {
+            Some(_) => (None, None),
+            None => (clear_ip.clone(), clear_agent),
+        };
         let hash = token.as_bytes().to_vec();
         let (idle, retention) = (self.idle_secs(), self.retention_secs());
         let row = self
@@ -189,6 +175,19 @@ impl Inner {
         let user_id: Option<String> = row.try_get(2).map_err(|_| bad_reply(op))?;
         let roles: Option<&str> = row.try_get(3).map_err(|_| bad_reply(op))?;
         let permissions: Option<&str> = row.try_get(4).map_err(|_| bad_reply(op))?;
+        let user_id = match (&self.sealer, user_id) {
+            (Some(sealer), Some(user)) if sealer.names_a_key(&user) => Some(
+                sealer
+                    .open("", "user_id", &user)
+                    .map_err(|err| StoreError(format!("postgres {op}: {err}")))?,
+            ),
+            (_, user) => user,
+        };
+        if let (Some(sealer), true, "live", Some(id)) =
+            (&self.sealer, touch, state.as_str(), id.as_deref())
+        {
+            self.touch_sealed(sealer, id, clear_ip, clear_agent).await;
+        }
         let owner = |session_id| TokenOwner {
             session_id,
             user_id,
@@ -259,16 +258,24 @@ impl Inner {
         .await
     }
 
+    /// Every row of `user`: in clear, and sealed under each storage key.
     pub(super) async fn delete_user(&self, user: &str) -> Result<u64, StoreError> {
-        let deleted: i64 = self
-            .run("delete_user", |client| async move {
-                client
-                    .query_one(sql::DELETE_USER, &[&user])
-                    .await?
-                    .try_get(0)
-            })
-            .await?;
-        Ok(u64::try_from(deleted).unwrap_or(0))
+        let mut total = 0u64;
+        for value in seal::user_columns(self.sealer.as_deref(), user) {
+            let deleted: i64 = self
+                .run("delete_user", |client| {
+                    let value = &value;
+                    async move {
+                        client
+                            .query_one(sql::DELETE_USER, &[value])
+                            .await?
+                            .try_get(0)
+                    }
+                })
+                .await?;
+            total += u64::try_from(deleted).unwrap_or(0);
+        }
+        Ok(total)
     }
 
     pub(super) async fn lookup(&self, id: &str, now: i64) -> Result<Lookup, StoreError> {
@@ -283,7 +290,11 @@ impl Inner {
                 client.query_opt(sql::LOOKUP, &[&id, &now]).await
             })
             .await?;
-        Ok(match row.and_then(|row| record(&row, self.idle_secs())) {
+        let found = match row {
+            Some(row) => record(&row, self.idle_secs(), self.sealer.as_deref())?,
+            None => None,
+        };
+        Ok(match found {
             None => Lookup::Unknown,
             Some(record) if record.is_live(now) => Lookup::Live(record),
             Some(record) => Lookup::Expired(record),
@@ -322,26 +333,32 @@ impl Inner {
         let idle = self.idle_secs();
         // One more than asked tells whether there is a next page.
         let limit = i64::try_from(filter.limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let users = filter
+            .user
+            .as_deref()
+            .map(|user| seal::user_columns(self.sealer.as_deref(), user));
         let rows = self
-            .run("list", |client| async move {
-                client
-                    .query(
-                        sql::LIST,
-                        &[
-                            &filter.cursor,
-                            &kind,
-                            &filter.user,
-                            &filter.active,
-                            &now,
-                            &idle,
-                            &limit,
-                        ],
-                    )
-                    .await
+            .run("list", |client| {
+                let users = &users;
+                async move {
+                    client
+                        .query(
+                            sql::LIST,
+                            &[
+                                &filter.cursor,
+                                &kind,
+                                users,
+                                &filter.active,
+                                &now,
+                                &idle,
+                                &limit,
+                            ],
+                        )
+                        .await
+                }
             })
             .await?;
-        let mut sessions: Vec<SessionRecord> =
-            rows.iter().filter_map(|row| record(row, idle)).collect();
+        let mut sessions = records(&rows, idle, self.sealer.as_deref())?;
         let more = sessions.len() > filter.limit;
         sessions.truncate(filter.limit);
         let next_cursor = more
@@ -362,7 +379,7 @@ impl Inner {
             .await?;
         let mut stats = Stats::zero();
         let idle = self.idle_secs();
-        for record in rows.iter().filter_map(|row| record(row, idle)) {
+        for record in records(&rows, idle, self.sealer.as_deref())? {
             stats.count(record, now);
         }
         Ok(stats)

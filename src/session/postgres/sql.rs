@@ -67,6 +67,10 @@ CREATE TABLE IF NOT EXISTS statics (
   digest bytea PRIMARY KEY, client_ip text NOT NULL,
   first_seen int8 NOT NULL, purge_at int8 NOT NULL
 );
+-- [sessions.encryption]: the storage key id of the writer when a row's
+-- private fields are sealed (each value names its own key too); NULL in clear.
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS seal text;
+ALTER TABLE statics ADD COLUMN IF NOT EXISTS seal text;
 
 -- Deletes a session and its token; true when it existed.
 CREATE OR REPLACE FUNCTION telegate_drop(p_id text) RETURNS boolean
@@ -85,7 +89,7 @@ CREATE OR REPLACE FUNCTION telegate_issue(
   p_id text, p_token bytea, p_now int8, p_exp int8, p_idle int8, p_retention int8,
   p_keep int8, p_user text, p_max_user int8, p_refuse boolean, p_addr text,
   p_max_ip int8, p_local_live int8, p_meta text, p_ip text, p_ua text, p_ver text,
-  p_key text, p_roles text, p_perms text, OUT o_outcome text, OUT o_evicted int8)
+  p_key text, p_roles text, p_perms text, p_seal text, OUT o_outcome text, OUT o_evicted int8)
 LANGUAGE plpgsql AS $$
 DECLARE v_live int8; v_old text;
 BEGIN
@@ -113,9 +117,9 @@ BEGIN
   END IF;
   PERFORM telegate_drop(p_id);
   INSERT INTO sessions (id, kind, first_seen, last_seen, expires_at, client_ip, user_agent,
-    client_version, key_id, user_id, metadata, ip_key, token, purge_at, roles, permissions)
+    client_version, key_id, user_id, metadata, ip_key, token, purge_at, roles, permissions, seal)
   VALUES (p_id, 'issued', p_now, p_now, p_exp, p_ip, p_ua, p_ver, p_key, p_user, p_meta,
-    p_addr, p_token, least(p_exp, p_now + p_idle) + p_retention, p_roles, p_perms);
+    p_addr, p_token, least(p_exp, p_now + p_idle) + p_retention, p_roles, p_perms, p_seal);
   INSERT INTO tokens VALUES (p_token, p_id, p_now + p_keep)
     ON CONFLICT (hash) DO UPDATE SET session_id = EXCLUDED.session_id,
       keep_until = EXCLUDED.keep_until;
@@ -235,7 +239,7 @@ COMMIT;
 macro_rules! record_columns {
     () => {
         "id, kind, first_seen, last_seen, expires_at, requests, bytes, client_ip, \
-         user_agent, client_version, key_id, revoked_at, user_id, metadata, roles, permissions"
+         user_agent, client_version, key_id, revoked_at, user_id, metadata, roles, permissions, seal"
     };
 }
 
@@ -253,7 +257,7 @@ macro_rules! live_until {
 }
 
 pub const ISSUE: &str = "SELECT o_outcome, o_evicted FROM telegate_issue($1, $2, $3, $4, $5, \
-     $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+     $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
 pub const TOKEN: &str =
     "SELECT o_state, o_id, o_user, o_roles, o_perms FROM telegate_token($1, $2, $3, $4, $5, $6, $7)";
 pub const CHANGE: &str = "SELECT telegate_change($1, $2, $3, $4, $5, $6, $7, $8, $9)";
@@ -269,13 +273,14 @@ pub const LOOKUP: &str = concat!(
     " FROM sessions WHERE id = $1 AND purge_at >= $2"
 );
 
-/// `$1` after (cursor), `$2` kind, `$3` user, `$4` active (NULL: either),
+/// `$1` after (cursor), `$2` kind, `$3` the user's `user_id` values
+/// (`seal::user_columns`), `$4` active (NULL: either),
 /// `$5` now, `$6` idle, `$7` limit.
 pub const LIST: &str = concat!(
     "SELECT ",
     record_columns!(),
     " FROM sessions WHERE purge_at >= $5 AND ($1::text IS NULL OR id > $1)
-      AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR user_id = $3)
+      AND ($2::text IS NULL OR kind = $2) AND ($3::text[] IS NULL OR user_id = ANY($3))
       AND ($4::bool IS NULL OR $4 = (revoked_at IS NULL AND ",
     live_until!("$6"),
     " >= $5)) ORDER BY id LIMIT $7"
@@ -289,14 +294,15 @@ pub const ALL: &str = concat!(
 );
 
 /// Write-behind of signed sessions, one batch as arrays (ids sorted, so two
-/// replicas' batches lock rows in one order). `$10` idle, `$11` retention.
+/// replicas' batches lock rows in one order). `$10` idle, `$11` retention,
+/// `$12` the sealing key's id (NULL: in clear).
 /// A row idle past its end before the batch starts over; otherwise the
 /// counts add up and the latest sighting says who the client is. An issued
 /// session named by a signature stays issued.
 pub const FLUSH: &str = "INSERT INTO sessions AS s (id, kind, first_seen, last_seen, requests,
-    bytes, client_ip, user_agent, client_version, key_id, purge_at)
+    bytes, client_ip, user_agent, client_version, key_id, purge_at, seal)
   SELECT d.id, 'signed', d.since, d.last, d.req, d.bytes, d.ip, d.ua, d.ver, d.key,
-    d.last + $10::int8 + $11::int8
+    d.last + $10::int8 + $11::int8, $12::text
   FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::text[],
     $7::text[], $8::text[], $9::text[]) AS d(id, since, last, req, bytes, ip, ua, ver, key)
   ORDER BY d.id
@@ -317,18 +323,36 @@ pub const FLUSH: &str = "INSERT INTO sessions AS s (id, kind, first_seen, last_s
       THEN EXCLUDED.client_version ELSE s.client_version END,
     key_id = CASE WHEN EXCLUDED.last_seen >= s.last_seen
       THEN EXCLUDED.key_id ELSE s.key_id END,
+    seal = CASE WHEN EXCLUDED.last_seen >= s.last_seen
+      THEN EXCLUDED.seal ELSE s.seal END,
     last_seen = greatest(s.last_seen, EXCLUDED.last_seen),
     purge_at = greatest(s.last_seen, EXCLUDED.last_seen) + $10::int8 + $11::int8
   WHERE s.kind = 'signed'";
 
 /// First sightings, one batch; the first one anywhere wins.
-pub const FLUSH_STATICS: &str = "INSERT INTO statics (digest, client_ip, first_seen, purge_at)
-  SELECT * FROM unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[])
+pub const FLUSH_STATICS: &str = "INSERT INTO statics (digest, client_ip, first_seen, purge_at,
+    seal)
+  SELECT d.*, $5::text FROM unnest($1::bytea[], $2::text[], $3::int8[], $4::int8[]) AS d
   ON CONFLICT (digest) DO NOTHING";
 
 /// `$1` digest, `$2` now.
-pub const STATIC: &str =
-    "SELECT client_ip, first_seen, purge_at FROM statics WHERE digest = $1 AND purge_at > $2";
+pub const STATIC: &str = "SELECT client_ip, first_seen, purge_at, seal FROM statics
+    WHERE digest = $1 AND purge_at > $2";
+
+/// With `[sessions.encryption]` a token check's touch leaves the client in
+/// `telegate_token` empty (it does not know the session id the values are
+/// sealed under) and writes it sealed here: `$1` id, `$2` address, `$3`
+/// agent, `$4` the sealing key's id.
+pub const TOUCH_SEALED: &str = "UPDATE sessions SET client_ip = $2, user_agent = $3, seal = $4
+  WHERE id = $1 AND kind = 'issued'";
+
+/// The storage keys sealed rows name (checked on connect, at most 64).
+pub const SEAL_KEYS: &str = "SELECT DISTINCT k FROM (
+  SELECT split_part(v, ':', 1) AS k FROM sessions s,
+    unnest(ARRAY[s.client_ip, s.user_agent, s.metadata, s.user_id, s.ip_key]) AS v
+    WHERE s.seal IS NOT NULL AND v IS NOT NULL
+  UNION SELECT split_part(client_ip, ':', 1) FROM statics WHERE seal IS NOT NULL) AS keys
+  LIMIT 64";
 
 /// The change log since `$1`, in order, at most `$2` entries.
 pub const POLL: &str =

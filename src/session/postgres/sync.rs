@@ -76,6 +76,9 @@ impl Inner {
             Ok(())
         };
         self.poll_locked().await?;
+        if !self.resealed.load(Ordering::Relaxed) && self.reseal_batch().await? == 0 {
+            self.resealed.store(true, Ordering::Relaxed);
+        }
         flushed
     }
 
@@ -119,9 +122,21 @@ impl Inner {
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let requests: Vec<i64> = batch.iter().map(|(_, d)| count(d.requests)).collect();
         let bytes: Vec<i64> = batch.iter().map(|(_, d)| count(d.bytes)).collect();
-        let ips: Vec<Option<String>> = batch.iter().map(|(_, d)| store_ip.apply(d.ip)).collect();
-        let agents: Vec<Option<&str>> =
-            batch.iter().map(|(_, d)| d.user_agent.as_deref()).collect();
+        let sealer = self.sealer.as_deref();
+        // Sealed under each session's id when encryption is on.
+        let private = |id: &str, field: &str, value: Option<&str>| match (sealer, value) {
+            (Some(sealer), Some(value)) => Some(sealer.seal(id, field, value)),
+            (_, value) => value.map(str::to_string),
+        };
+        let ips: Vec<Option<String>> = batch
+            .iter()
+            .map(|(id, d)| private(id, "client_ip", store_ip.apply(d.ip).as_deref()))
+            .collect();
+        let agents: Vec<Option<String>> = batch
+            .iter()
+            .map(|(id, d)| private(id, "user_agent", d.user_agent.as_deref()))
+            .collect();
+        let seal = sealer.map(|s| s.key_id().to_string());
         let versions: Vec<Option<&str>> = batch
             .iter()
             .map(|(_, d)| d.client_version.as_deref())
@@ -134,7 +149,7 @@ impl Inner {
                     sql::FLUSH,
                     &[
                         &ids, &since, &last, &requests, &bytes, &ips, &agents, &versions, &keys,
-                        &idle, &retention,
+                        &idle, &retention, &seal,
                     ],
                 )
                 .await
@@ -151,7 +166,18 @@ impl Inner {
             return Ok(());
         }
         let digests: Vec<&[u8]> = queued.iter().map(|q| &q.digest[..]).collect();
-        let ips: Vec<String> = queued.iter().map(|q| q.client_ip.to_string()).collect();
+        let sealer = self.sealer.as_deref();
+        let ips: Vec<String> = queued
+            .iter()
+            .map(|q| {
+                let ip = q.client_ip.to_string();
+                match sealer {
+                    Some(sealer) => sealer.seal(&hex::encode(q.digest), "client_ip", &ip),
+                    None => ip,
+                }
+            })
+            .collect();
+        let seal = sealer.map(|s| s.key_id().to_string());
         let first: Vec<i64> = queued.iter().map(|q| q.first_seen).collect();
         let purge: Vec<i64> = queued
             .iter()
@@ -160,7 +186,7 @@ impl Inner {
         let outcome = self
             .run("flush", |client| async move {
                 client
-                    .execute(sql::FLUSH_STATICS, &[&digests, &ips, &first, &purge])
+                    .execute(sql::FLUSH_STATICS, &[&digests, &ips, &first, &purge, &seal])
                     .await
             })
             .await;
@@ -248,6 +274,15 @@ impl Inner {
             .await
             .ok()??;
         let (ip, first_seen, purge_at): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        let seal: Option<String> = row.get(3);
+        // Strict: a sighting that does not open is no sighting.
+        let ip = match (seal, self.sealer.as_deref()) {
+            (None, _) => ip,
+            (Some(_), Some(sealer)) => sealer
+                .open(&hex::encode(set.digest()), "client_ip", &ip)
+                .ok()?,
+            (Some(_), None) => return None,
+        };
         let first = StaticSighting {
             client_ip: ip.parse().ok()?,
             first_seen,

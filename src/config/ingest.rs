@@ -37,6 +37,8 @@ pub struct IngestSection {
     pub policy: Option<String>,
     /// Most (key id, nonce) pairs the v2 replay cache holds.
     pub replay_capacity: u64,
+    /// The OTLP/gRPC listener (`127.0.0.1:4317`-style); absent: off.
+    pub grpc_listen: Option<String>,
 }
 
 impl Default for IngestSection {
@@ -54,6 +56,7 @@ impl Default for IngestSection {
             drop_attributes: Vec::new(),
             policy: None,
             replay_capacity: 1_000_000,
+            grpc_listen: None,
         }
     }
 }
@@ -96,6 +99,8 @@ pub struct IngestSettings {
     pub drop_attributes: Vec<String>,
     pub policy: Option<String>,
     pub replay_capacity: u64,
+    /// The OTLP/gRPC listener, when on.
+    pub grpc_listen: Option<std::net::SocketAddr>,
     pub collector: CollectorSettings,
 }
 
@@ -181,7 +186,17 @@ pub fn validate_ingest<'a>(
             "must be greater than 0",
         ));
     }
+    let grpc_listen = match &ingest.grpc_listen {
+        None => None,
+        Some(text) => Some(text.parse().map_err(|_| {
+            ConfigError::invalid(
+                "ingest.grpc_listen",
+                format!("{text:?} is not an address:port"),
+            )
+        })?),
+    };
     Ok(IngestSettings {
+        grpc_listen,
         enabled: ingest.enabled,
         mode: ingest.mode,
         traces_path: ingest.traces_path.clone(),

@@ -36,6 +36,7 @@ mod e2e_stack;
 mod e2e_traefik;
 mod fault_proxy;
 mod fuzz_corpus;
+mod grpc_ingest;
 mod healthcheck_cli;
 mod ingest_http;
 mod layers;

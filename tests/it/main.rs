@@ -23,6 +23,7 @@ mod docs;
 mod e2e_auth_headers;
 mod e2e_content;
 mod e2e_faults;
+mod e2e_grpc;
 mod e2e_ingest;
 mod e2e_observe;
 mod e2e_postgres;

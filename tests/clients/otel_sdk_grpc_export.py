@@ -26,9 +26,7 @@ import time
 
 import grpc
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.resources import Resource
+from sdk_metrics import counters
 
 
 class _Details(
@@ -92,14 +90,7 @@ def main():
     exporter = SignedExporter(
         endpoint=endpoint, insecure=True, timeout=5, compression=grpc.Compression.Gzip
     )
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(
-        resource=Resource.create({"service.name": "KOTORModSync"}), metric_readers=[reader]
-    )
-    meter = provider.get_meter("e2e")
-    for name in names:
-        meter.create_counter(name).add(1, {"run": "e2e"})
-    result = exporter.export(reader.get_metrics_data())
+    result = exporter.export(counters(names))
     print(f"result={result.name}", flush=True)
     exporter.shutdown()
 

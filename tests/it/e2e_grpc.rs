@@ -14,12 +14,12 @@
 //! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_grpc:: -- --nocapture`.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::support::grpc::{export_metrics, refusal};
 use crate::support::otlp::{export_request, unix_now};
 use crate::support::stack::{keygen, Rotel, Telegate};
+use crate::support::tools::otel_python;
 use crate::support::{free_port, kms_headers, require_tools, sample, Workdir};
 use telegate::protocol::grpc::METRICS_EXPORT;
 use tonic::Code;
@@ -140,31 +140,16 @@ async fn the_python_sdk_s_grpc_exporter_signs_through_an_interceptor() {
     );
     let telegate = Telegate::start(&work, &config(port, &endpoint)).await;
     let name = format!("python_grpc_{run}");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/otel_sdk_grpc_export.py"
-    );
     let key = work.path().join("e2e.key");
     let session = format!("e2e-python-grpc-{run}");
-    let args = [
+    let args = vec![
         format!("127.0.0.1:{port}"),
         key.to_str().expect("utf-8 path").to_owned(),
         "e2e".to_owned(),
         session,
         name.clone(),
     ];
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(tools.path("otel-python"))
-            .arg(script)
-            .args(&args)
-            .output()
-            .expect("run otel-python")
-    })
-    .await
-    .expect("join");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let (stdout, stderr) = otel_python(&tools, "otel_sdk_grpc_export.py", args).await;
     assert!(stdout.contains("result=SUCCESS"), "{stdout}\n{stderr}");
     rotel
         .wait_for(&format!("-> Name: {name}\n"), DELIVERY_TIMEOUT)

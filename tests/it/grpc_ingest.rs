@@ -6,13 +6,10 @@
 //! RESOURCE_EXHAUSTED with RetryInfo), the `reason` in ErrorInfo, observed
 //! once by reason like an HTTP request.
 
-use crate::support::collector::{FakeCollector, Script};
+use crate::support::collector::{metrics_partial_success, FakeCollector};
 use crate::support::grpc::{export_metrics, refusal};
 use crate::support::otlp::export_request;
 use crate::support::*;
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
-};
 use prost::Message;
 use telegate::protocol::grpc::METRICS_EXPORT;
 use tonic::Code;
@@ -40,16 +37,8 @@ async fn a_signed_grpc_export_reaches_the_collector_with_its_partial_success_bac
     let collector = FakeCollector::start().await;
     let server = grpc_server(&collector, FAST).await;
     let addr = server.grpc_addr.unwrap();
-    let theirs = ExportMetricsServiceResponse {
-        partial_success: Some(ExportMetricsPartialSuccess {
-            rejected_data_points: 1,
-            error_message: "point too old".into(),
-        }),
-    };
-    collector.answer(Script {
-        body: Box::leak(theirs.encode_to_vec().into_boxed_slice()),
-        ..Default::default()
-    });
+    let (theirs, answer) = metrics_partial_success(1, "point too old");
+    collector.answer(answer);
     let export = export_request("grpc.v1", "run-1");
     let reply = export_metrics(addr, &v1_at(NOW), export.clone())
         .await
@@ -160,6 +149,88 @@ async fn a_rate_limited_grpc_export_is_resource_exhausted_with_retry_info() {
     );
     assert!(retry.is_some_and(|secs| secs >= 1), "RetryInfo: {retry:?}");
     assert_eq!(collector.received().len(), 2);
+    server.stop().await;
+    collector.stop().await;
+}
+
+/// One Export call as raw HTTP/2 (tonic's client here cannot gzip): the
+/// framed `message`, compressed when `gzip`; returns `grpc-status`, the
+/// ErrorInfo reason (if any).
+async fn raw_call(
+    addr: std::net::SocketAddr,
+    headers: &[(&str, String)],
+    message: &[u8],
+    gzip: bool,
+) -> (String, String) {
+    use http_body_util::{BodyExt, Full};
+    let client: hyper_util::client::legacy::Client<_, Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let payload = match gzip {
+        true => crate::support::otlp::gzip(message),
+        false => message.to_vec(),
+    };
+    let mut framed = vec![u8::from(gzip)];
+    framed.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&payload);
+    let mut request = ::http::Request::post(format!("http://{addr}{METRICS_EXPORT}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if gzip {
+        request = request.header("grpc-encoding", "gzip");
+    }
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = client
+        .request(request.body(Full::new(framed.into())).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let collected = body.collect().await.unwrap();
+    let metadata = collected.trailers().cloned().unwrap_or(parts.headers);
+    let status = metadata["grpc-status"].to_str().unwrap().to_string();
+    let reason = metadata
+        .get("grpc-status-details-bin")
+        .map_or(String::new(), |details| {
+            use base64::Engine;
+            use telegate::http::error::{ErrorInfo, Status};
+            let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(details.to_str().unwrap().trim_end_matches('='))
+                .unwrap();
+            let status = Status::decode(&bytes[..]).unwrap();
+            ErrorInfo::decode(&status.details[0].value[..])
+                .unwrap()
+                .reason
+        });
+    (status, reason)
+}
+
+#[tokio::test]
+async fn a_gzipped_message_is_inflated_hashed_uncompressed_and_capped() {
+    let collector = FakeCollector::start().await;
+    let server = start_server(&config_with(&format!(
+        "[rate_limit]\n{FAST}\n[ingest]\ngrpc_listen = \"127.0.0.1:0\"\nmax_body_bytes = 1024\nmax_decompressed_bytes = 4096\n[collector]\nendpoint = \"{}\"\n",
+        collector.url()
+    )))
+    .await;
+    let addr = server.grpc_addr.unwrap();
+    let export = export_request("gzipped", "run-1").encode_to_vec();
+    let nonce = "00112233445566778899aabbccddeeff";
+    let v2 = signed_v2(SECRET_A, "a", METRICS_EXPORT, NOW, SESSION, nonce, &export);
+    assert_eq!(
+        raw_call(addr, &v2, &export, true).await,
+        ("0".into(), String::new())
+    );
+    assert_eq!(collector.received()[0].body, export, "forwarded inflated");
+    // Inflating past max_decompressed_bytes; as sent, past max_body_bytes.
+    let bomb = vec![0u8; 8192];
+    let (status, reason) = raw_call(addr, &v1_at(NOW), &bomb, true).await;
+    assert_eq!((status.as_str(), reason.as_str()), ("3", "body_too_large"));
+    let (status, reason) = raw_call(addr, &v1_at(NOW), &[0u8; 2048], false).await;
+    assert_eq!((status.as_str(), reason.as_str()), ("3", "body_too_large"));
+    assert_eq!(collector.received().len(), 1);
     server.stop().await;
     collector.stop().await;
 }

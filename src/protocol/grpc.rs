@@ -71,15 +71,7 @@ pub fn frame(message: &[u8]) -> Vec<u8> {
 /// `grpc-message`'s percent-encoding (gRPC's HTTP/2 spec): printable ASCII
 /// but `%` as is, everything else `%XX`.
 pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    super::headers::percent_encode(text, |b| (0x20..=0x7e).contains(&b) && b != b'%')
 }
 
 #[cfg(test)]

@@ -240,6 +240,41 @@ mod tests {
     }
 
     #[test]
+    fn the_grpc_listener_and_endpoint_are_checked() {
+        let on = IngestSection {
+            grpc_listen: Some("127.0.0.1:4317".into()),
+            ..Default::default()
+        };
+        let grpc = CollectorSection {
+            grpc_endpoint: Some("http://127.0.0.1:4317/".into()),
+            ..Default::default()
+        };
+        let settings = check(on, grpc).unwrap();
+        assert_eq!(
+            settings.grpc_listen,
+            Some("127.0.0.1:4317".parse().unwrap())
+        );
+        let endpoint = settings.collector.grpc_endpoint.as_deref();
+        assert_eq!(endpoint, Some("http://127.0.0.1:4317"));
+        let off = check(IngestSection::default(), CollectorSection::default()).unwrap();
+        assert_eq!((off.grpc_listen, off.collector.grpc_endpoint), (None, None));
+        let bad = IngestSection {
+            grpc_listen: Some("4317".into()),
+            ..Default::default()
+        };
+        let err = check(bad, CollectorSection::default()).unwrap_err();
+        assert_eq!(err, "ingest.grpc_listen");
+        for endpoint in ["https://c:4317", "http://c:4317/v1", "c:4317"] {
+            let bad = CollectorSection {
+                grpc_endpoint: Some(endpoint.into()),
+                ..Default::default()
+            };
+            let err = check(IngestSection::default(), bad).unwrap_err();
+            assert_eq!(err, "collector.grpc_endpoint", "{endpoint}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let clash = IngestSection {
             logs_path: "/v1/traces".into(),

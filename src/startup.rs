@@ -63,6 +63,18 @@ pub async fn serve(settings: Settings, source: ConfigSource) -> Result<(), Start
         ),
         None => None,
     };
+    let grpc_listener = match settings.ingest.grpc_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding ingest.grpc_listen {addr}"))?,
+        ),
+        None => None,
+    };
+    let grpc_bound = grpc_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.to_string());
     let ops_bound = ops_listener
         .as_ref()
         .and_then(|l| l.local_addr().ok())
@@ -83,10 +95,17 @@ pub async fn serve(settings: Settings, source: ConfigSource) -> Result<(), Start
     })?
     .with_spool(crate::ingest::spool::system_ms())
     .map_err(|err| StartError::Other(anyhow::anyhow!(err)))?;
-    tracing::info!(listen = %bound, ops_listen = ops_bound.as_deref(), version = env!("CARGO_PKG_VERSION"), "telegate serving");
+    tracing::info!(listen = %bound, ops_listen = ops_bound.as_deref(), grpc_listen = grpc_bound.as_deref(), version = env!("CARGO_PKG_VERSION"), "telegate serving");
     let _purge_task = app.spawn_rate_limit_purger();
     app.load_bans().await;
     let _ban_sync_task = app.spawn_ban_sync();
-    listener::run(listener, ops_listener, app, server::shutdown_signal()).await;
+    listener::run(
+        listener,
+        ops_listener,
+        grpc_listener,
+        app,
+        server::shutdown_signal(),
+    )
+    .await;
     Ok(())
 }

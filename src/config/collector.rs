@@ -24,6 +24,9 @@ pub struct CollectorSection {
     pub retry_after_secs: u64,
     /// Static headers added to every forwarded export.
     pub headers: BTreeMap<String, String>,
+    /// Forward OTLP/gRPC exports over gRPC (h2c) to this `http://` URL;
+    /// absent: over HTTP to `endpoint`.
+    pub grpc_endpoint: Option<String>,
 }
 
 impl Default for CollectorSection {
@@ -35,6 +38,7 @@ impl Default for CollectorSection {
             max_in_flight: 64,
             retry_after_secs: 5,
             headers: BTreeMap::new(),
+            grpc_endpoint: None,
         }
     }
 }
@@ -53,6 +57,8 @@ pub struct CollectorSettings {
     /// Shown by name only: a value may be a credential for the collector.
     #[serde(serialize_with = "show::header_map_names")]
     pub headers: HeaderMap,
+    /// Without a trailing slash; plaintext HTTP/2 (h2c).
+    pub grpc_endpoint: Option<String>,
 }
 
 pub(super) fn collector_settings(
@@ -100,7 +106,27 @@ pub(super) fn collector_settings(
             .map_err(|_| ConfigError::invalid(&key, "is not a valid header value"))?;
         headers.insert(header, value);
     }
+    let grpc_endpoint = match &section.grpc_endpoint {
+        None => None,
+        Some(text) => {
+            let text = text.trim_end_matches('/');
+            let ok = text.parse::<http::Uri>().is_ok_and(|u| {
+                u.scheme_str() == Some("http")
+                    && u.host().is_some()
+                    && u.path() == "/"
+                    && u.query().is_none()
+            });
+            if !ok {
+                return Err(ConfigError::invalid(
+                    "collector.grpc_endpoint",
+                    format!("{text:?} must be an http:// URL (plaintext HTTP/2) without a path"),
+                ));
+            }
+            Some(text.to_string())
+        }
+    };
     Ok(CollectorSettings {
+        grpc_endpoint,
         endpoint: endpoint.to_string(),
         connect_timeout: Duration::from_secs(section.connect_timeout_secs),
         request_timeout: Duration::from_secs(section.request_timeout_secs),

@@ -87,15 +87,9 @@ fn with_password(url: &str, password: &str) -> Result<String, String> {
 
 /// Every byte but the unreserved ones as `%XX`, so any password fits a URL.
 fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    crate::protocol::headers::percent_encode(text, |b| {
+        b.is_ascii_alphanumeric() || b"-._~".contains(&b)
+    })
 }
 
 #[cfg(test)]

@@ -37,6 +37,8 @@ pub struct IngestSection {
     pub policy: Option<String>,
     /// Most (key id, nonce) pairs the v2 replay cache holds.
     pub replay_capacity: u64,
+    /// The OTLP/gRPC listener (`127.0.0.1:4317`-style); absent: off.
+    pub grpc_listen: Option<String>,
 }
 
 impl Default for IngestSection {
@@ -54,6 +56,7 @@ impl Default for IngestSection {
             drop_attributes: Vec::new(),
             policy: None,
             replay_capacity: 1_000_000,
+            grpc_listen: None,
         }
     }
 }
@@ -96,6 +99,8 @@ pub struct IngestSettings {
     pub drop_attributes: Vec<String>,
     pub policy: Option<String>,
     pub replay_capacity: u64,
+    /// The OTLP/gRPC listener, when on.
+    pub grpc_listen: Option<std::net::SocketAddr>,
     pub collector: CollectorSettings,
 }
 
@@ -181,7 +186,17 @@ pub fn validate_ingest<'a>(
             "must be greater than 0",
         ));
     }
+    let grpc_listen = match &ingest.grpc_listen {
+        None => None,
+        Some(text) => Some(text.parse().map_err(|_| {
+            ConfigError::invalid(
+                "ingest.grpc_listen",
+                format!("{text:?} is not an address:port"),
+            )
+        })?),
+    };
     Ok(IngestSettings {
+        grpc_listen,
         enabled: ingest.enabled,
         mode: ingest.mode,
         traces_path: ingest.traces_path.clone(),
@@ -222,6 +237,41 @@ mod tests {
         assert_eq!(settings.max_body_bytes, 4 * 1024 * 1024);
         assert_eq!(settings.max_decompressed_bytes, 20 * 1024 * 1024);
         assert_eq!(settings.collector.endpoint, "http://127.0.0.1:4318");
+    }
+
+    #[test]
+    fn the_grpc_listener_and_endpoint_are_checked() {
+        let on = IngestSection {
+            grpc_listen: Some("127.0.0.1:4317".into()),
+            ..Default::default()
+        };
+        let grpc = CollectorSection {
+            grpc_endpoint: Some("http://127.0.0.1:4317/".into()),
+            ..Default::default()
+        };
+        let settings = check(on, grpc).unwrap();
+        assert_eq!(
+            settings.grpc_listen,
+            Some("127.0.0.1:4317".parse().unwrap())
+        );
+        let endpoint = settings.collector.grpc_endpoint.as_deref();
+        assert_eq!(endpoint, Some("http://127.0.0.1:4317"));
+        let off = check(IngestSection::default(), CollectorSection::default()).unwrap();
+        assert_eq!((off.grpc_listen, off.collector.grpc_endpoint), (None, None));
+        let bad = IngestSection {
+            grpc_listen: Some("4317".into()),
+            ..Default::default()
+        };
+        let err = check(bad, CollectorSection::default()).unwrap_err();
+        assert_eq!(err, "ingest.grpc_listen");
+        for endpoint in ["https://c:4317", "http://c:4317/v1", "c:4317"] {
+            let bad = CollectorSection {
+                grpc_endpoint: Some(endpoint.into()),
+                ..Default::default()
+            };
+            let err = check(IngestSection::default(), bad).unwrap_err();
+            assert_eq!(err, "collector.grpc_endpoint", "{endpoint}");
+        }
     }
 
     #[test]

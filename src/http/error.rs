@@ -3,7 +3,7 @@
 //! [`crate::protocol::reject::Reject`] is one, and the ingest and session API errors wrap it. [`render`] turns
 //! any of them into the answer, in the request's media type: a protobuf
 //! `google.rpc.Status` (with a `google.rpc.ErrorInfo` detail carrying the
-//! reason) for an OTLP protobuf request, as the OTLP/HTTP spec asks, JSON
+//! reason, and a `google.rpc.RetryInfo` when retryable) for an OTLP protobuf request, as the OTLP/HTTP spec asks, JSON
 //! `{"error", "reason"}` otherwise. `Retry-After` is set here and nowhere
 //! else, from [`Problem::retry_after`].
 //!
@@ -52,7 +52,7 @@ pub fn render(problem: &dyn Problem, format: Format) -> Response<Body> {
     };
     let mut response = match format {
         Format::Protobuf => {
-            let rpc = Status {
+            let mut rpc = Status {
                 code: grpc_code(status),
                 message: message.into_owned(),
                 details: vec![Any {
@@ -69,6 +69,19 @@ pub fn render(problem: &dyn Problem, format: Format) -> Response<Body> {
                     .encode_to_vec(),
                 }],
             };
+            // OTLP/gRPC: RESOURCE_EXHAUSTED is retried only with a RetryInfo.
+            if let Some(secs) = problem.retry_after() {
+                rpc.details.push(Any {
+                    type_url: "type.googleapis.com/google.rpc.RetryInfo".into(),
+                    value: RetryInfo {
+                        retry_delay: Some(ProtoDuration {
+                            seconds: i64::try_from(secs).unwrap_or(i64::MAX),
+                            nanos: 0,
+                        }),
+                    }
+                    .encode_to_vec(),
+                });
+            }
             respond::with_body(
                 status,
                 "application/x-protobuf",
@@ -144,6 +157,22 @@ pub struct ErrorInfo {
     pub metadata: std::collections::BTreeMap<String, String>,
 }
 
+/// `google.rpc.RetryInfo`: when to retry (what `Retry-After` says, for gRPC).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    pub retry_delay: Option<ProtoDuration>,
+}
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +196,12 @@ mod tests {
         assert_eq!(status.code, 14);
         let info = ErrorInfo::decode(&status.details[0].value[..]).unwrap();
         assert_eq!(info.reason, "store_unavailable");
+        assert_eq!(
+            status.details[1].type_url,
+            "type.googleapis.com/google.rpc.RetryInfo"
+        );
+        let retry = RetryInfo::decode(&status.details[1].value[..]).unwrap();
+        assert_eq!(retry.retry_delay.unwrap().seconds, 5);
     }
 
     #[tokio::test]

@@ -22,7 +22,7 @@ use super::error::{render, Format};
 use super::respond::Body;
 use super::state::AppState;
 use crate::ingest::error::IngestError;
-use crate::ingest::forward::{Accepted, Outgoing};
+use crate::ingest::forward::{Accepted, Outgoing, ViaGrpc};
 use crate::ingest::partial;
 use crate::ingest::prepare::Job;
 use crate::ingest::replay::{Begin, RequestPrint};
@@ -65,7 +65,12 @@ where
     let now = state.now();
     let route = Route::Ingest { signal };
     let settings = &state.settings.ingest;
-    let limits = BodyLimits::ingest(&state.settings);
+    // The gRPC listener sets its own (a gzipped message is inflated first).
+    let limits = parts
+        .extensions
+        .get::<BodyLimits>()
+        .copied()
+        .unwrap_or_else(|| BodyLimits::ingest(&state.settings));
     let attempt = Attempt {
         route,
         method: &parts.method,
@@ -297,7 +302,10 @@ async fn deliver_inner(
         None => {
             ingest.metrics.in_flight.inc();
             let forward_started = Instant::now();
-            let delivery = ingest.collector.send(outgoing).await;
+            let delivery = match parts.extensions.get::<ViaGrpc>() {
+                Some(_) => ingest.collector.send_grpc(outgoing).await,
+                None => ingest.collector.send(outgoing).await,
+            };
             ingest.metrics.in_flight.dec();
             ingest
                 .metrics

@@ -33,6 +33,9 @@ pub enum Role {
     Main,
     /// `ops_listen`: the operations and administration routes.
     Ops,
+    /// `ingest.grpc_listen`: the OTLP/gRPC Export methods only
+    /// ([`super::grpc`]; the router is never asked).
+    Grpc,
 }
 
 /// Whether `role`'s listener answers this request (else 404 `not_found`).
@@ -42,6 +45,7 @@ pub fn serves(role: Role, parts: &Parts) -> bool {
     let path = parts.uri.path();
     match role {
         Role::Single => true,
+        Role::Grpc => false,
         Role::Main => !operations(path, &parts.method, parts),
         Role::Ops => {
             operations(path, &parts.method, parts)
@@ -67,29 +71,41 @@ fn operations(path: &str, method: &Method, parts: &Parts) -> bool {
     }
 }
 
-/// Serves `main` (and `ops`, when given) until `shutdown` resolves; both
-/// stop together, each draining within the grace period.
+/// Serves `main` (and `ops`, and `grpc`, when given) until `shutdown`
+/// resolves; all stop together, each draining within the grace period.
 pub async fn run(
     main: TcpListener,
     ops: Option<TcpListener>,
+    grpc: Option<TcpListener>,
     state: AppState,
     shutdown: impl Future<Output = ()>,
 ) {
-    let Some(ops) = ops else {
-        return server::run(main, state.on(Role::Single), shutdown).await;
-    };
     let (stop, stopped) = watch::channel(false);
     let stopping = |mut stopped: watch::Receiver<bool>| async move {
         // A dropped sender (cannot happen before the send) also stops.
         let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let main_role = if ops.is_some() {
+        Role::Main
+    } else {
+        Role::Single
+    };
+    let optional = |listener: Option<TcpListener>, role: Role, stopped| {
+        let state = state.on(role);
+        async move {
+            if let Some(listener) = listener {
+                server::run(listener, state, stopping(stopped)).await;
+            }
+        }
     };
     tokio::join!(
         async {
             shutdown.await;
             let _ = stop.send(true);
         },
-        server::run(main, state.on(Role::Main), stopping(stopped.clone())),
-        server::run(ops, state.on(Role::Ops), stopping(stopped)),
+        server::run(main, state.on(main_role), stopping(stopped.clone())),
+        optional(ops, Role::Ops, stopped.clone()),
+        optional(grpc, Role::Grpc, stopped),
     );
 }
 

@@ -8,6 +8,7 @@
 //! - [`router`]: maps method and path to a handler.
 //! - [`auth`]: `/auth` (and `/` with `X-Forwarded-Uri`): Traefik's forwardAuth.
 //! - [`ingest`]: `POST /v1/traces|metrics|logs` and `POST /`: OTLP ingest.
+//! - [`grpc`], [`grpc_body`]: `ingest.grpc_listen`: the OTLP/gRPC Export methods, through [`ingest`].
 //! - [`sessions`]: `/sessions` and `/users/{user}/sessions`: the session API.
 //! - [`spool`]: `GET /spool/dead-letters` (admin, through the session API's gate).
 //! - [`bans`]: `GET /bans`, `DELETE /bans/{subject}`: the escalating bans, for an admin.
@@ -21,6 +22,8 @@ pub mod auth;
 pub mod bans;
 pub mod conn;
 pub mod error;
+pub mod grpc;
+pub mod grpc_body;
 pub mod ingest;
 pub mod listener;
 pub mod ops;

@@ -19,8 +19,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::conn::{self, Activity, AddressSlot, PerAddress};
-use crate::http::router;
+use super::listener::Role;
 use crate::http::state::AppState;
+use crate::http::{grpc, router};
+use http_body_util::Either;
 
 /// Serves until `shutdown` resolves, then gives in-flight connections the
 /// configured grace period.
@@ -109,7 +111,15 @@ fn serve(
             let state = state.clone();
             let busy = activity.begin();
             async move {
-                let response = router::route(state, request, peer.ip()).await;
+                // The gRPC listener answers gRPC, through the ingest route.
+                let response = match state.role() {
+                    Role::Grpc => grpc::handle(&state, request, peer.ip())
+                        .await
+                        .map(Either::Right),
+                    _ => router::route(state, request, peer.ip())
+                        .await
+                        .map(Either::Left),
+                };
                 drop(busy);
                 Ok::<_, Infallible>(response)
             }

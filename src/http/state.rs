@@ -184,7 +184,7 @@ impl AppState {
     /// there is as if none were configured: `admin_disabled`).
     pub(crate) fn admin_token(&self) -> Option<&Secret> {
         match self.role {
-            Role::Main => None,
+            Role::Main | Role::Grpc => None,
             Role::Single | Role::Ops => self.inner.admin_token.as_ref(),
         }
     }

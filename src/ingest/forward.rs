@@ -15,6 +15,7 @@ use http::{header, HeaderMap, HeaderValue};
 use tokio::sync::Semaphore;
 
 use super::error::IngestError;
+use super::forward_grpc::GrpcCollector;
 use super::otlp::Signal;
 use crate::config::CollectorSettings;
 use crate::protocol::headers::{X_AUTH_CLIENT_VERSION, X_AUTH_SESSION_ID};
@@ -50,7 +51,14 @@ pub struct Collector {
     headers: HeaderMap,
     slots: Arc<Semaphore>,
     retry_after_secs: u64,
+    /// `collector.grpc_endpoint`: where gRPC exports go over gRPC.
+    grpc: Option<GrpcCollector>,
 }
+
+/// Marks an export that came in over gRPC (a request extension): it goes
+/// out over gRPC when `collector.grpc_endpoint` is set.
+#[derive(Debug, Clone, Copy)]
+pub struct ViaGrpc;
 
 impl Collector {
     pub fn new(settings: &CollectorSettings) -> Result<Collector, String> {
@@ -77,12 +85,34 @@ impl Collector {
             headers: settings.headers.clone(),
             slots: Arc::new(Semaphore::new(settings.max_in_flight)),
             retry_after_secs: settings.retry_after_secs,
+            grpc: match &settings.grpc_endpoint {
+                Some(endpoint) => Some(GrpcCollector::new(settings, endpoint)?),
+                None => None,
+            },
         })
     }
 
     /// Exports in flight right now.
     pub fn in_flight(&self, max: usize) -> usize {
         max.saturating_sub(self.slots.available_permits())
+    }
+
+    /// A gRPC export: over gRPC with `collector.grpc_endpoint` (its Export
+    /// response answered as protobuf), else over HTTP like any other.
+    pub async fn send_grpc(&self, out: Outgoing<'_>) -> Result<Accepted, IngestError> {
+        let Some(grpc) = &self.grpc else {
+            return self.send(out).await;
+        };
+        let Ok(_permit) = self.slots.clone().try_acquire_owned() else {
+            return Err(IngestError::Busy {
+                retry_after_secs: 1,
+            });
+        };
+        let body = grpc.send(out).await?;
+        Ok(Accepted {
+            content_type: Some(HeaderValue::from_static("application/x-protobuf")),
+            body,
+        })
     }
 
     /// Posts one export; `Ok` only when the collector answered 2xx.

@@ -22,6 +22,7 @@ pub mod cardinality;
 pub mod content;
 pub mod error;
 pub mod forward;
+pub mod forward_grpc;
 pub mod otlp;
 pub mod partial;
 pub mod prepare;

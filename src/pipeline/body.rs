@@ -62,6 +62,22 @@ pub fn declared_over(headers: &HeaderMap, limit: usize) -> bool {
     declared_length(headers).is_some_and(|len| len > limit as u64)
 }
 
+/// The error a body adapter yields for a body over a limit of its own
+/// (a gRPC message's length prefix, its inflated size): read as
+/// `body_too_large`, not `unreadable_body`.
+#[derive(Debug)]
+pub struct OverLimit {
+    pub limit: usize,
+}
+
+impl std::fmt::Display for OverLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "body over {} bytes", self.limit)
+    }
+}
+
+impl std::error::Error for OverLimit {}
+
 /// Bytes past the limit that are still read (and discarded) so the client,
 /// which is still sending, gets a clean 413 instead of a broken pipe. A body
 /// declared larger than limit + this is refused without reading.
@@ -108,7 +124,10 @@ where
     let mut buf = BytesMut::with_capacity(capacity);
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| BodyError::Unreadable)?;
+        let frame = frame.map_err(|err| match err.into().downcast::<OverLimit>() {
+            Ok(over) => BodyError::TooLarge { limit: over.limit },
+            Err(_) => BodyError::Unreadable,
+        })?;
         let Ok(mut data) = frame.into_data() else {
             continue; // trailers
         };

@@ -81,6 +81,20 @@ pub fn truncate(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// `text` with every byte `keep` refuses written `%XX` (gRPC's
+/// `grpc-message`, a password in a URL: each has its own `keep`).
+pub fn percent_encode(text: &str, keep: impl Fn(u8) -> bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if keep(byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,12 +16,14 @@
 //! - [`headers`]: the header names read and answered, and how values are read.
 //! - [`abuse`]: key states, quota scopes and the headers the abuse controls answer with.
 //! - [`client_version`]: minimum and blocked client versions (per policy and per key).
+//! - [`grpc`]: OTLP/gRPC: the Export method paths (the signed path) and gRPC's message framing.
 //! - [`reject`]: every reason a request is refused, with its status, sentence and `Retry-After`.
 
 pub mod abuse;
 pub mod canonical;
 pub mod client_version;
 pub mod grants;
+pub mod grpc;
 pub mod headers;
 pub mod keyring;
 pub mod path;

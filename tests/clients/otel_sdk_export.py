@@ -22,9 +22,7 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExp
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.resources import Resource
+from sdk_metrics import counters
 
 
 class KmsV1(requests.auth.AuthBase):
@@ -63,15 +61,7 @@ def main():
     http.auth = KmsV1(secret, session)
     http.hooks["response"].append(report)
     exporter = OTLPMetricExporter(endpoint=url, session=http, timeout=5)
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(
-        resource=Resource.create({"service.name": "KOTORModSync"}), metric_readers=[reader]
-    )
-    meter = provider.get_meter("e2e")
-    for name in names:
-        meter.create_counter(name).add(1, {"run": "e2e"})
-    data = reader.get_metrics_data()
-    result = exporter.export(data)
+    result = exporter.export(counters(names))
     print(f"result={result.name}", flush=True)
     exporter.shutdown()
 

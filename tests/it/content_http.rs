@@ -3,12 +3,14 @@
 //! success in protobuf and JSON, or 400 `content_rejected`), what the
 //! collector received, and every refusal counted under its reason.
 
-use crate::support::collector::{start_server_before, FakeCollector, Script};
+use crate::support::collector::{
+    metrics_partial_success, start_server_before, FakeCollector, Script,
+};
 use crate::support::otlp::{gauges, gzip, points_by_name, text};
 use crate::support::*;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -190,16 +192,7 @@ async fn reject_answers_400_and_nothing_reaches_the_collector() {
 async fn the_collector_s_partial_success_and_ours_add_up() {
     let collector = FakeCollector::start().await;
     let server = start_server_before(&collector, NAMES).await;
-    let theirs = ExportMetricsServiceResponse {
-        partial_success: Some(ExportMetricsPartialSuccess {
-            rejected_data_points: 1,
-            error_message: "point too old".into(),
-        }),
-    };
-    collector.answer(Script {
-        body: Box::leak(theirs.encode_to_vec().into_boxed_slice()),
-        ..Default::default()
-    });
+    collector.answer(metrics_partial_success(1, "point too old").1);
     let export = gauges("svc", &[("kotormodsync.ok", 2), ("spam.series", 3)]);
     let reply = metrics(&server, &export, Media::Protobuf).await;
     let (rejected, message) = metrics_partial(&reply);

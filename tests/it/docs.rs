@@ -9,6 +9,8 @@ fn full_config() -> RawConfig {
     config.admin.token_file = Some(String::new());
     config.status.templates_dir = Some(String::new());
     config.ingest.policy = Some(String::new());
+    config.ingest.grpc_listen = Some(String::new());
+    config.collector.grpc_endpoint = Some(String::new());
     config.auth.static_headers = Some(Default::default());
     config.content = Some(ContentSection {
         service_names: Some(vec![]),

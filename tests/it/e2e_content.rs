@@ -9,11 +9,11 @@
 //!
 //! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_content:: -- --nocapture`.
 
-use std::process::Command;
 use std::time::Duration;
 
 use crate::support::otlp::{gauges, unix_now};
 use crate::support::stack::{keygen, Rotel, Telegate};
+use crate::support::tools::otel_python;
 use crate::support::{
     add_headers, http_client, kms_headers, require_tools, sample, Reply, Workdir, PROTOBUF,
 };
@@ -178,25 +178,14 @@ async fn the_python_sdk_takes_the_partial_success_and_does_not_retry() {
     let telegate = Telegate::start(&work, &config(&rotel.url(), "")).await;
     let ok = format!("kotormodsync.python_{run}");
     let spam = format!("spam_python_{run}");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/otel_sdk_export.py"
-    );
-    let url = telegate.url("/v1/metrics");
-    let session = format!("e2e-python-{run}");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(tools.path("otel-python"))
-            .arg(script)
-            .args([url.as_str(), key.to_str().expect("utf-8 path"), &session])
-            .args([ok.as_str(), spam.as_str()])
-            .output()
-            .expect("run otel-python")
-    })
-    .await
-    .expect("join");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let args = vec![
+        telegate.url("/v1/metrics"),
+        key.to_str().expect("utf-8 path").to_owned(),
+        format!("e2e-python-{run}"),
+        ok,
+        spam,
+    ];
+    let (stdout, stderr) = otel_python(&tools, "otel_sdk_export.py", args).await;
     let answers: Vec<&str> = stdout
         .lines()
         .filter(|l| l.starts_with("answer "))

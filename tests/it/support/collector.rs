@@ -163,3 +163,29 @@ impl FakeCollector {
         .unwrap_or_else(|err| panic!("{err}"));
     }
 }
+
+/// A collector answer (protobuf) that refused `rejected` data points with
+/// `message`, as the response and as the script that answers it.
+pub fn metrics_partial_success(
+    rejected: i64,
+    message: &str,
+) -> (
+    opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse,
+    Script,
+) {
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
+    };
+    use prost::Message;
+    let response = ExportMetricsServiceResponse {
+        partial_success: Some(ExportMetricsPartialSuccess {
+            rejected_data_points: rejected,
+            error_message: message.into(),
+        }),
+    };
+    let script = Script {
+        body: Box::leak(response.encode_to_vec().into_boxed_slice()),
+        ..Default::default()
+    };
+    (response, script)
+}

@@ -10,6 +10,7 @@
 //! - [`faults`]: a fault-injecting TCP proxy (pause, delay, black hole,
 //!   reset, close mid-response) in front of a real server.
 //! - [`otlp`]: OTLP payloads and the wall clock.
+//! - [`grpc`]: an OTLP/gRPC client (tonic) and what a gRPC refusal says.
 //! - [`tools`]: the external tools of the end-to-end tests, or a loud skip.
 //! - [`proc`]: work dirs, child processes, the telegate command.
 //! - [`ports`]: loopback ports for children, safe beside in-process servers.
@@ -21,6 +22,7 @@
 
 pub mod collector;
 pub mod faults;
+pub mod grpc;
 pub mod http;
 pub mod otlp;
 pub mod ports;

@@ -2,7 +2,8 @@
 //! config written to its own temp dir, key `a` in a file and key `b` in a
 //! [`MapEnv`] (never the process environment), and a clock fixed at [`NOW`]
 //! that the test moves with [`TestServer::set_now`]. A config with
-//! `ops_listen` gets a second listener on 127.0.0.1:0 ([`TestServer::ops_url`]).
+//! `ops_listen` gets a second listener on 127.0.0.1:0 ([`TestServer::ops_url`]),
+//! one with `ingest.grpc_listen` a gRPC listener ([`TestServer::grpc_addr`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -45,6 +46,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The operations listener, when the config sets `ops_listen`.
     pub ops_addr: Option<SocketAddr>,
+    /// The OTLP/gRPC listener, when the config sets `ingest.grpc_listen`.
+    pub grpc_addr: Option<SocketAddr>,
     pub state: AppState,
     pub client: reqwest::Client,
     clock: Arc<AtomicI64>,
@@ -140,10 +143,16 @@ pub async fn start_server_with_files(config_text: &str, files: &[(&str, &str)]) 
         None => None,
     };
     let ops_addr = ops.as_ref().map(|l| l.local_addr().unwrap());
+    let grpc = match state.settings().ingest.grpc_listen {
+        Some(_) => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+        None => None,
+    };
+    let grpc_addr = grpc.as_ref().map(|l| l.local_addr().unwrap());
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(telegate::http::listener::run(
         listener,
         ops,
+        grpc,
         state.clone(),
         async {
             let _ = rx.await;
@@ -152,6 +161,7 @@ pub async fn start_server_with_files(config_text: &str, files: &[(&str, &str)]) 
     TestServer {
         addr,
         ops_addr,
+        grpc_addr,
         state,
         client: http_client(),
         clock,

@@ -76,3 +76,26 @@ fn is_executable(path: &Path) -> bool {
         meta.is_file()
     }
 }
+
+/// Runs `tests/clients/SCRIPT` with the OpenTelemetry SDK's python
+/// (`otel-python`), off the runtime; panics unless it exits 0. Returns its
+/// stdout and stderr.
+pub async fn otel_python(tools: &Tools, script: &str, args: Vec<String>) -> (String, String) {
+    let python = tools.path("otel-python");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .args(args)
+            .output()
+            .expect("run otel-python")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}

@@ -10,12 +10,14 @@
 //! the seed corpus stays readable (see each target's doc).
 
 mod api;
+mod frames;
 mod payload;
 mod protocol;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 pub use api::{config, session_body, session_path};
+pub use frames::{grpc_unframe, path_rules};
 pub use payload::{gunzip, otlp_json, otlp_protobuf};
 pub use protocol::{canonical, client_ip, header_v1, header_v2};
 
@@ -35,6 +37,8 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("session_path", session_path),
     ("session_body", session_body),
     ("config", config),
+    ("grpc_unframe", grpc_unframe),
+    ("path_rules", path_rules),
 ];
 
 /// A request head as text: the first line is `METHOD PATH`, every further

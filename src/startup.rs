@@ -95,6 +95,13 @@ pub async fn serve(settings: Settings, source: ConfigSource) -> Result<(), Start
     })?
     .with_spool(crate::ingest::spool::system_ms())
     .map_err(|err| StartError::Other(anyhow::anyhow!(err)))?;
+    // Before serving: a store that will never serve (rows sealed under a
+    // key not configured here) ends the start with the reason, as the
+    // embedded store's open already does.
+    app.sessions()
+        .check_at_start()
+        .await
+        .map_err(|err| StartError::Other(anyhow::anyhow!("session store: {err}")))?;
     tracing::info!(listen = %bound, ops_listen = ops_bound.as_deref(), grpc_listen = grpc_bound.as_deref(), version = env!("CARGO_PKG_VERSION"), "telegate serving");
     let _purge_task = app.spawn_rate_limit_purger();
     app.load_bans().await;

@@ -99,7 +99,7 @@ impl EmbeddedStore {
         let retention = secs(settings.expired_retention);
         let loaded = load::load(&conn, &local, clock(), retention, sealer.as_ref())
             .map_err(|err| schema::fail(&path, "cannot load", err))?;
-        let abuse = abuse::AbuseState::load(&conn, clock())
+        let abuse = abuse::AbuseState::load(&conn, clock(), sealer.as_ref())
             .map_err(|err| schema::fail(&path, "cannot load the quotas and bans", err))?;
         let (quota_windows, bans) = abuse.counts();
         tracing::info!(

@@ -24,10 +24,22 @@ fn open_with(dir: &Path, settings: SessionSettings, now: i64) -> EmbeddedStore {
 }
 
 fn try_open(dir: &Path, settings: SessionSettings, now: i64) -> Result<EmbeddedStore, StoreError> {
+    open_keyed(dir, settings, now, None)
+}
+
+/// Opens with `[sessions.encryption]` when `key_file` is given.
+fn open_keyed(
+    dir: &Path,
+    settings: SessionSettings,
+    now: i64,
+    key_file: Option<&Path>,
+) -> Result<EmbeddedStore, StoreError> {
     let embedded = EmbeddedSettings {
         data_dir: dir.to_path_buf(),
         flush_interval: Duration::from_millis(20),
-        encryption: None,
+        encryption: key_file.map(|file| crate::config::EncryptionSettings {
+            key_files: vec![file.to_path_buf()],
+        }),
     };
     EmbeddedStore::open(
         settings,
@@ -279,8 +291,44 @@ async fn a_delivered_v2_nonce_is_answered_from_its_first_outcome_after_a_restart
 
 #[tokio::test]
 async fn quota_windows_and_bans_survive_a_restart_and_a_lift_is_written_through() {
-    use crate::pipeline::abuse::shared::LeaseKey;
     let dir = tempfile::tempdir().unwrap();
+    abuse_state_survives(dir.path(), None).await;
+}
+
+/// Sealed: the same, and the file holds neither the banned address nor
+/// the plain scope hash (an address's plain hash is reversible).
+#[tokio::test]
+async fn sealed_quota_windows_and_bans_survive_without_the_address_on_disk() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("storage.key");
+    std::fs::write(&key, crate::session::seal::new_key_text().unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    abuse_state_survives(dir.path(), Some(&key)).await;
+}
+
+/// How many of the probe values the file and its WAL show (the banned
+/// address and session, the plain scope hash of the test's window).
+fn clear_probes(dir: &Path) -> usize {
+    let mut bytes = std::fs::read(dir.join(schema::FILE)).unwrap();
+    bytes.extend(std::fs::read(dir.join("sessions.sqlite3-wal")).unwrap_or_default());
+    let shown = ["192.0.2.1", "session:s-1"]
+        .iter()
+        .filter(|value| bytes.windows(value.len()).any(|w| w == value.as_bytes()))
+        .count();
+    let conn = Connection::open(dir.join(schema::FILE)).unwrap();
+    let plain: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM quota_windows WHERE value = ?1",
+            [(u64::MAX - 7) as i64],
+            |r| r.get(0),
+        )
+        .unwrap();
+    shown + plain as usize
+}
+
+async fn abuse_state_survives(dir: &Path, key_file: Option<&Path>) {
+    use crate::pipeline::abuse::shared::LeaseKey;
+    let open_with = |dir: &Path, settings, now| open_keyed(dir, settings, now, key_file).unwrap();
     let key = LeaseKey {
         quota: 0,
         value: u64::MAX - 7,
@@ -288,7 +336,7 @@ async fn quota_windows_and_bans_survive_a_restart_and_a_lift_is_written_through(
     };
     let other = LeaseKey { quota: 1, ..key };
     {
-        let store = open_with(dir.path(), settings(), T0);
+        let store = open_with(dir, settings(), T0);
         let abuse = store.abuse();
         assert_eq!(abuse.lease(key, 4, 10, 3660).await.unwrap(), 4);
         assert_eq!(abuse.lease(key, 4, 10, 3660).await.unwrap(), 4);
@@ -301,11 +349,15 @@ async fn quota_windows_and_bans_survive_a_restart_and_a_lift_is_written_through(
         // A shorter ban never shortens the one in force.
         abuse.ban("session:s-1".into(), T0 + 5).await.unwrap();
         store.flush().unwrap();
-        assert_eq!(rows(dir.path(), "quota_windows"), 2);
-        assert_eq!(rows(dir.path(), "bans"), 2);
+        assert_eq!(rows(dir, "quota_windows"), 2);
+        assert_eq!(rows(dir, "bans"), 2);
+        // In clear every probe shows (two subjects, two windows of the
+        // plain hash), so the sealed check can fail.
+        let expected = if key_file.is_some() { 0 } else { 4 };
+        assert_eq!(clear_probes(dir), expected);
     }
     {
-        let store = open_with(dir.path(), settings(), T0 + 60);
+        let store = open_with(dir, settings(), T0 + 60);
         let abuse = store.abuse();
         // 8 of 10 were spent before the restart: 2 are left, then none.
         assert_eq!(abuse.lease(key, 4, 10, 3660).await.unwrap(), 2);
@@ -322,9 +374,9 @@ async fn quota_windows_and_bans_survive_a_restart_and_a_lift_is_written_through(
         );
         // Lifted without a flush: on disk before the call returns.
         abuse.lift("address:192.0.2.1".into()).await.unwrap();
-        assert_eq!(rows(dir.path(), "bans"), 1);
+        assert_eq!(rows(dir, "bans"), 1);
     }
-    let store = open_with(dir.path(), settings(), T0 + 700);
+    let store = open_with(dir, settings(), T0 + 700);
     let abuse = store.abuse();
     assert!(
         abuse.bans(T0 + 700, 10).await.unwrap().is_empty(),

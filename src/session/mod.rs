@@ -314,6 +314,13 @@ pub trait SessionAdmin: Send + Sync {
     fn healthy(&self) -> bool {
         true
     }
+    /// Checked once before the first request is served: a store that can
+    /// tell now that it will never serve (PostgreSQL rows sealed under a
+    /// key not configured here) fails the start with the reason. A server
+    /// that is only unreachable is not an error here (it may come later).
+    fn check_at_start(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// One store serving all three callers: what the shared state holds.

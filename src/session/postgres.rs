@@ -191,6 +191,11 @@ impl Inner {
                 tracing::error!(op, error = %detail, "session store (postgres) query failed");
                 detail
             }
+            Failure::Sealing(detail) => {
+                self.health.down(&detail);
+                tracing::error!(op, error = %detail, "session store (postgres) refused: fix sessions.encryption.key_files");
+                detail
+            }
         };
         Err(StoreError(format!("postgres {op}: {detail}")))
     }
@@ -331,6 +336,19 @@ impl SessionAdmin for PostgresStore {
 
     fn healthy(&self) -> bool {
         self.inner.health.is_up()
+    }
+
+    fn check_at_start(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async {
+            match self.inner.conn.client().await {
+                Ok(_) => Ok(()),
+                Err(Failure::Sealing(reason)) => Err(StoreError(format!("postgres: {reason}"))),
+                Err(Failure::Unreachable(detail) | Failure::Query(detail)) => {
+                    tracing::warn!(error = %detail, "session store (postgres) not ready at start; retried per operation");
+                    Ok(())
+                }
+            }
+        })
     }
 }
 

@@ -189,6 +189,19 @@ impl Sealer {
         seal_deterministic(&self.keys[0], field, value)
     }
 
+    /// A 64-bit hash of `value` keyed by the sealing key: a quota
+    /// window's scope hash (a plain hash of an address can be reversed by
+    /// trying every address) as the embedded store keeps it.
+    pub fn keyed_hash(&self, value: u64) -> u64 {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.keys[0].lookup[..])
+            .expect("any key length");
+        mac.update(b"quota_window\0");
+        mac.update(&value.to_le_bytes());
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&mac.finalize().into_bytes()[..8]);
+        u64::from_le_bytes(out)
+    }
+
     fn seal_with(
         &self,
         key: &StorageKey,
@@ -268,8 +281,10 @@ impl Sealer {
 }
 
 const USER_FIELD: &str = "user_id";
+/// An embedded store ban's subject (`address:..`, `session:..`).
+pub const BAN_FIELD: &str = "ban_subject";
 /// Fields sealed deterministically (found by equality).
-const LOOKUP_FIELDS: [&str; 2] = [USER_FIELD, "ip_key"];
+const LOOKUP_FIELDS: [&str; 3] = [USER_FIELD, "ip_key", BAN_FIELD];
 
 fn seal_user_with(key: &StorageKey, user: &str) -> String {
     seal_deterministic(key, USER_FIELD, user)
@@ -353,9 +368,20 @@ pub fn from_row(
 /// and sealed under each key (PostgreSQL rows are not all sealed again at
 /// a rotation).
 pub fn user_columns(sealer: Option<&Sealer>, user: &str) -> Vec<String> {
-    let mut values = vec![user.to_string()];
+    lookup_columns(sealer, USER_FIELD, user)
+}
+
+/// Every value a deterministically sealed `field` holding `value` may be
+/// stored as: in clear, and sealed under each key.
+pub fn lookup_columns(sealer: Option<&Sealer>, field: &str, value: &str) -> Vec<String> {
+    let mut values = vec![value.to_string()];
     if let Some(sealer) = sealer {
-        values.extend(sealer.keys.iter().map(|key| seal_user_with(key, user)));
+        values.extend(
+            sealer
+                .keys
+                .iter()
+                .map(|key| seal_deterministic(key, field, value)),
+        );
     }
     values
 }

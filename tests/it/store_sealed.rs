@@ -4,7 +4,8 @@
 //! reads them; a rotated list (new key first) reads the old rows and seals
 //! them again; a wrong or missing key fails the start naming the reason;
 //! rows written in clear before encryption was turned on are sealed at the
-//! first start with a key.
+//! first start with a key. The same holds for a ban's subject (a client
+//! address): sealed, read back, re-sealed at a rotation, lifted on disk.
 
 use std::path::Path;
 use std::time::Duration;
@@ -46,6 +47,11 @@ store = "embedded"
 data_dir = "data"
 flush_interval_ms = 50
 store_metadata = true
+[bans]
+refusals = 2
+within_secs = 60
+ban_secs = 600
+max_ban_secs = 600
 {encryption}"#
     )
 }
@@ -124,6 +130,36 @@ pub(crate) async fn assert_readable(telegate: &Telegate, issued: &str) {
     assert!(text.contains(issued), "a user's sessions are found: {text}");
 }
 
+/// Forged signatures from ADDRESS until it is banned (bounded): the ban's
+/// subject is a client address the file must not show either.
+async fn ban_address(telegate: &Telegate) {
+    let forged = "00".repeat(32);
+    for _ in 0..5 {
+        let headers = signed(&forged, "POST", "/v1/traces", unix_now(), SESSION);
+        let response = add_headers(telegate_get(telegate, "/auth"), &headers)
+            .header("X-Forwarded-For", ADDRESS)
+            .send()
+            .await
+            .unwrap();
+        if reason_of(response).await == (403, "banned".into()) {
+            return;
+        }
+    }
+    panic!("two refusals did not ban {ADDRESS}");
+}
+
+/// The ban on ADDRESS is in force (read back from the file at the start).
+async fn assert_banned(telegate: &Telegate) {
+    let response = telegate_get(telegate, "/bans")
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(text.contains(&format!("address:{ADDRESS}")), "{text}");
+}
+
 /// SIGTERM (the last write-behind runs), then the raw bytes of the file
 /// and its WAL must not show any private value.
 async fn stop_and_assert_sealed(telegate: Telegate, data: &Path) {
@@ -139,7 +175,7 @@ async fn stop_and_assert_sealed(telegate: Telegate, data: &Path) {
 }
 
 /// `telegate serve` must exit 1 with `reason` in its log.
-async fn assert_start_fails(work: &Workdir, config: &str, reason: &str) {
+pub(crate) async fn assert_start_fails(work: &Workdir, config: &str, reason: &str) {
     let path = work.write("bad.toml", &format!("listen = \"127.0.0.1:0\"\n{config}"));
     let mut command = telegate_command();
     command
@@ -159,20 +195,32 @@ async fn sealed_rows_read_back_rotate_and_refuse_a_wrong_key() {
     let data = work.path().join("data");
     let first = Telegate::start(&work, &config(&["old.key"])).await;
     let issued = write_sessions(&first).await;
+    ban_address(&first).await;
     assert_readable(&first, &issued).await;
     stop_and_assert_sealed(first, &data).await;
 
     let again = Telegate::start(&work, &config(&["old.key"])).await;
     assert_readable(&again, &issued).await;
+    assert_banned(&again).await;
     stop_and_assert_sealed(again, &data).await;
 
     // Rotation: the new key seals, the old one still opens (and the rows
     // are sealed again under the new key at this start).
     let rotated = Telegate::start(&work, &config(&["new.key", "old.key"])).await;
     assert_readable(&rotated, &issued).await;
+    assert_banned(&rotated).await;
     stop_and_assert_sealed(rotated, &data).await;
     let new_only = Telegate::start(&work, &config(&["new.key"])).await;
     assert_readable(&new_only, &issued).await;
+    assert_banned(&new_only).await;
+    // A lift deletes the sealed row: the next start has no ban.
+    let lifted = http_client()
+        .delete(new_only.url(&format!("/bans/address:{ADDRESS}")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lifted.status(), 200, "{:?}", lifted.text().await);
     // A user's sessions are found on disk by the sealed user id: deleted
     // there too, so the next start does not load them back.
     let deleted = http_client()
@@ -190,6 +238,15 @@ async fn sealed_rows_read_back_rotate_and_refuse_a_wrong_key() {
         .await
         .unwrap();
     assert_eq!(gone.status(), 404);
+    let bans = telegate_get(&after, "/bans")
+        .bearer_auth(ADMIN)
+        .send()
+        .await;
+    let bans = bans.unwrap().text().await.unwrap();
+    assert!(
+        !bans.contains(ADDRESS),
+        "the lift held across a restart: {bans}"
+    );
     drop(after);
 
     assert_start_fails(
@@ -207,6 +264,7 @@ async fn rows_written_in_clear_are_sealed_at_the_first_start_with_a_key() {
     let data = work.path().join("data");
     let clear = Telegate::start(&work, &config(&[])).await;
     let issued = write_sessions(&clear).await;
+    ban_address(&clear).await;
     let mut clear = clear;
     assert!(clear
         .proc
@@ -227,5 +285,6 @@ async fn rows_written_in_clear_are_sealed_at_the_first_start_with_a_key() {
 
     let sealed = Telegate::start(&work, &config(&["old.key"])).await;
     assert_readable(&sealed, &issued).await;
+    assert_banned(&sealed).await;
     stop_and_assert_sealed(sealed, &data).await;
 }

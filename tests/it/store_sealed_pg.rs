@@ -3,15 +3,16 @@
 //! text) hold no client address, user agent, user id or metadata in clear,
 //! a token's touch included; a restart with the same key reads them; a
 //! rotated list reads them and the background pass seals them again under
-//! the new key; with a wrong key the store refuses the database on connect,
-//! the reason logged and `/ready` 503.
+//! the new key; with a wrong key (or sealed rows and no key) the start
+//! fails with the reason named.
 //!
 //! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it store_sealed_pg`.
 
 use std::time::Duration;
 
 use crate::store_sealed::{
-    assert_readable, workdir, write_sessions, ADDRESS, ADMIN, AGENT, BASE, META, USER,
+    assert_readable, assert_start_fails, workdir, write_sessions, ADDRESS, ADMIN, AGENT, BASE,
+    META, USER,
 };
 use crate::support::postgres::Postgres;
 use crate::support::stack::Telegate;
@@ -144,24 +145,21 @@ async fn postgres_rows_are_sealed_rotate_and_refuse_a_wrong_key() {
     assert_readable(&new_only, &issued).await;
     drop(new_only);
 
-    // The old key alone does not open the rows: refused on connect.
-    let path = work.write(
-        "wrong.toml",
-        &format!(
-            "listen = \"127.0.0.1:0\"\n{}",
-            config(&postgres, &["old.key"])
-        ),
-    );
-    let mut command = telegate_command();
-    command
-        .args(["serve", "--config"])
-        .arg(&path)
-        .current_dir(work.path());
-    let mut wrong = Proc::spawn("telegate", command, work.path().join("wrong.log"));
-    wrong
-        .wait_for_log(
-            "which is not in sessions.encryption.key_files",
-            Duration::from_secs(10),
-        )
-        .await;
+    // The old key alone does not open the rows: the start fails, naming
+    // the reason (PostgreSQL is up, so the check runs before serving).
+    assert_start_fails(
+        &work,
+        &config(&postgres, &["old.key"]),
+        "which is not in sessions.encryption.key_files",
+    )
+    .await;
+    // Sealed rows and no key at all: refused too, never read in clear.
+    let unsealed = config(&postgres, &[]).replace("[sessions.encryption]\nkey_files = []\n", "");
+    assert!(!unsealed.contains("encryption"), "{unsealed}");
+    assert_start_fails(
+        &work,
+        &unsealed,
+        "but sessions.encryption is not configured",
+    )
+    .await;
 }

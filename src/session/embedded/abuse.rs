@@ -11,16 +11,25 @@
 //! the last flush interval of counting, never a lift.
 //!
 //! Tables: `quota_windows (quota, value, window, used, purge_at)` and
-//! `bans (subject, until, purge_at)`, pruned with the rest at `purge_at`.
+//! `bans (subject, until, purge_at, seal)`, pruned with the rest at
+//! `purge_at`. With `[sessions.encryption]` a ban's subject (a client
+//! address or a session id) is sealed deterministically, so it stays the
+//! row's key (`seal` names the storage key), and a window's scope hash is
+//! keyed by the storage key (a plain hash of an address is reversed by
+//! trying every address); rows in clear or under an old key are written
+//! again at the start, as sessions are. Windows are not: a window under
+//! another key is simply not found, so turning encryption on or rotating
+//! the key restarts the windows in progress once.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, Transaction};
 
-use super::{lock, Inner};
+use super::{lock, rows, Inner};
 use crate::pipeline::abuse::shared::{LeaseKey, SharedAbuse};
 use crate::pipeline::session_gate::BoxFuture;
+use crate::session::seal::{self, SealError, Sealer, BAN_FIELD};
 
 /// Quota windows counted at most; past it (after dropping the ended ones)
 /// a lease fails and the local buckets apply, counted as a fallback.
@@ -44,9 +53,37 @@ CREATE TABLE IF NOT EXISTS quota_windows (
 CREATE TABLE IF NOT EXISTS bans (
     subject TEXT PRIMARY KEY,
     until INTEGER NOT NULL,
-    purge_at INTEGER NOT NULL
+    purge_at INTEGER NOT NULL,
+    seal TEXT
 );
 ";
+
+/// A `bans` table made before sealing gains its `seal` column in place.
+pub(super) fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
+    let present: i64 = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('bans') WHERE name = 'seal'",
+        [],
+        |row| row.get(0),
+    )?;
+    if present == 0 {
+        conn.execute_batch("ALTER TABLE bans ADD COLUMN seal TEXT")?;
+    }
+    Ok(())
+}
+
+/// A ban's row key and `seal` column as stored.
+fn ban_row(sealer: Option<&Sealer>, subject: &str) -> (String, Option<String>) {
+    match sealer {
+        Some(sealer) => (
+            sealer.seal_lookup(BAN_FIELD, subject),
+            Some(sealer.key_id().to_string()),
+        ),
+        None => (subject.to_string(), None),
+    }
+}
+
+const PUT_BAN: &str =
+    "INSERT OR REPLACE INTO bans (subject, until, purge_at, seal) VALUES (?1, ?2, ?2, ?3)";
 
 type WindowKey = (usize, u64, i64);
 
@@ -72,8 +109,13 @@ pub(super) struct Dirty {
 }
 
 impl AbuseState {
-    /// Reads every live window and ban back (after the prune on open).
-    pub(super) fn load(conn: &Connection, now: i64) -> rusqlite::Result<AbuseState> {
+    /// Reads every live window and ban back (after the prune on open); a
+    /// sealed ban that does not open fails the load, as a session does.
+    pub(super) fn load(
+        conn: &Connection,
+        now: i64,
+        sealer: Option<&Sealer>,
+    ) -> rusqlite::Result<AbuseState> {
         let state = AbuseState::default();
         {
             let mut windows = lock(&state.windows);
@@ -102,16 +144,42 @@ impl AbuseState {
                 );
             }
         }
+        let mut stale = false;
         {
             let mut bans = lock(&state.bans);
-            let mut rows = conn.prepare("SELECT subject, until FROM bans WHERE until > ?1")?;
+            let mut rows =
+                conn.prepare("SELECT subject, until, seal FROM bans WHERE until > ?1")?;
             let mut found = rows.query([now])?;
             while let Some(row) = found.next()? {
                 if bans.len() >= MAX_BANS {
                     break;
                 }
-                bans.insert(row.get(0)?, row.get(1)?);
+                let stored: String = row.get(0)?;
+                let subject = match (sealer, row.get::<_, Option<String>>(2)?) {
+                    (_, None) => {
+                        stale |= sealer.is_some();
+                        stored
+                    }
+                    (None, Some(id)) => return Err(rows::sealing(SealError::NoKey(id))),
+                    (Some(sealer), Some(id)) => {
+                        stale |= id != sealer.key_id();
+                        sealer.open("", BAN_FIELD, &stored).map_err(rows::sealing)?
+                    }
+                };
+                bans.insert(subject, row.get(1)?);
             }
+        }
+        if let (true, Some(sealer)) = (stale, sealer) {
+            // Every ban again under the sealing key; secure_delete zeroes
+            // the old cells, the checkpoint empties the WAL of them.
+            let tx = conn.unchecked_transaction()?;
+            tx.execute("DELETE FROM bans", [])?;
+            for (subject, until) in lock(&state.bans).iter() {
+                let (key, seal) = ban_row(Some(sealer), subject);
+                tx.execute(PUT_BAN, params![key, until, seal])?;
+            }
+            tx.commit()?;
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         }
         Ok(state)
     }
@@ -188,7 +256,12 @@ impl AbuseState {
     }
 
     /// Writes the current value of everything in `dirty` (gone: skipped).
-    pub(super) fn write(&self, tx: &Transaction<'_>, dirty: &Dirty) -> rusqlite::Result<()> {
+    pub(super) fn write(
+        &self,
+        tx: &Transaction<'_>,
+        dirty: &Dirty,
+        sealer: Option<&Sealer>,
+    ) -> rusqlite::Result<()> {
         let windows: Vec<(WindowKey, Window)> = {
             let held = lock(&self.windows);
             dirty
@@ -219,10 +292,9 @@ impl AbuseState {
                 .collect()
         };
         for (subject, until) in bans {
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO bans (subject, until, purge_at) VALUES (?1, ?2, ?2)",
-            )?
-            .execute(params![subject, until])?;
+            let (key, seal) = ban_row(sealer, &subject);
+            tx.prepare_cached(PUT_BAN)?
+                .execute(params![key, until, seal])?;
         }
         Ok(())
     }
@@ -253,6 +325,13 @@ impl SharedAbuse for EmbeddedAbuse {
     ) -> BoxFuture<'_, Result<u64, String>> {
         let now = self.inner.now();
         let purge_at = now.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX));
+        let key = match &self.inner.sealer {
+            Some(sealer) => LeaseKey {
+                value: sealer.keyed_hash(key.value),
+                ..key
+            },
+            None => key,
+        };
         let granted = self.inner.abuse.lease(key, want, limit, purge_at, now);
         Box::pin(async move { granted })
     }
@@ -271,8 +350,13 @@ impl SharedAbuse for EmbeddedAbuse {
                 // Under the connection lock: a flush cannot write it back.
                 lock(&inner.abuse.bans).remove(&subject);
                 lock(&inner.abuse.dirty_bans).remove(&subject);
-                conn.execute("DELETE FROM bans WHERE subject = ?1", [&subject])
-                    .map(drop)
+                // However it was stored: in clear, or under any key.
+                seal::lookup_columns(inner.sealer.as_ref(), BAN_FIELD, &subject)
+                    .iter()
+                    .try_for_each(|key| {
+                        conn.execute("DELETE FROM bans WHERE subject = ?1", [key])
+                            .map(drop)
+                    })
                     .map_err(|err| inner.failed("lift_ban", err).to_string())
             };
             tokio::task::spawn_blocking(work)

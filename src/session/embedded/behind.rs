@@ -152,7 +152,7 @@ impl Inner {
                 )?
                 .execute(rusqlite::params![&*n.key, &n.value, n.purge_at])?;
             }
-            self.abuse.write(&tx, &abuse)?;
+            self.abuse.write(&tx, &abuse, self.sealer.as_ref())?;
             tx.commit()
         })();
         drop(conn);

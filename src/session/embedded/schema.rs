@@ -122,6 +122,7 @@ pub(super) fn open(data_dir: &Path, sealed: bool) -> Result<(Connection, PathBuf
     migrate(&conn).map_err(|err| fail(&path, "schema", err))?;
     conn.execute_batch(super::abuse::TABLES)
         .map_err(|err| fail(&path, "schema", err))?;
+    super::abuse::upgrade(&conn).map_err(|err| fail(&path, "schema", err))?;
     add_grant_columns(&conn).map_err(|err| fail(&path, "schema", err))?;
     Ok((conn, path))
 }

@@ -37,6 +37,9 @@ pub enum Failure {
     Unreachable(String),
     /// The server answered with an error (a bug, or a damaged schema).
     Query(String),
+    /// The database holds rows this key list cannot open: no retry helps,
+    /// the configuration must change.
+    Sealing(String),
 }
 
 impl From<tokio_postgres::Error> for Failure {
@@ -66,6 +69,9 @@ pub struct Conn {
 struct Slot {
     client: Option<Arc<Client>>,
     failed_at: Option<Instant>,
+    /// The last connect's refusal of the key list: answered again while
+    /// the next attempt waits, so the start's check sees the reason.
+    sealing: Option<String>,
 }
 
 impl Conn {
@@ -114,17 +120,25 @@ impl Conn {
         }
         slot.client = None;
         if slot.failed_at.is_some_and(|at| at.elapsed() < RETRY_AFTER) {
-            return Err(Failure::Unreachable("reconnecting".into()));
+            return Err(match &slot.sealing {
+                Some(reason) => Failure::Sealing(reason.clone()),
+                None => Failure::Unreachable("reconnecting".into()),
+            });
         }
         match self.connect().await {
             Ok(client) => {
                 let client = Arc::new(client);
                 slot.client = Some(client.clone());
                 slot.failed_at = None;
+                slot.sealing = None;
                 Ok(client)
             }
             Err(failure) => {
                 slot.failed_at = Some(Instant::now());
+                slot.sealing = match &failure {
+                    Failure::Sealing(reason) => Some(reason.clone()),
+                    _ => None,
+                };
                 Err(failure)
             }
         }

@@ -6,8 +6,11 @@
 //!
 //! Unlike the embedded store, PostgreSQL is read per request, so a row is
 //! opened when it is read; the check makes a wrong key list fail at the
-//! first connect (every operation answers 503 `store_unavailable` and
-//! `/ready` stays 503, with the reason logged) instead of row by row.
+//! first connect instead of row by row: at the start (the first connect is
+//! tried before serving, and the start fails with the reason), or, when
+//! PostgreSQL was unreachable then, at the connect that finds it (every
+//! operation answers 503 `store_unavailable` and `/ready` stays 503, with
+//! the reason logged).
 
 use tokio_postgres::Client;
 
@@ -44,7 +47,7 @@ pub async fn check(client: &Client, sealer: Option<&Sealer>) -> Result<(), Failu
             Some(_) => None,
         };
         if let Some(err) = refused {
-            return Err(Failure::Query(err.to_string()));
+            return Err(Failure::Sealing(err.to_string()));
         }
     }
     Ok(())

@@ -79,19 +79,27 @@ pub fn grpc_unframe(data: &[u8]) {
 }
 
 /// A forwarded URI (the input as UTF-8, lossy). A normal form starts with
-/// `/`, has no empty, `.` or `..` segment, no `%` or `\`, no trailing `/`
-/// (but the root), is its own normal form, and is under each of its own
-/// prefixes that end at a segment.
+/// `/`, has no empty, `.` or `..` segment, no `\`, no `%` but in an escape
+/// the decoding keeps (upper-case hex of a character that is neither
+/// unreserved nor `/`, `\` or `%`: `%3E` stays, `%2e` never does), no
+/// trailing `/` (but the root), is its own normal form, and is under each
+/// of its own prefixes that end at a segment.
 pub fn path_rules(data: &[u8]) {
     let uri = String::from_utf8_lossy(data);
     let Some(normal) = normalize(&uri) else {
         return;
     };
     assert!(normal.starts_with('/'), "{normal:?}");
-    assert!(
-        !normal.contains('%') && !normal.contains('\\'),
-        "{normal:?}"
-    );
+    assert!(!normal.contains('\\'), "{normal:?}");
+    for (at, _) in normal.match_indices('%') {
+        let hex = normal.get(at + 1..at + 3).unwrap_or("");
+        let kept = u8::from_str_radix(hex, 16).ok().filter(|byte| {
+            hex.bytes().all(|h| !h.is_ascii_lowercase())
+                && !byte.is_ascii_alphanumeric()
+                && !matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\' | b'%')
+        });
+        assert!(kept.is_some(), "{normal:?}: escape at {at}");
+    }
     if normal != "/" {
         assert!(!normal.ends_with('/'), "{normal:?}");
         for segment in normal[1..].split('/') {

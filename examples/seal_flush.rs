@@ -3,7 +3,10 @@
 //! signed sessions are seen once (as `/auth` does) and the flush that
 //! writes them is timed, first as inserts, then (each seen again) as
 //! updates; clear and sealed stores alternate over ROUNDS rounds, each on a
-//! fresh temp dir. Prints the median microseconds per record and the ratio.
+//! fresh temp dir. Prints the median microseconds per record and the ratio,
+//! twice: wall time (what a flush takes, fsync waits included: noisy on a
+//! shared disk) and the flushing thread's CPU time (from
+//! /proc/thread-self/schedstat, in ns: what the flush costs the machine).
 //!
 //!   cargo run --release --example seal_flush [-- SESSIONS ROUNDS]
 
@@ -24,27 +27,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let count: u32 = args.next().map_or(Ok(20_000), |t| t.parse())?;
     let rounds: usize = args.next().map_or(Ok(5), |t| t.parse())?;
-    let mut per_record = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
+    // [clock][mode][phase]: clock 0 wall, 1 CPU; mode 0 clear, 1 sealed.
+    let mut per_record: [[[Vec<f64>; 2]; 2]; 2] = Default::default();
     for _ in 0..rounds {
         for (mode, sealed) in [false, true].into_iter().enumerate() {
-            let (insert, update) = one_round(count, sealed)?;
-            per_record[mode][0].push(insert);
-            per_record[mode][1].push(update);
+            let timed = one_round(count, sealed)?;
+            for (clock, phases) in timed.iter().enumerate() {
+                for (phase, value) in phases.iter().enumerate() {
+                    per_record[clock][mode][phase].push(*value);
+                }
+            }
         }
     }
-    for (phase, name) in ["insert", "update"].iter().enumerate() {
-        let clear = median(&mut per_record[0][phase]);
-        let sealed = median(&mut per_record[1][phase]);
-        println!(
-            "{name}: clear {clear:.2} us/record, sealed {sealed:.2} us/record, ratio {:.3} (sessions={count} rounds={rounds})",
-            sealed / clear
-        );
+    for (clock, clock_name) in ["wall", "cpu"].iter().enumerate() {
+        for (phase, name) in ["insert", "update"].iter().enumerate() {
+            let clear = median(&mut per_record[clock][0][phase]);
+            let sealed = median(&mut per_record[clock][1][phase]);
+            println!(
+                "{clock_name} {name}: clear {clear:.2} us/record, sealed {sealed:.2} us/record, ratio {:.3} (sessions={count} rounds={rounds})",
+                sealed / clear
+            );
+        }
     }
     Ok(())
 }
 
-/// Microseconds per record of the insert flush and of the update flush.
-fn one_round(count: u32, sealed: bool) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+/// This thread's time on a CPU so far, in nanoseconds.
+fn thread_cpu_ns() -> Result<f64, Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat")?;
+    let ns = text.split_whitespace().next().ok_or("empty schedstat")?;
+    Ok(ns.parse::<f64>()?)
+}
+
+/// Microseconds per record of the insert flush and of the update flush,
+/// by wall clock and by CPU time.
+fn one_round(count: u32, sealed: bool) -> Result<[[f64; 2]; 2], Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let mut settings = config::load(&ConfigSource::Embedded, &MapEnv::default())?.sessions;
     let StoreBackend::Embedded(_) = settings.backend else {
@@ -77,8 +94,8 @@ fn one_round(count: u32, sealed: bool) -> Result<(f64, f64), Box<dyn std::error:
         IntCounter::new("evicted", "sessions evicted")?,
         Arc::new(|| NOW),
     )?;
-    let mut timed = [0.0; 2];
-    for (pass, slot) in timed.iter_mut().enumerate() {
+    let mut timed = [[0.0; 2]; 2];
+    for pass in 0..2 {
         for n in 0..count {
             let id = format!("{:08x}-0000-4000-a000-{:012x}", n, u64::from(n) * 7919);
             let sighting = Sighting {
@@ -95,10 +112,12 @@ fn one_round(count: u32, sealed: bool) -> Result<(f64, f64), Box<dyn std::error:
                 .map_err(|_| format!("session {n} refused"))?;
         }
         let started = Instant::now();
+        let cpu = thread_cpu_ns()?;
         store.flush()?;
-        *slot = started.elapsed().as_secs_f64() * 1e6 / f64::from(count);
+        timed[1][pass] = (thread_cpu_ns()? - cpu) / 1e3 / f64::from(count);
+        timed[0][pass] = started.elapsed().as_secs_f64() * 1e6 / f64::from(count);
     }
-    Ok((timed[0], timed[1]))
+    Ok(timed)
 }
 
 fn median(values: &mut [f64]) -> f64 {

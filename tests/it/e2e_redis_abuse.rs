@@ -246,7 +246,7 @@ const POINTS: usize = 10;
 
 /// Calls per command Redis served so far, from `INFO commandstats` (the
 /// `INFO` calls themselves left out).
-fn redis_calls(tools: &crate::support::Tools, port: u16) -> BTreeMap<String, u64> {
+pub(crate) fn redis_calls(tools: &crate::support::Tools, port: u16) -> BTreeMap<String, u64> {
     let output = std::process::Command::new(tools.path("redis-cli"))
         .args(["-p", &port.to_string(), "INFO", "commandstats"])
         .output()
@@ -268,7 +268,7 @@ fn redis_calls(tools: &crate::support::Tools, port: u16) -> BTreeMap<String, u64
 }
 
 /// What was called between two [`redis_calls`] readings: (total, per command).
-fn calls_between(
+pub(crate) fn calls_between(
     before: &BTreeMap<String, u64>,
     after: &BTreeMap<String, u64>,
 ) -> (u64, Vec<(String, u64)>) {

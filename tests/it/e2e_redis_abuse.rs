@@ -355,7 +355,8 @@ async fn an_items_quota_holds_across_two_replicas_behind_traefik_without_a_redis
         (low..=high).contains(&accepted),
         "{accepted} items accepted of a shared quota of {items} ({refused} exports refused)"
     );
-    // Only the lease script calls INCRBY, once per block granted: a block
+    // Only the lease script calls INCRBY (the shared ban counts use
+    // HINCRBY), once per block granted: a block
     // is a tenth of the quota, so ten blocks, plus at most one short block
     // per replica at the end. Everything else Redis did (the write-behind,
     // the revocation poll) runs on timers, not per request.

@@ -3,7 +3,9 @@
 //! blocks by one script (never past the window's limit), and the bans in
 //! force as one sorted set `{prefix}bans` (member: the subject, score: the
 //! Unix second it ends), which every replica reads on a timer. Refusals
-//! toward a ban are counted per subject in `{prefix}r:{subject}` (expires
+//! toward a ban are counted per subject in the hash `{prefix}r:{subject}`
+//! (field `n`, so `INCRBY` stays the quota lease's alone in `INFO
+//! commandstats`; expires
 //! `within_secs` after the first), the bans a subject had in
 //! `{prefix}rb:{subject}` (expires `max_ban_secs` after its ban ends, so a
 //! clean subject starts again from `ban_secs`); one script adds a batch of
@@ -56,7 +58,7 @@ for i = 1, (#KEYS - 1) / 2 do
   local here = ARGV[3 * i + 5] == '1'
   local held = tonumber(redis.call('ZSCORE', KEYS[1], subject) or '0')
   if here or held <= now then
-    local sum = redis.call('INCRBY', count, delta)
+    local sum = redis.call('HINCRBY', count, 'n', delta)
     if sum == delta then redis.call('EXPIRE', count, within) end
     if here or sum >= refusals then
       redis.call('DEL', count)

@@ -176,7 +176,10 @@ async fn one_series_bound_holds_across_two_replicas() {
         .clamp(2, 20_000);
     let before = redis_calls(&tools, redis.port);
     for i in 0..steady {
-        assert_eq!(sender.export(gates[i % 2], "s-steady", known.clone()).await, 0);
+        assert_eq!(
+            sender.export(gates[i % 2], "s-steady", known.clone()).await,
+            0
+        );
     }
     let (calls, each) = calls_between(&before, &redis_calls(&tools, redis.port));
     let series_calls = each
@@ -193,8 +196,13 @@ async fn one_series_bound_holds_across_two_replicas() {
     let (ma, mb) = (a.metrics().await, b.metrics().await);
     let dropped = count(&ma, "telegate_cardinality_dropped_total")
         + count(&mb, "telegate_cardinality_dropped_total");
-    let by_reason = count(&ma, "telegate_content_refused_total{reason=\"cardinality\"}")
-        + count(&mb, "telegate_content_refused_total{reason=\"cardinality\"}");
+    let by_reason = count(
+        &ma,
+        "telegate_content_refused_total{reason=\"cardinality\"}",
+    ) + count(
+        &mb,
+        "telegate_content_refused_total{reason=\"cardinality\"}",
+    );
     assert_eq!((dropped, by_reason), (rejected as f64, rejected as f64));
     drop((a, b, redis));
 }
@@ -213,7 +221,12 @@ async fn with_redis_down_the_local_series_bound_applies_and_is_counted() {
     let offered = BOUND as usize + 50;
     assert_eq!(sender.export(&gate, "s-down", bomb(0, offered)).await, 50);
     // What the local guard admitted keeps flowing.
-    assert_eq!(sender.export(&gate, "s-down", bomb(0, BOUND as usize)).await, 0);
+    assert_eq!(
+        sender
+            .export(&gate, "s-down", bomb(0, BOUND as usize))
+            .await,
+        0
+    );
     let metrics = gate.metrics().await;
     let fallback = count(&metrics, "telegate_cardinality_fallback_total");
     assert!(fallback >= 1.0, "the fallback is counted: {fallback}");

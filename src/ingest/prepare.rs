@@ -64,8 +64,9 @@ impl Prepared {
 /// What the walk left to do.
 pub enum Step {
     Done(Prepared),
-    /// The shared guard must judge the series this replica has not seen.
-    Ask(Pending),
+    /// The shared guard must judge the series this replica has not seen
+    /// (boxed: the decoded export is large, and rarer on this path).
+    Ask(Box<Pending>),
 }
 
 /// A decoded export waiting for the shared guard's verdict.
@@ -122,13 +123,13 @@ impl Job {
             Refusals::default()
         };
         match ask {
-            Some(ask) => Ok(Step::Ask(Pending {
+            Some(ask) => Ok(Step::Ask(Box::new(Pending {
                 job: self,
                 export,
                 offered,
                 refused,
                 ask: Some(ask),
-            })),
+            }))),
             None => self.encode(export, offered, refused).map(Step::Done),
         }
     }

@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::config::BanSettings;
-use crate::pipeline::abuse::shared::{RefusalDelta, SharedAbuse as _};
+use crate::pipeline::abuse::shared::RefusalDelta;
 use crate::session::redis::series::{MetricAsk, SeriesVerdict, SeriesWindow};
 
 use SeriesVerdict::{Added, Known, Refused};

@@ -51,14 +51,14 @@ ban_secs = 600
     )
 }
 
-struct Client {
-    http: reqwest::Client,
-    secret: String,
+pub(crate) struct Client {
+    pub(crate) http: reqwest::Client,
+    pub(crate) secret: String,
     admin: String,
 }
 
 impl Client {
-    fn setup(work: &Workdir) -> Client {
+    pub(crate) fn setup(work: &Workdir) -> Client {
         let secret = keygen();
         let admin = keygen();
         work.write("e2e.key", &secret);
@@ -72,7 +72,7 @@ impl Client {
 
     /// `/auth` for `session` from `client` (X-Forwarded-For, believed from
     /// the loopback proxy); `forged`: a signature of zeros.
-    async fn auth(
+    pub(crate) async fn auth(
         &self,
         gate: &Telegate,
         session: &str,

@@ -19,10 +19,10 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use prost::Message;
 
-use crate::e2e_redis_abuse::{calls_between, redis_calls};
+use crate::e2e_redis_abuse::{calls_between, redis_calls, Client};
 use crate::support::collector::FakeCollector;
 use crate::support::otlp::{gauges, text, unix_now};
-use crate::support::stack::{keygen, Redis, Telegate};
+use crate::support::stack::{Redis, Telegate};
 use crate::support::*;
 
 const BOUND: i64 = 100;
@@ -71,52 +71,21 @@ fn bomb(from: usize, n: usize) -> Vec<u8> {
     export.encode_to_vec()
 }
 
-struct Sender {
-    http: reqwest::Client,
-    secret: String,
-}
-
-impl Sender {
-    fn setup(work: &Workdir) -> Sender {
-        let secret = keygen();
-        work.write("e2e.key", &secret);
-        Sender {
-            http: http_client(),
-            secret,
-        }
-    }
-
-    /// Posts `body`; returns the data points refused (partial success).
-    async fn export(&self, gate: &Telegate, session: &str, body: Vec<u8>) -> i64 {
-        let headers = kms_headers(&self.secret, "POST", "/v1/metrics", unix_now(), session);
-        let request = self
-            .http
-            .post(gate.url("/v1/metrics"))
-            .header("Content-Type", PROTOBUF)
-            .body(body);
-        let reply = Reply::of(add_headers(request, &headers).send().await.unwrap()).await;
-        assert_eq!(reply.status, 200, "{reply:?}");
-        ExportMetricsServiceResponse::decode(&reply.body[..])
-            .unwrap()
-            .partial_success
-            .map_or(0, |p| p.rejected_data_points)
-    }
-
-    /// `/auth` from `client`; `forged`: a signature of zeros. An allowed
-    /// request has no `reason`: "".
-    async fn auth(&self, gate: &Telegate, client: &str, forged: bool) -> (u16, String) {
-        let mut headers = signed(&self.secret, "POST", "/v1/metrics", unix_now(), "s");
-        if forged {
-            headers = with(headers, "X-KMS-Signature", Some(&"0".repeat(64)));
-        }
-        headers = with(headers, "X-Forwarded-For", Some(client));
-        let response = add_headers(self.http.get(gate.url("/auth")), &headers)
-            .send()
-            .await
-            .expect("GET /auth");
-        let reply = Reply::of(response).await;
-        (reply.status, reply.reason().unwrap_or_default())
-    }
+/// Posts `body` signed for `session`; returns the data points refused
+/// (partial success).
+async fn export(client: &Client, gate: &Telegate, session: &str, body: Vec<u8>) -> i64 {
+    let headers = kms_headers(&client.secret, "POST", "/v1/metrics", unix_now(), session);
+    let request = client
+        .http
+        .post(gate.url("/v1/metrics"))
+        .header("Content-Type", PROTOBUF)
+        .body(body);
+    let reply = Reply::of(add_headers(request, &headers).send().await.unwrap()).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    ExportMetricsServiceResponse::decode(&reply.body[..])
+        .unwrap()
+        .partial_success
+        .map_or(0, |p| p.rejected_data_points)
 }
 
 fn count(metrics: &str, name: &str) -> f64 {
@@ -129,7 +98,7 @@ async fn one_series_bound_holds_across_two_replicas() {
         return;
     };
     let work = Workdir::new("telegate-e2e-redis-series");
-    let sender = Sender::setup(&work);
+    let sender = Client::setup(&work);
     let redis = Redis::start(&tools, &work).await;
     let collector = FakeCollector::start().await;
     let config = config(&redis, "series:", &collector);
@@ -142,7 +111,7 @@ async fn one_series_bound_holds_across_two_replicas() {
     for i in 0..EXPORTS {
         let session = format!("s-{i}");
         let body = bomb(i * PER_EXPORT, PER_EXPORT);
-        rejected += sender.export(gates[i % 2], &session, body).await;
+        rejected += export(&sender, gates[i % 2], &session, body).await;
     }
     let offered = (EXPORTS * PER_EXPORT) as i64;
     let admitted = offered - rejected;
@@ -167,8 +136,8 @@ async fn one_series_bound_holds_across_two_replicas() {
     // The first export's series (admitted through a) flow through both,
     // and with them known everywhere, steady traffic calls no series script.
     let known = bomb(0, PER_EXPORT);
-    assert_eq!(sender.export(&b, "s-known", known.clone()).await, 0);
-    assert_eq!(sender.export(&a, "s-known", known.clone()).await, 0);
+    assert_eq!(export(&sender, &b, "s-known", known.clone()).await, 0);
+    assert_eq!(export(&sender, &a, "s-known", known.clone()).await, 0);
     let steady = std::env::var("E2E_SERIES_EXPORTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -177,7 +146,7 @@ async fn one_series_bound_holds_across_two_replicas() {
     let before = redis_calls(&tools, redis.port);
     for i in 0..steady {
         assert_eq!(
-            sender.export(gates[i % 2], "s-steady", known.clone()).await,
+            export(&sender, gates[i % 2], "s-steady", known.clone()).await,
             0
         );
     }
@@ -213,18 +182,16 @@ async fn with_redis_down_the_local_series_bound_applies_and_is_counted() {
         return;
     };
     let work = Workdir::new("telegate-e2e-redis-series-down");
-    let sender = Sender::setup(&work);
+    let sender = Client::setup(&work);
     let redis = Redis::start(&tools, &work).await;
     let collector = FakeCollector::start().await;
     let gate = Telegate::start(&work, &config(&redis, "down:", &collector)).await;
     drop(redis);
     let offered = BOUND as usize + 50;
-    assert_eq!(sender.export(&gate, "s-down", bomb(0, offered)).await, 50);
+    assert_eq!(export(&sender, &gate, "s-down", bomb(0, offered)).await, 50);
     // What the local guard admitted keeps flowing.
     assert_eq!(
-        sender
-            .export(&gate, "s-down", bomb(0, BOUND as usize))
-            .await,
+        export(&sender, &gate, "s-down", bomb(0, BOUND as usize)).await,
         0
     );
     let metrics = gate.metrics().await;
@@ -239,7 +206,7 @@ async fn bad_signatures_split_over_two_replicas_add_up_to_a_ban() {
         return;
     };
     let work = Workdir::new("telegate-e2e-redis-ban-counts");
-    let sender = Sender::setup(&work);
+    let sender = Client::setup(&work);
     let redis = Redis::start(&tools, &work).await;
     let collector = FakeCollector::start().await;
     let config = config(&redis, "bans:", &collector);
@@ -250,7 +217,7 @@ async fn bad_signatures_split_over_two_replicas_add_up_to_a_ban() {
     for i in 0..20 {
         let gate = if i % 2 == 0 { &a } else { &b };
         assert_eq!(
-            sender.auth(gate, attacker, true).await,
+            sender.auth(gate, "s", attacker, true).await,
             (403, "bad_signature".into()),
             "forgery {i}"
         );
@@ -260,7 +227,7 @@ async fn bad_signatures_split_over_two_replicas_add_up_to_a_ban() {
             "both replicas to enforce the shared ban",
             Duration::from_secs(4),
             || async {
-                match sender.auth(gate, attacker, false).await {
+                match sender.auth(gate, "s", attacker, false).await {
                     (403, reason) if reason == "banned" => Ok(()),
                     other => Err(format!("{other:?}")),
                 }
@@ -270,7 +237,7 @@ async fn bad_signatures_split_over_two_replicas_add_up_to_a_ban() {
         .unwrap_or_else(|err| panic!("{err}"));
     }
     assert_eq!(
-        sender.auth(&a, "198.51.100.78", false).await.0,
+        sender.auth(&a, "s", "198.51.100.78", false).await.0,
         200,
         "another address is not banned"
     );

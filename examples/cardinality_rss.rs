@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use telegate::config::CardinalitySettings;
-use telegate::ingest::cardinality::Guard;
+use telegate::ingest::cardinality::{Guard, Judge, Part};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -48,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 value: Some(any_value::Value::IntValue(i as i64)),
             }),
         }];
-        admitted += usize::from(admit.point(&names[i % metrics], &attributes, 0));
+        admitted += usize::from(admit.point(&names[i % metrics], &attributes, Part::default()));
     }
     let elapsed = started.elapsed();
     let (tracked, hashes) = guard.tracked();

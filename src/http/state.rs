@@ -100,8 +100,8 @@ impl AppState {
                     store_metrics,
                     clock.clone(),
                 )?;
-                // The v2 replay cache is shared when sessions are.
-                nonces = Some(StoreNonces::Shared(store.nonces()));
+                // The v2 replay cache and the series bound are shared when sessions are.
+                nonces = Some(StoreNonces::Shared(store.nonces(), store.series()));
                 // Quotas and bans are shared too.
                 shared_abuse = Some(store.abuse());
                 Arc::new(store)

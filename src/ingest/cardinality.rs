@@ -14,42 +14,53 @@
 //! per-session counters (past it only the overall bound holds). Names are
 //! tracked by hash; only a short display copy is kept for the status page.
 //!
-//! Windows rotate: a series seen in the previous window is still known
-//! (and moves to the current one when seen); both windows together hold
-//! at most the bound, so a series counts until it has been quiet for one
-//! to two windows, like an active series in Prometheus. Local to a
-//! replica: with several replicas each admits up to the bound.
+//! Windows rotate, on boundaries every replica agrees on (`now /
+//! window_secs`): a series seen in the previous window is still known (and
+//! moves to the current one when seen); both windows together hold at most
+//! the bound, so a series counts until it has been quiet for one to two
+//! windows, like an active series in Prometheus.
+//!
+//! With the Redis store ([`shared`]) the per-metric bound holds across
+//! replicas: a series known here flows with no round trip; the series of
+//! one export this replica has not seen are judged together by one script
+//! call after the walk, and the refused ones dropped then. The per-session
+//! bound stays local to a replica.
+
+mod hash;
+pub mod shared;
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, RandomState};
 use std::sync::{Mutex, MutexGuard};
 
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 
 use crate::config::CardinalitySettings;
+use hash::Identity;
+use shared::{Ask, Shared};
 
 /// Characters of a metric name kept for display.
 const DISPLAY_CHARS: usize = 128;
 
-/// Series hashes are already keyed SipHash outputs: hash them no further.
-#[derive(Default)]
-struct Identity(u64);
+type Hashes = HashSet<u64, BuildHasherDefault<Identity>>;
 
-impl Hasher for Identity {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
+/// What judges an export's metric points (the guard's [`Admit`], or the
+/// second pass that drops what the shared store refused).
+pub trait Judge {
+    /// The resource's part of its points' series.
+    fn resource(&self, attributes: &[KeyValue]) -> Part;
+    /// Whether a point of `metric` with `attributes` under a resource with
+    /// part `resource` stays.
+    fn point(&mut self, metric: &str, attributes: &[KeyValue], resource: Part) -> bool;
 }
 
-type Hashes = HashSet<u64, BuildHasherDefault<Identity>>;
+/// A resource's part of a series, under the local key and (with the Redis
+/// store) the shared one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Part {
+    local: u64,
+    shared: u64,
+}
 
 struct Series {
     name: Box<str>,
@@ -68,6 +79,8 @@ pub struct Guard {
     settings: CardinalitySettings,
     keys: RandomState,
     state: Mutex<State>,
+    /// The store replicas share the bound through (Redis).
+    shared: Option<Shared>,
 }
 
 /// A metric's use of its bound, for the status page.
@@ -88,18 +101,26 @@ impl Guard {
                 metrics: HashMap::default(),
                 sessions: HashMap::default(),
             }),
+            shared: None,
         }
+    }
+
+    /// Shares the per-metric bound through `shared` (the Redis store).
+    pub fn with_shared(mut self, shared: Shared) -> Guard {
+        self.shared = Some(shared);
+        self
     }
 
     /// Opens one export's admission at `now` (unix seconds) for `session`;
     /// the lock is held until the returned value drops.
     pub fn begin(&self, now: i64, session: &str) -> Admit<'_> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let window = self.settings.window.as_secs() as i64;
+        let window = self.settings.window.as_secs().max(1) as i64;
+        let start = now - now.rem_euclid(window);
         if state.window_start == i64::MIN || now < state.window_start {
-            state.window_start = now;
+            state.window_start = start;
         } else if now - state.window_start >= window {
-            let long_quiet = now - state.window_start >= 2 * window;
+            let long_quiet = start - state.window_start >= 2 * window;
             state.metrics.retain(|_, series| {
                 series.previous = if long_quiet {
                     Hashes::default()
@@ -110,11 +131,20 @@ impl Guard {
                 !series.previous.is_empty()
             });
             state.sessions = HashMap::default();
-            state.window_start = now;
+            state.window_start = start;
         }
+        let session = self.keys.hash_one(session);
+        let ask = self.shared.as_ref().and_then(|shared| {
+            let keys = shared.asking(now);
+            if keys.is_none() {
+                shared.fell_back();
+            }
+            keys.map(|keys| Ask::new(keys, session))
+        });
         Admit {
             guard: self,
-            session: self.keys.hash_one(session),
+            session,
+            ask,
             state,
         }
     }
@@ -152,24 +182,34 @@ impl Guard {
 pub struct Admit<'g> {
     guard: &'g Guard,
     session: u64,
+    /// With the shared store up: the series this replica has not seen,
+    /// asked of it after the walk ([`Admit::into_ask`]).
+    ask: Option<Ask>,
     state: MutexGuard<'g, State>,
 }
 
 impl Admit<'_> {
-    /// The resource's part of its points' series.
-    pub fn resource(&self, attributes: &[KeyValue]) -> u64 {
+    /// The series to ask the shared store about, if any; releases the lock.
+    pub fn into_ask(self) -> Option<Ask> {
+        self.ask.filter(|ask| !ask.is_empty())
+    }
+}
+
+impl Judge for Admit<'_> {
+    fn resource(&self, attributes: &[KeyValue]) -> Part {
         let keys = &self.guard.settings.resource_keys;
-        self.sum(attributes.iter().filter(|kv| keys.contains(&kv.key)))
+        let counted = || attributes.iter().filter(|kv| keys.contains(&kv.key));
+        Part {
+            local: hash::sum(&self.guard.keys, counted()),
+            shared: self.ask.as_ref().map_or(0, |ask| ask.resource(counted())),
+        }
     }
 
-    /// Whether a point of `metric` with `attributes` under a resource with
-    /// part `resource` is admitted.
-    pub fn point(&mut self, metric: &str, attributes: &[KeyValue], resource: u64) -> bool {
+    fn point(&mut self, metric: &str, attributes: &[KeyValue], resource: Part) -> bool {
         let settings = &self.guard.settings;
         let keys = &self.guard.keys;
         let metric_hash = keys.hash_one(metric);
-        let series = keys.hash_one((metric_hash, self.sum(attributes.iter()), resource));
-        let session = keys.hash_one((self.session, metric_hash));
+        let series = hash::series(keys, metric_hash, attributes, resource.local);
         let State {
             metrics, sessions, ..
         } = &mut *self.state;
@@ -178,11 +218,7 @@ impl Admit<'_> {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(_) if full => return false,
             std::collections::hash_map::Entry::Vacant(entry) => entry.insert(Series {
-                name: metric
-                    .chars()
-                    .take(DISPLAY_CHARS)
-                    .collect::<String>()
-                    .into(),
+                name: display(metric),
                 current: Hashes::default(),
                 previous: Hashes::default(),
             }),
@@ -192,75 +228,52 @@ impl Admit<'_> {
         }
         if entry.previous.remove(&series) {
             entry.current.insert(series);
+            if let Some(ask) = &mut self.ask {
+                ask.refresh(metric, metric_hash, attributes, resource.shared);
+            }
             return true;
         }
-        if entry.current.len() + entry.previous.len() >= settings.max_series_per_metric {
-            return false;
+        if let Some(ask) = &mut self.ask {
+            // Kept for now: the store's verdict comes after the walk.
+            ask.note_new(metric, metric_hash, series, attributes, resource.shared);
+            return true;
         }
-        let room = sessions.len() < settings.max_sessions;
-        match sessions.get_mut(&session) {
-            Some(added) if *added as usize >= settings.max_series_per_session => return false,
-            Some(added) => *added += 1,
-            None if room => {
-                sessions.insert(session, 1);
-            }
-            None => {}
-        }
-        entry.current.insert(series);
-        true
-    }
-
-    /// Order-free hash of attributes: the sum of each pair's keyed hash.
-    fn sum<'a>(&self, attributes: impl Iterator<Item = &'a KeyValue>) -> u64 {
-        attributes.fold(0u64, |sum, kv| {
-            let mut h = self.guard.keys.build_hasher();
-            kv.key.hash(&mut h);
-            hash_value(kv.value.as_ref(), &mut h);
-            sum.wrapping_add(h.finish())
-        })
+        let session = keys.hash_one((self.session, metric_hash));
+        admit_new(settings, entry, sessions, session, series)
     }
 }
 
-fn hash_value(value: Option<&AnyValue>, h: &mut impl Hasher) {
-    use any_value::Value;
-    match value.and_then(|v| v.value.as_ref()) {
-        None => h.write_u8(0),
-        Some(Value::StringValue(s)) => {
-            h.write_u8(1);
-            s.hash(h);
-        }
-        Some(Value::BoolValue(b)) => {
-            h.write_u8(2);
-            b.hash(h);
-        }
-        Some(Value::IntValue(i)) => {
-            h.write_u8(3);
-            i.hash(h);
-        }
-        Some(Value::DoubleValue(d)) => {
-            h.write_u8(4);
-            d.to_bits().hash(h);
-        }
-        Some(Value::BytesValue(b)) => {
-            h.write_u8(5);
-            b.hash(h);
-        }
-        Some(Value::ArrayValue(a)) => {
-            h.write_u8(6);
-            h.write_usize(a.values.len());
-            for v in &a.values {
-                hash_value(Some(v), h);
-            }
-        }
-        Some(Value::KvlistValue(kv)) => {
-            h.write_u8(7);
-            h.write_usize(kv.values.len());
-            for kv in &kv.values {
-                kv.key.hash(h);
-                hash_value(kv.value.as_ref(), h);
-            }
-        }
+/// The local verdict on a series not known here: within the metric's
+/// bound and the session's, it is added.
+fn admit_new(
+    settings: &CardinalitySettings,
+    entry: &mut Series,
+    sessions: &mut HashMap<u64, u32, BuildHasherDefault<Identity>>,
+    session: u64,
+    series: u64,
+) -> bool {
+    if entry.current.len() + entry.previous.len() >= settings.max_series_per_metric {
+        return false;
     }
+    let room = sessions.len() < settings.max_sessions;
+    match sessions.get_mut(&session) {
+        Some(added) if *added as usize >= settings.max_series_per_session => return false,
+        Some(added) => *added += 1,
+        None if room => {
+            sessions.insert(session, 1);
+        }
+        None => {}
+    }
+    entry.current.insert(series);
+    true
+}
+
+fn display(metric: &str) -> Box<str> {
+    metric
+        .chars()
+        .take(DISPLAY_CHARS)
+        .collect::<String>()
+        .into()
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ mod walk;
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 
-use super::cardinality::Admit;
+use super::cardinality::{Judge, Part};
 use super::otlp::{Export, Signal};
 use crate::config::glob::Globs;
 use crate::config::{ContentSettings, OnViolation};
@@ -86,6 +86,16 @@ impl Refusals {
         self.counts.iter().sum()
     }
 
+    /// Adds `other`'s counts (a later pass over the same export).
+    pub fn merge(&mut self, other: &Refusals) {
+        for rule in Rule::ALL {
+            let n = other.counts[rule as usize];
+            if n > 0 {
+                self.add(rule, n);
+            }
+        }
+    }
+
     /// The first rule broken, if any.
     pub fn first(&self) -> Option<Rule> {
         self.first
@@ -124,11 +134,12 @@ pub struct Rejected {
 }
 
 /// Applies the policy and the guard to `export` in place; `Err` when the
-/// policy rejects it whole.
-pub fn apply(
+/// policy rejects it whole. With no policy, only `guard` judges (the
+/// second pass of the shared guard).
+pub fn apply<'a>(
     export: &mut Export,
-    policy: Option<&ContentSettings>,
-    guard: Option<Admit<'_>>,
+    policy: Option<&'a ContentSettings>,
+    guard: Option<&'a mut (dyn Judge + 'a)>,
 ) -> Result<Refusals, Rejected> {
     let mut refusals = Refusals::default();
     if let Some(policy) = policy.filter(|p| p.on_violation == OnViolation::Reject) {
@@ -155,13 +166,13 @@ pub fn apply(
 /// One export's judge: the rules, the guard, what was refused so far.
 pub(super) struct Checker<'a> {
     policy: Option<&'a ContentSettings>,
-    guard: Option<Admit<'a>>,
+    guard: Option<&'a mut (dyn Judge + 'a)>,
     refused: Refusals,
     kept: u64,
 }
 
 impl<'a> Checker<'a> {
-    fn new(policy: Option<&'a ContentSettings>, guard: Option<Admit<'a>>) -> Self {
+    fn new(policy: Option<&'a ContentSettings>, guard: Option<&'a mut (dyn Judge + 'a)>) -> Self {
         Checker {
             policy,
             guard,
@@ -208,7 +219,7 @@ impl<'a> Checker<'a> {
         &mut self,
         found: Option<Rule>,
         attributes: &[KeyValue],
-        series: Option<(&str, u64)>,
+        series: Option<(&str, Part)>,
     ) -> bool {
         let rule = found.or_else(|| {
             let policy = self.policy?;
@@ -241,8 +252,10 @@ impl<'a> Checker<'a> {
     }
 
     /// The guard's share of a resource's attributes in its series.
-    fn resource_part(&self, attributes: &[KeyValue]) -> u64 {
-        self.guard.as_ref().map_or(0, |g| g.resource(attributes))
+    fn resource_part(&self, attributes: &[KeyValue]) -> Part {
+        self.guard
+            .as_ref()
+            .map_or(Part::default(), |g| g.resource(attributes))
     }
 
     fn guarded(&self) -> bool {

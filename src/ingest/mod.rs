@@ -35,6 +35,7 @@ use std::time::Duration;
 use crate::config::{ContentSettings, Settings};
 use crate::pipeline::ingest_metrics::IngestMetrics;
 use crate::session::embedded::PersistedNonces;
+use crate::session::redis::series::SharedSeries;
 use crate::session::redis::SharedNonces;
 use error::IngestError;
 use forward::Collector;
@@ -58,8 +59,8 @@ pub struct Ingest {
 
 /// What a session store offers the v2 replay cache.
 pub enum StoreNonces {
-    /// Redis: one cache for every replica.
-    Shared(SharedNonces),
+    /// Redis: one cache for every replica (and one series bound).
+    Shared(SharedNonces, SharedSeries),
     /// Embedded: delivered nonces kept across a restart.
     Persisted(PersistedNonces),
 }
@@ -82,29 +83,41 @@ impl Ingest {
             .unwrap_or(300);
         // A timestamp passes up to max_skew either side of now.
         let ttl = Duration::from_secs(max_skew.saturating_mul(2).saturating_add(1));
+        let series = match &nonces {
+            Some(StoreNonces::Shared(_, series)) => Some(series.clone()),
+            _ => None,
+        };
+        let metrics = IngestMetrics::register(
+            &settings.metrics_namespace,
+            registry,
+            IngestError::REASONS,
+            &content::Rule::NAMES,
+        )
+        .map_err(|e| e.to_string())?;
+        let guard = settings.cardinality.clone().map(|c| {
+            let guard = cardinality::Guard::new(c);
+            Arc::new(match series {
+                Some(link) => guard.with_shared(cardinality::shared::Shared::new(
+                    link,
+                    metrics.cardinality_fallback_total.clone(),
+                )),
+                None => guard,
+            })
+        });
         Ok(Ingest {
             collector: Collector::new(&ingest.collector)?,
             replay: {
                 let cache = ReplayCache::new(ingest.replay_capacity, ttl);
                 match nonces {
-                    Some(StoreNonces::Shared(nonces)) => cache.with_shared(nonces),
+                    Some(StoreNonces::Shared(nonces, _)) => cache.with_shared(nonces),
                     Some(StoreNonces::Persisted(nonces)) => cache.with_persisted(nonces),
                     None => cache,
                 }
             },
-            metrics: IngestMetrics::register(
-                &settings.metrics_namespace,
-                registry,
-                IngestError::REASONS,
-                &content::Rule::NAMES,
-            )
-            .map_err(|e| e.to_string())?,
+            metrics,
             spool: None,
             content: settings.content.clone().map(Arc::new),
-            guard: settings
-                .cardinality
-                .clone()
-                .map(|c| Arc::new(cardinality::Guard::new(c))),
+            guard,
         })
     }
 

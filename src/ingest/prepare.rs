@@ -3,16 +3,22 @@
 //! guard ([`super::content`]), enrich and re-encode in the same media
 //! type. `validate` forwards the bytes as sent unless items were refused. Large or gzipped bodies run on the blocking pool, so a big export
 //! never stalls the connections sharing a worker.
+//!
+//! With the guard shared through Redis the CPU part is cut in two around
+//! one await: the walk ([`Job::first`]) notes the series this replica has
+//! not seen, the store judges them in one call, and [`Pending::finish`]
+//! drops those it refused, then encodes.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::body;
+use super::cardinality::shared::{Ask, Refused};
 use super::cardinality::Guard;
 use super::content::{self, Refusals};
 use super::error::IngestError;
-use super::otlp::{self, Media, Signal};
+use super::otlp::{self, Export, Media, Signal};
 use crate::config::{ContentSettings, IngestMode};
 use crate::pipeline::budget::Held;
 
@@ -55,17 +61,35 @@ impl Prepared {
     }
 }
 
+/// What the walk left to do.
+pub enum Step {
+    Done(Prepared),
+    /// The shared guard must judge the series this replica has not seen
+    /// (boxed: the decoded export is large, and rarer on this path).
+    Ask(Box<Pending>),
+}
+
+/// A decoded export waiting for the shared guard's verdict.
+pub struct Pending {
+    job: Job,
+    export: Export,
+    offered: u64,
+    refused: Refusals,
+    ask: Option<Ask>,
+}
+
 impl Job {
-    pub fn run(mut self) -> Result<Prepared, IngestError> {
+    /// Inflates, decodes, applies the content policy and the local guard.
+    pub fn first(mut self) -> Result<Step, IngestError> {
         if self.mode == IngestMode::Passthrough {
             if self.gzipped {
                 body::gunzip_size(&self.raw, self.max_inflated)?;
             }
-            return Ok(Prepared {
+            return Ok(Step::Done(Prepared {
                 body: self.raw,
                 items: None,
                 refused: Refusals::default(),
-            });
+            }));
         }
         let inflated;
         let plain: &[u8] = if self.gzipped {
@@ -77,20 +101,45 @@ impl Job {
         let mut export = otlp::decode(self.signal, self.media, plain)
             .map_err(|err| IngestError::Malformed(err.0))?;
         let offered = export.items();
+        let mut ask = None;
         let refused = if self.content.is_some() || self.guard.is_some() {
-            let admit = self
+            let mut admit = self
                 .guard
                 .as_ref()
                 .map(|(g, session, now)| g.begin(*now, session));
-            content::apply(&mut export, self.content.as_deref(), admit).map_err(|r| {
-                IngestError::ContentRejected {
-                    rule: r.rule.as_str(),
-                    items: r.items,
-                }
-            })?
+            let judge = admit
+                .as_mut()
+                .map(|a| a as &mut dyn super::cardinality::Judge);
+            let refused =
+                content::apply(&mut export, self.content.as_deref(), judge).map_err(|r| {
+                    IngestError::ContentRejected {
+                        rule: r.rule.as_str(),
+                        items: r.items,
+                    }
+                })?;
+            ask = admit.and_then(|a| a.into_ask());
+            refused
         } else {
             Refusals::default()
         };
+        match ask {
+            Some(ask) => Ok(Step::Ask(Box::new(Pending {
+                job: self,
+                export,
+                offered,
+                refused,
+                ask: Some(ask),
+            }))),
+            None => self.encode(export, offered, refused).map(Step::Done),
+        }
+    }
+
+    fn encode(
+        self,
+        mut export: Export,
+        offered: u64,
+        refused: Refusals,
+    ) -> Result<Prepared, IngestError> {
         let items = Some(offered.saturating_sub(refused.total()));
         if items == Some(0) && refused.total() > 0 {
             return Ok(Prepared {
@@ -127,17 +176,58 @@ impl Job {
     }
 }
 
-impl Job {
-    /// Runs the job, on the blocking pool when it is large or gzipped.
-    pub async fn run_off_thread(self) -> Result<Prepared, IngestError> {
-        if self.raw.len() < BLOCKING_THRESHOLD && !self.gzipped {
-            return self.run();
+impl Pending {
+    /// Asks the shared guard (one store call, or the local bounds).
+    async fn judge(&mut self) -> Refused {
+        match (self.ask.take(), &self.job.guard) {
+            (Some(ask), Some((guard, _, now))) => guard.resolve(ask, *now).await,
+            _ => Refused::default(),
         }
-        tokio::task::spawn_blocking(move || self.run())
-            .await
-            .map_err(|err| {
-                tracing::error!(error = %err, "payload preparation task failed");
-                IngestError::Internal
-            })?
     }
+
+    /// Drops what the shared guard refused, then encodes.
+    pub fn finish(mut self, refused: Refused) -> Result<Prepared, IngestError> {
+        if let (false, Some((guard, _, _))) = (refused.is_empty(), self.job.guard.clone()) {
+            let mut recheck = guard.recheck(&refused);
+            let dropped = content::apply(&mut self.export, None, Some(&mut recheck))
+                .map_err(|_| IngestError::Internal)?;
+            self.refused.merge(&dropped);
+        }
+        self.job.encode(self.export, self.offered, self.refused)
+    }
+}
+
+impl Job {
+    /// Runs the job, on the blocking pool when it is large or gzipped; with
+    /// the shared guard, its store call in between (never on that pool).
+    pub async fn run_off_thread(self) -> Result<Prepared, IngestError> {
+        if let Some((guard, _, now)) = &self.guard {
+            guard.ready(*now).await;
+        }
+        let big = self.raw.len() >= BLOCKING_THRESHOLD || self.gzipped;
+        let step = if big {
+            blocking(move || self.first()).await?
+        } else {
+            self.first()?
+        };
+        let mut pending = match step {
+            Step::Done(prepared) => return Ok(prepared),
+            Step::Ask(pending) => pending,
+        };
+        let refused = pending.judge().await;
+        if big {
+            blocking(move || pending.finish(refused)).await
+        } else {
+            pending.finish(refused)
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, IngestError> + Send + 'static,
+) -> Result<T, IngestError> {
+    tokio::task::spawn_blocking(work).await.map_err(|err| {
+        tracing::error!(error = %err, "payload preparation task failed");
+        IngestError::Internal
+    })?
 }

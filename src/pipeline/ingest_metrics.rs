@@ -6,7 +6,9 @@
 //! (as received), `{ns}_ingest_forward_duration_seconds` and
 //! `{ns}_ingest_in_flight`; the content policy's
 //! `{ns}_content_refused_total{reason}` (items refused, by rule) and
-//! `{ns}_cardinality_dropped_total` (data points of new series past the bound).
+//! `{ns}_cardinality_dropped_total` (data points of new series past the bound);
+//! `{ns}_cardinality_fallback_total` (exports the local series guard judged
+//! because the shared store failed).
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
@@ -22,6 +24,7 @@ pub struct IngestMetrics {
     pub in_flight: IntGauge,
     pub content_refused_total: IntCounterVec,
     pub cardinality_dropped_total: IntCounter,
+    pub cardinality_fallback_total: IntCounter,
 }
 
 impl IngestMetrics {
@@ -82,6 +85,10 @@ impl IngestMetrics {
                 "cardinality_dropped_total",
                 "data points of new series dropped past the cardinality bound",
             ))?,
+            cardinality_fallback_total: IntCounter::with_opts(opts(
+                "cardinality_fallback_total",
+                "exports whose new series the local guard judged because the shared store failed",
+            ))?,
         };
         registry.register(Box::new(metrics.requests_total.clone()))?;
         registry.register(Box::new(metrics.items_total.clone()))?;
@@ -90,6 +97,7 @@ impl IngestMetrics {
         registry.register(Box::new(metrics.in_flight.clone()))?;
         registry.register(Box::new(metrics.content_refused_total.clone()))?;
         registry.register(Box::new(metrics.cardinality_dropped_total.clone()))?;
+        registry.register(Box::new(metrics.cardinality_fallback_total.clone()))?;
         for rule in rules {
             metrics.content_refused_total.with_label_values(&[rule]);
         }

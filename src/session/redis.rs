@@ -28,6 +28,7 @@ mod nonces;
 mod read;
 mod record;
 mod scripts;
+pub mod series;
 pub(super) mod statics;
 pub(super) mod sync;
 mod wipe;
@@ -137,6 +138,11 @@ impl RedisStore {
     /// The v2 replay cache's shared half, on this store's connection.
     pub fn nonces(&self) -> SharedNonces {
         SharedNonces::new(self.inner.clone())
+    }
+
+    /// The series guard's shared half, on this store's connection.
+    pub fn series(&self) -> series::SharedSeries {
+        series::SharedSeries::new(self.inner.clone())
     }
 
     /// A handle for quotas and bans shared by replicas.

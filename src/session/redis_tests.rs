@@ -188,3 +188,6 @@ async fn conformance_issued() {
 
 #[path = "redis_tests_shared.rs"]
 mod shared;
+
+#[path = "redis_tests_series.rs"]
+mod series_scripts;

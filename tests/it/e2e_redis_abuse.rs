@@ -51,14 +51,14 @@ ban_secs = 600
     )
 }
 
-struct Client {
-    http: reqwest::Client,
-    secret: String,
+pub(crate) struct Client {
+    pub(crate) http: reqwest::Client,
+    pub(crate) secret: String,
     admin: String,
 }
 
 impl Client {
-    fn setup(work: &Workdir) -> Client {
+    pub(crate) fn setup(work: &Workdir) -> Client {
         let secret = keygen();
         let admin = keygen();
         work.write("e2e.key", &secret);
@@ -72,7 +72,7 @@ impl Client {
 
     /// `/auth` for `session` from `client` (X-Forwarded-For, believed from
     /// the loopback proxy); `forged`: a signature of zeros.
-    async fn auth(
+    pub(crate) async fn auth(
         &self,
         gate: &Telegate,
         session: &str,
@@ -246,7 +246,7 @@ const POINTS: usize = 10;
 
 /// Calls per command Redis served so far, from `INFO commandstats` (the
 /// `INFO` calls themselves left out).
-fn redis_calls(tools: &crate::support::Tools, port: u16) -> BTreeMap<String, u64> {
+pub(crate) fn redis_calls(tools: &crate::support::Tools, port: u16) -> BTreeMap<String, u64> {
     let output = std::process::Command::new(tools.path("redis-cli"))
         .args(["-p", &port.to_string(), "INFO", "commandstats"])
         .output()
@@ -268,7 +268,7 @@ fn redis_calls(tools: &crate::support::Tools, port: u16) -> BTreeMap<String, u64
 }
 
 /// What was called between two [`redis_calls`] readings: (total, per command).
-fn calls_between(
+pub(crate) fn calls_between(
     before: &BTreeMap<String, u64>,
     after: &BTreeMap<String, u64>,
 ) -> (u64, Vec<(String, u64)>) {
@@ -355,7 +355,8 @@ async fn an_items_quota_holds_across_two_replicas_behind_traefik_without_a_redis
         (low..=high).contains(&accepted),
         "{accepted} items accepted of a shared quota of {items} ({refused} exports refused)"
     );
-    // Only the lease script calls INCRBY, once per block granted: a block
+    // Only the lease script calls INCRBY (the shared ban counts use
+    // HINCRBY), once per block granted: a block
     // is a tenth of the quota, so ten blocks, plus at most one short block
     // per replica at the end. Everything else Redis did (the write-behind,
     // the revocation poll) runs on timers, not per request.

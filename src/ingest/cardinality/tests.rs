@@ -2,6 +2,7 @@
 //! rotating window; `now` is passed in, never read.
 
 use super::*;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
 use std::time::Duration;
 
 fn settings(per_metric: usize, per_session: usize, max_metrics: usize) -> CardinalitySettings {
@@ -25,7 +26,7 @@ fn kv(key: &str, value: &str) -> KeyValue {
 }
 
 fn point(admit: &mut Admit<'_>, metric: &str, i: usize) -> bool {
-    admit.point(metric, &[kv("i", &i.to_string())], 0)
+    admit.point(metric, &[kv("i", &i.to_string())], Part::default())
 }
 
 #[test]
@@ -48,12 +49,13 @@ fn a_series_is_its_attributes_in_any_order_and_its_resource_keys() {
     let guard = Guard::new(settings(10, 10, 10));
     let mut admit = guard.begin(0, "s");
     let (a, b) = (kv("a", "1"), kv("b", "2"));
-    assert!(admit.point("m", &[a.clone(), b.clone()], 0));
-    assert!(admit.point("m", &[b.clone(), a.clone()], 0));
+    assert!(admit.point("m", &[a.clone(), b.clone()], Part::default()));
+    assert!(admit.point("m", &[b.clone(), a.clone()], Part::default()));
     let counted = admit.resource(&[kv("service.instance.id", "i-1"), kv("os", "x")]);
     let ignored = admit.resource(&[kv("os", "y")]);
     assert_eq!(
-        ignored, 0,
+        ignored,
+        Part::default(),
         "keys outside resource_keys are not part of a series"
     );
     assert!(admit.point("m", &[a.clone(), b.clone()], counted));

@@ -247,7 +247,7 @@ fn the_guard_drops_new_series_past_the_bound_after_the_content_rules() {
     p.metric_names = globs(&["ok"]);
     let series: Vec<Vec<KeyValue>> = (0..5).map(|i| vec![kv("i", &i.to_string())]).collect();
     let mut export = metrics("svc", &[("spam", series.clone()), ("ok", series)]);
-    let refused = apply(&mut export, Some(&p), Some(guard.begin(0, "s"))).unwrap();
+    let refused = apply(&mut export, Some(&p), Some(&mut guard.begin(0, "s"))).unwrap();
     assert_eq!(counts(&refused), [("metric_name", 5), ("cardinality", 3)]);
     assert_eq!(guard.tracked(), (1, 2), "refused items spend no series");
 }
@@ -259,7 +259,7 @@ fn reject_refuses_the_whole_export_and_spends_no_series() {
     p.on_violation = OnViolation::Reject;
     p.metric_names = globs(&["ok"]);
     let mut export = metrics("svc", &[("ok", vec![vec![]; 2]), ("spam", vec![vec![]])]);
-    let err = apply(&mut export, Some(&p), Some(guard.begin(0, "s"))).unwrap_err();
+    let err = apply(&mut export, Some(&p), Some(&mut guard.begin(0, "s"))).unwrap_err();
     assert_eq!(
         err,
         Rejected {
@@ -272,7 +272,7 @@ fn reject_refuses_the_whole_export_and_spends_no_series() {
         "svc",
         &[("ok", vec![vec![kv("i", "1")], vec![kv("i", "2")]])],
     );
-    let refused = apply(&mut fine, Some(&p), Some(guard.begin(0, "s"))).unwrap();
+    let refused = apply(&mut fine, Some(&p), Some(&mut guard.begin(0, "s"))).unwrap();
     assert_eq!(refused.total(), 0);
     assert_eq!(guard.tracked().1, 2, "an accepted export is guarded");
 }

@@ -10,6 +10,7 @@ use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::{Checker, Rule};
+use crate::ingest::cardinality::Part;
 use crate::ingest::otlp::Export;
 
 pub(super) fn walk(export: &mut Export, check: &mut Checker<'_>) {
@@ -20,7 +21,7 @@ pub(super) fn walk(export: &mut Export, check: &mut Checker<'_>) {
             let resource = if check.guarded() {
                 check.resource_part(attributes)
             } else {
-                0
+                Part::default()
             };
             emptied(&mut rm.scope_metrics, |sm| {
                 emptied(&mut sm.metrics, |metric| {
@@ -75,7 +76,7 @@ fn points(
     metric: &mut Metric,
     check: &mut Checker<'_>,
     found: Option<super::Rule>,
-    resource: u64,
+    resource: Part,
 ) -> bool {
     let name = metric.name.as_str();
     let series = Some((name, resource));

@@ -9,6 +9,9 @@
 //! the stale are purged, and a new subject is not counted while the map is
 //! still full (a ban in force is never dropped for room). While no ban is in
 //! force the check costs one atomic load.
+//!
+//! With a store shared by replicas, bans are published there and the
+//! refusals are counted there too, in batches ([`super::bans_shared`]).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -19,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use prometheus::{IntCounter, IntGauge};
 use serde::Serialize;
 
+use super::bans_shared::{SharedCounts, Sink};
 use super::shared::SharedAbuse;
 use crate::config::BanSettings;
 use crate::protocol::reject::Reject;
@@ -92,19 +96,32 @@ pub struct Bans {
     addresses: Mutex<HashMap<IpAddr, Record>>,
     sessions: Mutex<HashMap<String, Record>>,
     /// False: no ban can be in force (purged), the check is skipped.
-    any: AtomicBool,
+    any: Arc<AtomicBool>,
     metrics: BanMetrics,
     /// Bans published by every replica (the shared store), as of the last
     /// refresh ([`Bans::set_shared`]), and the store to publish to.
     shared: Option<Arc<dyn SharedAbuse>>,
-    remote: Mutex<Remote>,
+    remote: Arc<Mutex<Remote>>,
+    /// Refusals counted across replicas, when the store does.
+    counts: Option<Arc<SharedCounts>>,
 }
 
 /// The shared bans in force, by subject kind: Unix seconds each ends.
 #[derive(Default)]
-struct Remote {
+pub(super) struct Remote {
     addresses: HashMap<IpAddr, i64>,
     sessions: HashMap<String, i64>,
+}
+
+impl Remote {
+    /// A shared ban seen before the next refresh (the longer one kept).
+    pub(super) fn insert(&mut self, subject: Subject, until: i64) {
+        let held = match subject {
+            Subject::Address(ip) => self.addresses.entry(ip).or_default(),
+            Subject::Session(id) => self.sessions.entry(id).or_default(),
+        };
+        *held = until.max(*held);
+    }
 }
 
 impl Bans {
@@ -113,17 +130,35 @@ impl Bans {
             settings,
             addresses: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
-            any: AtomicBool::new(false),
+            any: Arc::new(AtomicBool::new(false)),
             metrics,
             shared: None,
-            remote: Mutex::new(Remote::default()),
+            remote: Arc::new(Mutex::new(Remote::default())),
+            counts: None,
         }
     }
 
-    /// Publishes every ban to `link` and enforces the bans it holds.
+    /// Publishes every ban to `link` and enforces the bans it holds; counts
+    /// refusals there too when it does.
     pub fn with_shared(mut self, link: Arc<dyn SharedAbuse>) -> Bans {
+        if link.counts_refusals() {
+            let sink = Sink {
+                remote: self.remote.clone(),
+                any: self.any.clone(),
+                bans_total: self.metrics.bans_total.clone(),
+            };
+            let counts = SharedCounts::new(link.clone(), self.settings, sink);
+            self.counts = Some(Arc::new(counts));
+        }
         self.shared = Some(link);
         self
+    }
+
+    /// Sends the refusals still waiting to the shared count (the ban timer).
+    pub async fn flush_counts(&self, now: i64) {
+        if let Some(counts) = &self.counts {
+            counts.flush(now).await;
+        }
     }
 
     /// The store bans are shared through, if any.
@@ -188,6 +223,7 @@ impl Bans {
     /// Counts one refusal against `address` and, when known, `session`.
     pub fn note(&self, address: IpAddr, session: Option<&str>, now: i64) {
         let banned = note(&self.settings, &mut lock(&self.addresses), address, now);
+        self.share(banned.is_some(), || Subject::Address(address), now);
         self.announce(banned, || Subject::Address(address), now);
         if let Some(session) = session.filter(|s| !s.is_empty()) {
             let session = cut(session);
@@ -197,7 +233,19 @@ impl Bans {
                 None => note(&self.settings, &mut map, session.to_string(), now),
             };
             drop(map);
+            self.share(
+                banned.is_some(),
+                || Subject::Session(session.to_string()),
+                now,
+            );
             self.announce(banned, || Subject::Session(session.to_string()), now);
+        }
+    }
+
+    /// Adds the refusal to the shared count, when refusals are shared.
+    fn share(&self, banned_here: bool, subject: impl FnOnce() -> Subject, now: i64) {
+        if let Some(counts) = &self.counts {
+            counts.add(subject().to_string(), banned_here, now);
         }
     }
 

@@ -19,6 +19,7 @@
 //! anyone ban someone else's session.
 
 pub mod bans;
+mod bans_shared;
 pub mod lease;
 pub mod metrics;
 pub mod quota;
@@ -82,11 +83,13 @@ impl Abuse {
         }
     }
 
-    /// Refreshes the bans published by every replica (on a one-second
-    /// timer, so a ban anywhere holds here within about two seconds).
+    /// Sends the refusals waiting for the shared counts, then refreshes the
+    /// bans published by every replica (on a one-second timer, so a ban
+    /// anywhere holds here within about two seconds).
     pub async fn sync_bans(&self, now: i64) {
         let Some(bans) = &self.bans else { return };
         let Some(link) = bans.link() else { return };
+        bans.flush_counts(now).await;
         match link.bans(now, bans::MAX_SUBJECTS).await {
             Ok(list) => bans.set_shared(list, now),
             Err(err) => tracing::debug!(error = %err, "could not read the shared bans"),

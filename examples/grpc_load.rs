@@ -53,7 +53,10 @@ async fn call(
     request: Request<()>,
     body: Bytes,
 ) -> Result<(), String> {
-    let mut client = client.ready().await.map_err(|e| format!("not ready: {e}"))?;
+    let mut client = client
+        .ready()
+        .await
+        .map_err(|e| format!("not ready: {e}"))?;
     let (answer, mut stream) = client
         .send_request(request, false)
         .map_err(|e| format!("send: {e}"))?;
@@ -68,7 +71,10 @@ async fn call(
         bytes += chunk.len();
         let _ = body.flow_control().release_capacity(chunk.len());
     }
-    let trailers = body.trailers().await.map_err(|e| format!("trailers: {e}"))?;
+    let trailers = body
+        .trailers()
+        .await
+        .map_err(|e| format!("trailers: {e}"))?;
     let status = grpc_status(&parts.headers, trailers.as_ref());
     if parts.status != http::StatusCode::OK || status.as_deref() != Some("0") {
         return Err(format!(
@@ -93,7 +99,8 @@ fn main() {
         if arg == "--body" {
             let Some(file) = args.next() else { usage() };
             message = Some(
-                std::fs::read(&file).unwrap_or_else(|err| fail(format!("cannot read {file}: {err}"))),
+                std::fs::read(&file)
+                    .unwrap_or_else(|err| fail(format!("cannot read {file}: {err}"))),
             );
         } else {
             let Some((name, value)) = arg.split_once(':') else {

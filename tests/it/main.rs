@@ -30,6 +30,7 @@ mod e2e_postgres;
 mod e2e_proxies;
 mod e2e_redis;
 mod e2e_redis_abuse;
+mod e2e_redis_auth;
 mod e2e_roles;
 mod e2e_sentinel;
 mod e2e_shipped_client;

@@ -191,6 +191,10 @@ impl Inner {
                 tracing::error!(op, error = %detail, "session store (postgres) query failed");
                 detail
             }
+            Failure::Refused(detail) => {
+                self.health.refused(&detail);
+                detail
+            }
         };
         Err(StoreError(format!("postgres {op}: {detail}")))
     }

@@ -1,5 +1,5 @@
-//! A password-protected Redis (issue 13, item 5: the Redis password from a
-//! file): the real `redis-server` with `requirepass` and an ACL user limited
+//! Password-protected session stores (issue 13, item 5: the Redis and
+//! PostgreSQL passwords from files). Redis: the real `redis-server` with `requirepass` and an ACL user limited
 //! to telegate's key prefix; telegate gets each password only through
 //! `TELEGATE_SESSIONS__REDIS_PASSWORD_FILE` (the Docker secrets convention;
 //! `sessions.redis_url` itself holds none).
@@ -13,14 +13,19 @@
 //!    line that says the store refused the credentials, and neither the
 //!    wrong nor the right password anywhere in the log.
 //!
-//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_redis_auth -- --nocapture`.
+//! 4. PostgreSQL (whose right password from `sessions.postgres_password_file`
+//!    `e2e_postgres` runs on): a wrong one in the file is `/ready` 503 with
+//!    the same kind of line, and no password in the log.
+//!
+//! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_store_auth -- --nocapture`.
 
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::e2e_redis::{gate_config, setup};
+use crate::e2e_redis::{gate_config, setup, Client};
+use crate::support::postgres::Postgres;
 use crate::support::stack::{keygen, redis_command, Telegate};
 use crate::support::tools::Tools;
 use crate::support::{free_port, poll_until, require_tools, Proc, Reply, Workdir};
@@ -55,7 +60,7 @@ fn redis_cli(tools: &Tools, port: u16, password: &str, args: &[&str]) -> String 
 
 #[tokio::test]
 async fn a_password_protected_redis_through_password_files() {
-    let Some(tools) = require_tools("e2e_redis_auth", &["redis-server", "redis-cli"]) else {
+    let Some(tools) = require_tools("e2e_store_auth", &["redis-server", "redis-cli"]) else {
         return;
     };
     let work = Workdir::new("telegate-e2e-redis-auth");
@@ -88,14 +93,6 @@ async fn a_password_protected_redis_through_password_files() {
         file.to_str().unwrap(),
     )];
     let a = Telegate::start_named_with_env(&work, "tg-a", &gate(port, ""), &env).await;
-    let ready = |gate: &Telegate| {
-        let url = gate.url("/ready");
-        let http = client.http.clone();
-        async move {
-            let reply = Reply::of(http.get(&url).send().await.expect("GET /ready")).await;
-            (reply.status, reply.reason().unwrap_or_default())
-        }
-    };
     let (status, issued) = client
         .admin(
             reqwest::Method::POST,
@@ -155,33 +152,8 @@ async fn a_password_protected_redis_through_password_files() {
         wrong.to_str().unwrap(),
     )];
     let c = Telegate::start_unready(&work, "tg-c", &gate(port, ""), &env).await;
-    poll_until(
-        "tg-c /ready = 503 store_unavailable",
-        Duration::from_secs(10),
-        || async {
-            match ready(&c).await {
-                (503, reason) if reason == "store_unavailable" => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await
-    .unwrap_or_else(|err| panic!("{err}\n{}", c.proc.log_text()));
-    let log = poll_until(
-        "tg-c logs the refused credentials",
-        Duration::from_secs(5),
-        || async {
-            let log = c.proc.log_text();
-            match log.lines().find(|l| l.contains("WRONGPASS")) {
-                Some(_) => Ok(log),
-                None => Err(log),
-            }
-        },
-    )
-    .await
-    .unwrap_or_else(|log| panic!("no line names the refused password:\n{log}"));
-    let line = log.lines().find(|l| l.contains("WRONGPASS")).unwrap();
-    assert!(line.contains("session store (redis)"), "{line}");
+    let line = refused(&client, &c, "redis").await;
+    assert!(line.contains("authentication failed"), "{line}");
     for (name, gate) in [("tg-a", &a), ("tg-b", &b), ("tg-c", &c)] {
         let text = gate.proc.log_text();
         for secret in [&password, &acl_password, &wrong_password] {
@@ -194,4 +166,79 @@ async fn a_password_protected_redis_through_password_files() {
         );
     }
     drop((a, b, c, redis));
+}
+
+/// `/ready` of `gate`: status and `reason`.
+async fn ready(client: &Client, gate: &Telegate) -> (u16, String) {
+    let reply = Reply::of(
+        client
+            .http
+            .get(gate.url("/ready"))
+            .send()
+            .await
+            .expect("GET /ready"),
+    )
+    .await;
+    (reply.status, reply.reason().unwrap_or_default())
+}
+
+/// A gate whose store refuses its password: `/ready` 503
+/// `store_unavailable`, and one error line saying so; that line.
+async fn refused(client: &Client, gate: &Telegate, store: &str) -> String {
+    poll_until(
+        "/ready = 503 store_unavailable",
+        Duration::from_secs(10),
+        || async {
+            match ready(client, gate).await {
+                (503, reason) if reason == "store_unavailable" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|err| panic!("{err}\n{}", gate.proc.log_text()));
+    let needle = "refused telegate's credentials";
+    let line = poll_until(
+        "the refused credentials logged",
+        Duration::from_secs(5),
+        || async {
+            let log = gate.proc.log_text();
+            match log.lines().find(|l| l.contains(needle)) {
+                Some(line) => Ok(line.to_string()),
+                None => Err(log),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|log| panic!("no line says the credentials were refused:\n{log}"));
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains(&format!("session store ({store})")), "{line}");
+    line
+}
+
+#[tokio::test]
+async fn a_wrong_postgres_password_file_is_not_ready_and_said_so() {
+    let Some(tools) = require_tools("e2e_store_auth", &["initdb", "postgres"]) else {
+        return;
+    };
+    let work = Workdir::new("telegate-e2e-postgres-auth");
+    let client = setup(&work);
+    let postgres = Postgres::start(&tools, &work).await;
+    let right = std::fs::read_to_string(postgres.password_file()).unwrap();
+    let wrong_password = format!("wrong-{}", &keygen()[..16]);
+    let wrong = work.write("wrong_password", &format!("{wrong_password}\n"));
+    let config = format!(
+        "[[auth.keys]]\nid = \"e2e\"\nfile = \"e2e.key\"\n[sessions]\nstore = \"postgres\"\n\
+         postgres_url = \"{}\"\npostgres_password_file = \"{}\"\n[admin]\ntoken_file = \"admin.token\"\n",
+        postgres.url(),
+        wrong.display()
+    );
+    let gate = Telegate::start_unready(&work, "tg-pg", &config, &[]).await;
+    let line = refused(&client, &gate, "postgres").await;
+    assert!(line.contains("28P01"), "the server's SQLSTATE: {line}");
+    let text = gate.proc.log_text();
+    for secret in [right.trim(), wrong_password.as_str()] {
+        assert!(!text.contains(secret), "the log holds a password");
+    }
+    drop((gate, postgres));
 }

@@ -81,7 +81,12 @@ where
         limits.max_bytes = settings.max_decompressed_bytes;
     }
     parts.extensions.insert(limits);
-    parts.extensions.insert(ViaGrpc);
+    // The client's deadline caps the forward's (a malformed one is ignored).
+    let timeout = parts
+        .headers
+        .get("grpc-timeout")
+        .and_then(|v| grpc::parse_timeout(v.as_bytes()));
+    parts.extensions.insert(ViaGrpc { timeout });
     let body = Unframe::new(
         body,
         gzip,

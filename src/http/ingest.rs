@@ -303,7 +303,7 @@ async fn deliver_inner(
             ingest.metrics.in_flight.inc();
             let forward_started = Instant::now();
             let delivery = match parts.extensions.get::<ViaGrpc>() {
-                Some(_) => ingest.collector.send_grpc(outgoing).await,
+                Some(via) => ingest.collector.send_grpc(outgoing, via.timeout).await,
                 None => ingest.collector.send(outgoing).await,
             };
             ingest.metrics.in_flight.dec();

@@ -9,6 +9,7 @@
 //! is fine and dropping it would lose it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderValue};
@@ -51,14 +52,20 @@ pub struct Collector {
     headers: HeaderMap,
     slots: Arc<Semaphore>,
     retry_after_secs: u64,
+    /// `collector.request_timeout_secs`: what a client's shorter gRPC deadline caps.
+    timeout: Duration,
     /// `collector.grpc_endpoint`: where gRPC exports go over gRPC.
     grpc: Option<GrpcCollector>,
 }
 
 /// Marks an export that came in over gRPC (a request extension): it goes
-/// out over gRPC when `collector.grpc_endpoint` is set.
+/// out over gRPC when `collector.grpc_endpoint` is set, within the call's
+/// `grpc-timeout` when the client sent one (no use forwarding after the
+/// client has given up).
 #[derive(Debug, Clone, Copy)]
-pub struct ViaGrpc;
+pub struct ViaGrpc {
+    pub timeout: Option<Duration>,
+}
 
 impl Collector {
     pub fn new(settings: &CollectorSettings) -> Result<Collector, String> {
@@ -85,6 +92,7 @@ impl Collector {
             headers: settings.headers.clone(),
             slots: Arc::new(Semaphore::new(settings.max_in_flight)),
             retry_after_secs: settings.retry_after_secs,
+            timeout: settings.request_timeout,
             grpc: match &settings.grpc_endpoint {
                 Some(endpoint) => Some(GrpcCollector::new(settings, endpoint)?),
                 None => None,
@@ -98,17 +106,24 @@ impl Collector {
     }
 
     /// A gRPC export: over gRPC with `collector.grpc_endpoint` (its Export
-    /// response answered as protobuf), else over HTTP like any other.
-    pub async fn send_grpc(&self, out: Outgoing<'_>) -> Result<Accepted, IngestError> {
+    /// response answered as protobuf), else over HTTP like any other; in
+    /// `collector.request_timeout_secs` or the client's `deadline`, whichever
+    /// is shorter.
+    pub async fn send_grpc(
+        &self,
+        out: Outgoing<'_>,
+        deadline: Option<Duration>,
+    ) -> Result<Accepted, IngestError> {
+        let timeout = deadline.map_or(self.timeout, |d| d.min(self.timeout));
         let Some(grpc) = &self.grpc else {
-            return self.send(out).await;
+            return self.send_within(out, timeout).await;
         };
         let Ok(_permit) = self.slots.clone().try_acquire_owned() else {
             return Err(IngestError::Busy {
                 retry_after_secs: 1,
             });
         };
-        let body = grpc.send(out).await?;
+        let body = grpc.send(out, timeout).await?;
         Ok(Accepted {
             content_type: Some(HeaderValue::from_static("application/x-protobuf")),
             body,
@@ -117,6 +132,15 @@ impl Collector {
 
     /// Posts one export; `Ok` only when the collector answered 2xx.
     pub async fn send(&self, out: Outgoing<'_>) -> Result<Accepted, IngestError> {
+        self.send_within(out, self.timeout).await
+    }
+
+    /// [`Collector::send`] within `timeout` (at most the configured one).
+    async fn send_within(
+        &self,
+        out: Outgoing<'_>,
+        timeout: Duration,
+    ) -> Result<Accepted, IngestError> {
         let Ok(_permit) = self.slots.clone().try_acquire_owned() else {
             return Err(IngestError::Busy {
                 retry_after_secs: 1,
@@ -132,7 +156,8 @@ impl Collector {
             .client
             .post(url)
             .headers(self.headers.clone())
-            .header(header::CONTENT_TYPE, out.content_type);
+            .header(header::CONTENT_TYPE, out.content_type)
+            .timeout(timeout);
         if out.gzipped {
             request = request.header(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }

@@ -7,6 +7,8 @@
 //! included, passed back), INVALID_ARGUMENT is the client's fault,
 //! RESOURCE_EXHAUSTED is throttled, anything else retryable.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
@@ -17,7 +19,7 @@ use hyper_util::rt::TokioExecutor;
 use super::error::IngestError;
 use super::forward::Outgoing;
 use crate::config::CollectorSettings;
-use crate::protocol::grpc::{export_path, frame, parse_prefix, PREFIX_LEN};
+use crate::protocol::grpc::{export_path, format_timeout, frame, parse_prefix, PREFIX_LEN};
 use crate::protocol::headers::{X_AUTH_CLIENT_VERSION, X_AUTH_SESSION_ID};
 use crate::protocol::signal::Signal;
 
@@ -29,7 +31,6 @@ pub struct GrpcCollector {
     /// One URI per signal (traces, metrics, logs).
     uris: [Uri; 3],
     headers: HeaderMap,
-    timeout: std::time::Duration,
     retry_after_secs: u64,
 }
 
@@ -55,14 +56,14 @@ impl GrpcCollector {
                 uri(Signal::Logs)?,
             ],
             headers: settings.headers.clone(),
-            timeout: settings.request_timeout,
             retry_after_secs: settings.retry_after_secs,
         })
     }
 
-    /// Calls Export with one (uncompressed) export; `Ok` with the Export
-    /// response's bytes when the collector answered OK.
-    pub async fn send(&self, out: Outgoing<'_>) -> Result<Bytes, IngestError> {
+    /// Calls Export with one (uncompressed) export within `timeout` (sent
+    /// on as the call's `grpc-timeout`, so the collector's deadline is
+    /// ours); `Ok` with the Export response's bytes when it answered OK.
+    pub async fn send(&self, out: Outgoing<'_>, timeout: Duration) -> Result<Bytes, IngestError> {
         let uri = match out.signal {
             Signal::Traces => &self.uris[0],
             Signal::Metrics => &self.uris[1],
@@ -78,6 +79,9 @@ impl GrpcCollector {
             HeaderValue::from_static("application/grpc"),
         );
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        if let Ok(value) = HeaderValue::from_str(&format_timeout(timeout)) {
+            headers.insert("grpc-timeout", value);
+        }
         if let Ok(value) = HeaderValue::from_str(out.session_id) {
             headers.insert(X_AUTH_SESSION_ID, value);
         }
@@ -104,7 +108,7 @@ impl GrpcCollector {
                 })?;
             Ok::<_, ()>((parts, collected))
         };
-        let (parts, collected) = match tokio::time::timeout(self.timeout, call).await {
+        let (parts, collected) = match tokio::time::timeout(timeout, call).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(())) | Err(_) => return Err(unavailable),
         };

@@ -1,8 +1,11 @@
 //! OTLP/gRPC, the parts that are protocol: the three Export method paths
 //! (what a gRPC export is signed over: `POST` and the method path, e.g.
 //! `/opentelemetry.proto.collector.metrics.v1.MetricsService/Export`), the
-//! status codes telegate answers with, and gRPC's length-prefixed message
-//! framing (a flag byte, compressed or not, then a 4-byte big-endian length).
+//! status codes telegate answers with, gRPC's length-prefixed message
+//! framing (a flag byte, compressed or not, then a 4-byte big-endian length)
+//! and its `grpc-timeout` values.
+
+use std::time::Duration;
 
 use super::signal::Signal;
 
@@ -68,6 +71,38 @@ pub fn frame(message: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A `grpc-timeout` value (gRPC's HTTP/2 spec: `TimeoutValue TimeoutUnit`,
+/// at most 8 ASCII digits, then `H`, `M`, `S`, `m`, `u` or `n`): the time
+/// the client gives the call; `None` when malformed (then ignored).
+pub fn parse_timeout(value: &[u8]) -> Option<Duration> {
+    let (unit, digits) = value.split_last()?;
+    if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Some(match unit {
+        b'H' => Duration::from_secs(n * 3600),
+        b'M' => Duration::from_secs(n * 60),
+        b'S' => Duration::from_secs(n),
+        b'm' => Duration::from_millis(n),
+        b'u' => Duration::from_micros(n),
+        b'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// A deadline as a `grpc-timeout` value (milliseconds, rounded up, so the
+/// next hop never gets less time than is left; at most 8 digits).
+pub fn format_timeout(timeout: Duration) -> String {
+    let millis = timeout.as_nanos().div_ceil(1_000_000);
+    match u64::try_from(millis) {
+        Ok(ms) if ms <= 99_999_999 => format!("{ms}m"),
+        _ => format!("{}S", timeout.as_secs().min(99_999_999)),
+    }
+}
+
 /// `grpc-message`'s percent-encoding (gRPC's HTTP/2 spec): printable ASCII
 /// but `%` as is, everything else `%XX`.
 pub fn percent_encode(text: &str) -> String {
@@ -95,5 +130,34 @@ mod tests {
         assert_eq!(parse_prefix([1, 0, 0, 1, 0]), Some((true, 256)));
         assert_eq!(parse_prefix([2, 0, 0, 0, 0]), None);
         assert_eq!(percent_encode("50% off\n"), "50%25 off%0A");
+    }
+
+    #[test]
+    fn timeouts_parse_in_every_unit_and_malformed_ones_are_none() {
+        assert_eq!(parse_timeout(b"2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_timeout(b"3M"), Some(Duration::from_secs(180)));
+        assert_eq!(parse_timeout(b"10S"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_timeout(b"300m"), Some(Duration::from_millis(300)));
+        assert_eq!(
+            parse_timeout(b"99999999u"),
+            Some(Duration::from_micros(99_999_999))
+        );
+        assert_eq!(parse_timeout(b"5n"), Some(Duration::from_nanos(5)));
+        for bad in [
+            &b""[..],
+            b"m",
+            b"123456789m",
+            b"10s",
+            b"-1S",
+            b"1.5S",
+            b" 1S",
+        ] {
+            assert_eq!(parse_timeout(bad), None, "{bad:?}");
+        }
+        assert_eq!(format_timeout(Duration::from_millis(300)), "300m");
+        assert_eq!(format_timeout(Duration::from_micros(1)), "1m");
+        let far = Duration::from_secs(200_000);
+        assert_eq!(format_timeout(far), "200000S");
+        assert_eq!(parse_timeout(format_timeout(far).as_bytes()), Some(far));
     }
 }

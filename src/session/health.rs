@@ -38,6 +38,20 @@ impl Health {
         }
     }
 
+    /// Down because the store refused telegate's credentials: the same
+    /// state as [`Health::down`], with a line that says what to fix (the
+    /// store's own words, which never hold the password).
+    pub(crate) fn refused(&self, detail: &str) {
+        if self.state.swap(DOWN, Ordering::AcqRel) != DOWN {
+            tracing::error!(
+                error = %detail,
+                "session store ({}) refused telegate's credentials: check the user and password \
+                 (or password file) of its URL; token checks and the session API answer 503",
+                self.store
+            );
+        }
+    }
+
     /// Down, as opposed to up or not known yet (tests).
     #[cfg(test)]
     pub(crate) fn is_down(&self) -> bool {

@@ -196,6 +196,10 @@ impl Inner {
                 tracing::error!(op, error = %detail, "session store (postgres) refused: fix sessions.encryption.key_files");
                 detail
             }
+            Failure::Refused(detail) => {
+                self.health.refused(&detail);
+                detail
+            }
         };
         Err(StoreError(format!("postgres {op}: {detail}")))
     }
@@ -343,7 +347,11 @@ impl SessionAdmin for PostgresStore {
             match self.inner.conn.client().await {
                 Ok(_) => Ok(()),
                 Err(Failure::Sealing(reason)) => Err(StoreError(format!("postgres: {reason}"))),
-                Err(Failure::Unreachable(detail) | Failure::Query(detail)) => {
+                Err(
+                    Failure::Unreachable(detail)
+                    | Failure::Query(detail)
+                    | Failure::Refused(detail),
+                ) => {
                     tracing::warn!(error = %detail, "session store (postgres) not ready at start; retried per operation");
                     Ok(())
                 }

@@ -193,6 +193,13 @@ impl Inner {
                 self.health.up();
                 return Ok(value);
             }
+            // A wrong password or user (AUTH refused on connecting): down,
+            // and said as such rather than as unreachable.
+            Ok(Err(err)) if err.kind() == redis::ErrorKind::AuthenticationFailed => {
+                self.metrics.errors.with_label_values(&[op]).inc();
+                self.health.refused(&err.to_string());
+                return Err(StoreError(format!("redis {op}: {err}")));
+            }
             Ok(Err(err)) => {
                 let unreachable = err.is_io_error()
                     || err.is_timeout()

@@ -234,3 +234,46 @@ async fn a_gzipped_message_is_inflated_hashed_uncompressed_and_capped() {
     server.stop().await;
     collector.stop().await;
 }
+
+#[tokio::test]
+async fn the_clients_grpc_timeout_caps_the_forward_deadline() {
+    let collector = FakeCollector::start().await;
+    // collector.request_timeout_secs = 2; the collector answers after 10 s.
+    let server = grpc_server(&collector, FAST).await;
+    let addr = server.grpc_addr.unwrap();
+    collector.answer(crate::support::collector::Script {
+        delay: std::time::Duration::from_secs(10),
+        ..Default::default()
+    });
+    let export = export_request("deadline", "run-1").encode_to_vec();
+    let call = |timeout: &'static str| {
+        let mut headers = v1_at(NOW);
+        headers.push(("grpc-timeout", timeout.to_string()));
+        let export = export.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let answer = raw_call(addr, &headers, &export, false).await;
+            (answer, started.elapsed())
+        }
+    };
+    // 300 ms from the client: given up after 300 ms, not after 2 s.
+    let (answer, took) = call("300m").await;
+    assert_eq!(answer, ("14".into(), "collector_unavailable".into()));
+    assert!(
+        took >= std::time::Duration::from_millis(300)
+            && took < std::time::Duration::from_millis(1900),
+        "answered after {took:?}"
+    );
+    // A longer one than configured, or a malformed one: the configured 2 s.
+    for timeout in ["1H", "soon"] {
+        let (answer, took) = call(timeout).await;
+        assert_eq!(answer, ("14".into(), "collector_unavailable".into()));
+        assert!(
+            took >= std::time::Duration::from_secs(2),
+            "{timeout}: answered after {took:?}"
+        );
+    }
+    assert_eq!(collector.received().len(), 3);
+    server.stop().await;
+    collector.stop().await;
+}

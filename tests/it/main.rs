@@ -36,6 +36,7 @@ mod e2e_sentinel;
 mod e2e_shipped_client;
 mod e2e_spool;
 mod e2e_stack;
+mod e2e_store_auth;
 mod e2e_traefik;
 mod fault_proxy;
 mod fuzz_corpus;

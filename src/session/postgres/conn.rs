@@ -40,11 +40,17 @@ pub enum Failure {
     /// The database holds rows this key list cannot open: no retry helps,
     /// the configuration must change.
     Sealing(String),
+    /// The server refused telegate's credentials (SQLSTATE class 28: a
+    /// wrong password or user), which no retry mends.
+    Refused(String),
 }
 
 impl From<tokio_postgres::Error> for Failure {
     fn from(err: tokio_postgres::Error) -> Failure {
         match err.as_db_error() {
+            Some(db) if db.code().code().starts_with("28") => {
+                Failure::Refused(format!("{}: {}", db.code().code(), db.message()))
+            }
             // An error the server sent; shortage of connections or a
             // server shutting down is still an outage.
             Some(db)

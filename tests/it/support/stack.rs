@@ -28,26 +28,50 @@ impl Telegate {
     /// loopback port) to `telegate.toml` and serves it until `/ready` is 200.
     /// Relative key paths in `config` resolve from the workdir.
     pub async fn start(work: &Workdir, config: &str) -> Telegate {
-        Telegate::start_full(work, "telegate", config, &[]).await
+        Telegate::start_full(work, "telegate", config, &[], "/ready").await
     }
 
     /// [`Telegate::start`] with extra environment variables (set after the
     /// developer's own are removed), e.g. the original service's `REQUIRE_AUTH`.
     pub async fn start_with_env(work: &Workdir, config: &str, env: &[(&str, &str)]) -> Telegate {
-        Telegate::start_full(work, "telegate", config, env).await
+        Telegate::start_full(work, "telegate", config, env, "/ready").await
     }
 
     /// [`Telegate::start`] with its own config and log (`NAME.toml`,
     /// `NAME.log`), for several instances in one workdir.
     pub async fn start_named(work: &Workdir, name: &str, config: &str) -> Telegate {
-        Telegate::start_full(work, name, config, &[]).await
+        Telegate::start_full(work, name, config, &[], "/ready").await
     }
 
+    /// [`Telegate::start_named`] with extra environment variables.
+    pub async fn start_named_with_env(
+        work: &Workdir,
+        name: &str,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Telegate {
+        Telegate::start_full(work, name, config, env, "/ready").await
+    }
+
+    /// [`Telegate::start_named`] with extra environment variables, served
+    /// once `/health` is 200: for a gate that is meant not to be ready
+    /// (its store refuses it), whose `/ready` the test then reads.
+    pub async fn start_unready(
+        work: &Workdir,
+        name: &str,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Telegate {
+        Telegate::start_full(work, name, config, env, "/health").await
+    }
+
+    /// Serves `config` until `GET probe` is 200.
     async fn start_full(
         work: &Workdir,
         name: &str,
         config: &str,
         env: &[(&str, &str)],
+        probe: &str,
     ) -> Telegate {
         let port = free_port();
         let path = work.write(
@@ -66,11 +90,13 @@ impl Telegate {
             command.env(name, value);
         }
         let mut proc = Proc::spawn(name, command, work.path().join(format!("{name}.log")));
-        let ready = format!("http://127.0.0.1:{port}/ready");
+        let ready = format!("http://127.0.0.1:{port}{probe}");
         let client = http_client();
-        proc.wait_ready("telegate GET /ready = 200", START_TIMEOUT, || {
-            get_status(&client, &ready, 200)
-        })
+        proc.wait_ready(
+            &format!("telegate GET {probe} = 200"),
+            START_TIMEOUT,
+            || get_status(&client, &ready, 200),
+        )
         .await;
         Telegate { proc, port }
     }

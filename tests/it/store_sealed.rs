@@ -160,6 +160,17 @@ async fn assert_banned(telegate: &Telegate) {
     assert!(text.contains(&format!("address:{ADDRESS}")), "{text}");
 }
 
+/// `DELETE path` with the admin token must answer 200.
+async fn admin_delete(telegate: &Telegate, path: &str) {
+    let response = http_client()
+        .delete(telegate.url(path))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+}
+
 /// SIGTERM (the last write-behind runs), then the raw bytes of the file
 /// and its WAL must not show any private value.
 async fn stop_and_assert_sealed(telegate: Telegate, data: &Path) {
@@ -214,22 +225,10 @@ async fn sealed_rows_read_back_rotate_and_refuse_a_wrong_key() {
     assert_readable(&new_only, &issued).await;
     assert_banned(&new_only).await;
     // A lift deletes the sealed row: the next start has no ban.
-    let lifted = http_client()
-        .delete(new_only.url(&format!("/bans/address:{ADDRESS}")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(lifted.status(), 200, "{:?}", lifted.text().await);
+    admin_delete(&new_only, &format!("/bans/address:{ADDRESS}")).await;
     // A user's sessions are found on disk by the sealed user id: deleted
     // there too, so the next start does not load them back.
-    let deleted = http_client()
-        .delete(new_only.url(&format!("/users/{USER}/sessions")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 200, "{:?}", deleted.text().await);
+    admin_delete(&new_only, &format!("/users/{USER}/sessions")).await;
     drop(new_only);
     let after = Telegate::start(&work, &config(&["new.key"])).await;
     let gone = telegate_get(&after, &format!("/sessions/{issued}"))

@@ -14,7 +14,6 @@
 //! refusals are counted there too, in batches ([`super::bans_shared`]).
 
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use prometheus::{IntCounter, IntGauge};
 use serde::Serialize;
 
+use super::ban_record::{check, check_until, escalate, note, purge, Record};
 use super::bans_shared::{SharedCounts, Sink};
 use super::shared::SharedAbuse;
 use crate::config::BanSettings;
@@ -61,18 +61,6 @@ impl std::fmt::Display for Subject {
             Subject::Session(id) => write!(f, "session:{id}"),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Record {
-    window_start: i64,
-    count: u32,
-    /// Bans so far (the next lasts `ban_secs << repeats`).
-    repeats: u32,
-    /// Unix seconds the current or last ban ends; 0: never banned.
-    until: i64,
-    /// Unix seconds the current or last ban began.
-    since: i64,
 }
 
 /// One ban in force, as `GET /bans` lists it.
@@ -362,15 +350,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn check_until(until: Option<&i64>, now: i64) -> Result<(), Reject> {
-    match until {
-        Some(until) if *until > now => Err(Reject::Banned {
-            retry_after_secs: (*until - now).max(1) as u64,
-        }),
-        _ => Ok(()),
-    }
-}
-
 fn cut(session: &str) -> &str {
     if session.len() <= MAX_SESSION_LEN {
         return session;
@@ -380,78 +359,6 @@ fn cut(session: &str) -> &str {
         end -= 1;
     }
     &session[..end]
-}
-
-fn check<K, Q>(map: &HashMap<K, Record>, key: &Q, now: i64) -> Result<(), Reject>
-where
-    K: Hash + Eq + std::borrow::Borrow<Q>,
-    Q: Hash + Eq + ?Sized,
-{
-    match map.get(key) {
-        Some(r) if r.until > now => Err(Reject::Banned {
-            retry_after_secs: (r.until - now).max(1) as u64,
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Counts a refusal for a subject that may be new; `Some((secs, bans))`
-/// when it is banned now.
-fn note<K: Hash + Eq>(
-    settings: &BanSettings,
-    map: &mut HashMap<K, Record>,
-    key: K,
-    now: i64,
-) -> Option<(u64, u32)> {
-    if !map.contains_key(&key) && map.len() >= MAX_SUBJECTS {
-        purge(settings, map, now);
-        if map.len() >= MAX_SUBJECTS {
-            return None;
-        }
-    }
-    escalate(settings, map.entry(key).or_default(), now)
-}
-
-fn escalate(settings: &BanSettings, r: &mut Record, now: i64) -> Option<(u64, u32)> {
-    if r.until > now {
-        return None;
-    }
-    let max = settings.max_ban_secs as i64;
-    if r.repeats > 0 && now.saturating_sub(r.until) > max {
-        r.repeats = 0;
-    }
-    if now.saturating_sub(r.window_start) >= settings.within_secs as i64 {
-        r.window_start = now;
-        r.count = 0;
-    }
-    r.count += 1;
-    if r.count < settings.refusals {
-        return None;
-    }
-    let secs = settings
-        .ban_secs
-        .checked_shl(r.repeats)
-        .filter(|s| *s <= settings.max_ban_secs)
-        .unwrap_or(settings.max_ban_secs);
-    r.repeats = r.repeats.saturating_add(1);
-    r.count = 0;
-    r.window_start = now;
-    r.until = now.saturating_add(secs as i64);
-    r.since = now;
-    Some((secs, r.repeats))
-}
-
-/// Returns the bans in force that are left.
-fn purge<K: Hash + Eq>(settings: &BanSettings, map: &mut HashMap<K, Record>, now: i64) -> usize {
-    let within = settings.within_secs as i64;
-    let max = settings.max_ban_secs as i64;
-    map.retain(|_, r| {
-        r.until > now
-            || now.saturating_sub(r.window_start) < within
-            || (r.repeats > 0 && now.saturating_sub(r.until) <= max)
-    });
-    map.shrink_to_fit();
-    map.values().filter(|r| r.until > now).count()
 }
 
 #[cfg(test)]

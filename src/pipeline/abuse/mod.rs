@@ -18,6 +18,7 @@
 //! only: its session id is the sender's claim, and counting it would let
 //! anyone ban someone else's session.
 
+mod ban_record;
 pub mod bans;
 mod bans_shared;
 pub mod lease;

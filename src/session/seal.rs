@@ -179,12 +179,13 @@ impl Sealer {
 
     /// Seals the user id deterministically: equal ids, equal values.
     pub fn seal_user(&self, user: &str) -> String {
-        seal_user_with(&self.keys[0], user)
+        self.seal_lookup(USER_FIELD, user)
     }
 
-    /// A lookup key that is never read back (PostgreSQL's `ip_key`, the
-    /// address a per-address limit counts by): deterministic, bound to
-    /// `field`.
+    /// A value found by equality: deterministic, bound to `field`, not to
+    /// a row (the user id; PostgreSQL's `ip_key`, the address a
+    /// per-address limit counts by, never read back; an embedded ban's
+    /// subject, opened by [`Self::open`] with the field).
     pub fn seal_lookup(&self, field: &str, value: &str) -> String {
         seal_deterministic(&self.keys[0], field, value)
     }
@@ -285,10 +286,6 @@ const USER_FIELD: &str = "user_id";
 pub const BAN_FIELD: &str = "ban_subject";
 /// Fields sealed deterministically (found by equality).
 const LOOKUP_FIELDS: [&str; 3] = [USER_FIELD, "ip_key", BAN_FIELD];
-
-fn seal_user_with(key: &StorageKey, user: &str) -> String {
-    seal_deterministic(key, USER_FIELD, user)
-}
 
 /// A synthetic nonce (an HMAC of field and value under the key's lookup
 /// key): the same value seals the same, different values never share one.

@@ -60,8 +60,9 @@ pub struct MemoryStore {
     /// Client address (IPv6 by /64) -> the session ids it opened.
     per_ip: Cache<IpAddr, KeyList>,
     /// Token hash -> the issued session it opens. Kept after an operator
-    /// deletes the session, so the token is answered `session_revoked`.
-    tokens: Cache<TokenHash, Arc<str>>,
+    /// revokes the session, so the token is answered `session_revoked`
+    /// for as long as the revocation is.
+    tokens: Cache<TokenHash, TokenTarget>,
     /// User id -> the user's issued sessions, oldest first.
     per_user: Cache<Arc<str>, IdList>,
     /// False until the first revocation: lets the hot path skip the
@@ -70,6 +71,41 @@ pub struct MemoryStore {
     /// Static-header sightings (only filled when that mode is on).
     statics: statics::Statics,
     settings: SessionSettings,
+}
+
+/// A token index entry: the session it opens, and how long from its last
+/// write moka keeps it (see [`MemoryStore::index_token`]).
+#[derive(Clone)]
+struct TokenTarget {
+    id: Arc<str>,
+    keep: Duration,
+}
+
+/// Each token entry ends when what it answers for ends: a live session's
+/// token with the session's absolute end plus the retention, a revoked
+/// one's with its revocation. A fixed `max_lifetime` for all of them kept
+/// every revoked token for a week (the soak's memory growth).
+struct TokenExpiry;
+
+impl Expiry<TokenHash, TokenTarget> for TokenExpiry {
+    fn expire_after_create(
+        &self,
+        _: &TokenHash,
+        value: &TokenTarget,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(value.keep)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &TokenHash,
+        value: &TokenTarget,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.keep)
+    }
 }
 
 /// Memory-bounding expiry: the record's own lifetime plus the retention.
@@ -153,13 +189,10 @@ impl MemoryStore {
             .eviction_policy(EvictionPolicy::lru())
             .time_to_idle(settings.idle)
             .build();
-        // A token outlives its session only as long as a revocation may.
-        let token_ttl =
-            settings.max_lifetime.max(settings.revocation_ttl) + settings.expired_retention;
         let tokens = Cache::builder()
             .max_capacity(settings.max_sessions)
             .eviction_policy(EvictionPolicy::lru())
-            .time_to_live(token_ttl)
+            .expire_after(TokenExpiry)
             .build();
         // Every session in a list ends within max_lifetime of its creation.
         let per_user = Cache::builder()
@@ -182,6 +215,23 @@ impl MemoryStore {
 
     fn idle_secs(&self) -> i64 {
         self.settings.idle.as_secs() as i64
+    }
+
+    /// Indexes `token` as opening session `id`, kept until Unix second
+    /// `until` (seen at `now`; at least a second, so a revocation ending now
+    /// still answers the request in flight).
+    fn index_token(&self, token: TokenHash, id: Arc<str>, until: i64, now: i64) {
+        let keep = Duration::from_secs(until.saturating_sub(now).max(1) as u64);
+        self.tokens.insert(token, TokenTarget { id, keep });
+    }
+
+    /// When a live session's token may be forgotten: its absolute end (an
+    /// idle timeout only comes sooner) plus the retention, during which it
+    /// is answered `session_expired`.
+    fn token_until(&self, record: &SessionRecord) -> i64 {
+        record
+            .expires_at
+            .saturating_add(secs(self.settings.expired_retention))
     }
 
     /// Whether issued session `id` is live.

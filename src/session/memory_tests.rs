@@ -51,6 +51,45 @@ async fn the_store_keeps_only_the_token_hash() {
     assert!(!shown.contains(&hex::encode(TokenHash::of("the-token-text").as_bytes())));
 }
 
+/// A revoked session's token is kept as long as its revocation, not for
+/// `max_lifetime` (a week by default): each issue-and-revoke once left an
+/// index entry behind for that long, which the soak saw as steady growth.
+#[tokio::test]
+async fn a_revoked_tokens_index_entry_ends_with_its_revocation() {
+    let mut short = settings();
+    short.revocation_ttl = std::time::Duration::from_secs(1);
+    let store = MemoryStore::new(short, IntCounter::new("evicted", "test").unwrap());
+    issued::issue(&store, "gone", "token-gone", Some("alice"), T0).await;
+    issued::issue(&store, "kept", "token-kept", Some("alice"), T0).await;
+    assert_eq!(
+        store.revoke("gone", T0).await.unwrap(),
+        Some(SessionKind::Issued)
+    );
+    let gone = TokenHash::of("token-gone");
+    assert!(matches!(
+        store.check_token(&gone, T0, None),
+        TokenCheck::Revoked { .. }
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        store.tokens.run_pending_tasks();
+        if store.tokens.get(&gone).is_none() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked token's entry outlived its 1 s revocation by 9 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A live session's token stays (its lifetime is the settings' ttl).
+    assert!(store.tokens.get(&TokenHash::of("token-kept")).is_some());
+    assert!(matches!(
+        store.check_token(&TokenHash::of("token-kept"), T0 + 1, None),
+        TokenCheck::Live(_)
+    ));
+}
+
 #[tokio::test]
 async fn a_full_store_evicts_the_least_recent_and_admits_the_new() {
     let evicted = IntCounter::new("evicted", "test").unwrap();

@@ -289,6 +289,47 @@ async fn conformance() {
     issued::grants_and_ttl_are_kept(&store(&server).await).await;
 }
 
+/// A revoked issued session's token row is kept as long as its revocation,
+/// then pruned (not kept for `max_lifetime` with its session).
+#[tokio::test]
+async fn a_revoked_tokens_row_ends_with_its_revocation() {
+    let Some(server) = PgServer::start("postgres a_revoked_tokens_row_ends_with_its_revocation")
+    else {
+        return;
+    };
+    let db = server.database().await;
+    let mut short = settings();
+    short.revocation_ttl = Duration::from_secs(30);
+    let store = open(&server, &db, short);
+    issued::issue(&store, "i1", "token-1", Some("alice"), T0).await;
+    let url = format!("{}?password={PASSWORD}", server.url(&db));
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let keep = || async {
+        client
+            .query_one("SELECT keep_until FROM tokens", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let live = keep().await;
+    assert!(live > T0 + 30, "a live session's token row kept to {live}");
+    assert_eq!(
+        store.revoke("i1", T0).await.unwrap(),
+        Some(SessionKind::Issued)
+    );
+    assert_eq!(keep().await, T0 + 30);
+    assert!(matches!(
+        store
+            .find_token(&TokenHash::of("token-1"), T0)
+            .await
+            .unwrap(),
+        TokenCheck::Revoked { .. }
+    ));
+}
+
 #[tokio::test]
 async fn two_stores_on_one_database_agree() {
     let Some(server) = PgServer::start("postgres two_stores_on_one_database_agree") else {

@@ -163,6 +163,51 @@ async fn redis_ttls_bound_memory() {
     }
 }
 
+/// A revoked issued session's token key lives as long as its revocation,
+/// not for `max_lifetime` with its session (each issue-and-revoke once left
+/// a key behind for a week).
+#[tokio::test]
+async fn a_revoked_tokens_key_ends_with_its_revocation() {
+    let Some(server) = RedisServer::start("redis a_revoked_tokens_key_ends_with_its_revocation")
+    else {
+        return;
+    };
+    let mut short = settings();
+    short.revocation_ttl = Duration::from_secs(30);
+    let store = open(&server.url(), &prefix(), short, at_t0());
+    conformance::issued::issue(&store, "i1", "token-1", Some("alice"), T0).await;
+    let key = store.inner.key(&format!(
+        "t:{}",
+        hex::encode(TokenHash::of("token-1").as_bytes())
+    ));
+    let ttl = || async {
+        let mut conn = store.inner.conn.clone();
+        redis::cmd("TTL")
+            .arg(&key)
+            .query_async::<i64>(&mut conn)
+            .await
+            .unwrap()
+    };
+    let live = ttl().await;
+    assert!(live > 30, "a live session's token key has ttl {live}");
+    assert_eq!(
+        store.revoke("i1", T0).await.unwrap(),
+        Some(SessionKind::Issued)
+    );
+    let revoked = ttl().await;
+    assert!(
+        (1..=30).contains(&revoked),
+        "revoked token key ttl {revoked}"
+    );
+    assert!(matches!(
+        store
+            .find_token(&TokenHash::of("token-1"), T0)
+            .await
+            .unwrap(),
+        TokenCheck::Revoked { .. }
+    ));
+}
+
 /// Redis down: signed sessions go on locally, everything else fails fast
 /// with a StoreError; when it comes back the waiting deltas are written.
 #[tokio::test]

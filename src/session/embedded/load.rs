@@ -56,13 +56,13 @@ pub(super) fn load(
         local.restore(read.record, read.token, now);
         loaded.sessions += 1;
     }
-    let mut tokens = conn.prepare("SELECT hash, session_id FROM tokens")?;
+    let mut tokens = conn.prepare("SELECT hash, session_id, purge_at FROM tokens")?;
     let mut found = tokens.query([])?;
     while let Some(row) = found.next()? {
         let hash: Vec<u8> = row.get(0)?;
         let id: String = row.get(1)?;
         if let Some(hash) = rows::token_hash(&hash) {
-            local.restore_token(hash, &id);
+            local.restore_token(hash, &id, row.get(2)?, now);
             loaded.tokens += 1;
         }
     }

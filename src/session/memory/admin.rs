@@ -106,18 +106,21 @@ impl SessionAdmin for MemoryStore {
 impl MemoryStore {
     /// [`SessionAdmin::revoke`], answered at once.
     pub(crate) fn revoke_now(&self, session_id: &str, now: i64) -> Option<SessionKind> {
+        let until = now.saturating_add(secs(self.settings.revocation_ttl));
         let kind = if self.signed.revoke(session_id, now) {
             Some(SessionKind::Signed)
-        } else if self.sessions.contains_key(session_id) {
-            // Deleted, but its token index entry stays: the token is then
-            // answered `session_revoked`, not `invalid_session`.
-            self.sessions.invalidate(session_id);
+        } else if let Some(record) = self.sessions.remove(session_id) {
+            // Deleted, but its token index entry stays as long as the
+            // revocation: the token is then answered `session_revoked`, not
+            // `invalid_session`.
+            if let Some(token) = lock(&record).token {
+                self.index_token(token, Arc::from(session_id), until, now);
+            }
             Some(SessionKind::Issued)
         } else {
             None
         };
         if kind.is_some() {
-            let until = now.saturating_add(secs(self.settings.revocation_ttl));
             self.any_revoked.store(true, Ordering::Release);
             self.revoked.insert(Arc::from(session_id), until);
         }

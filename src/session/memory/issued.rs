@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::key::KeyRef;
-use super::{lock, secs, Entry, MemoryStore};
+use super::{lock, secs, Entry, MemoryStore, TokenTarget};
 use crate::session::SessionGate;
 use crate::session::{
     petname, Change, Changed, Issue, NewSession, PerUserLimit, SessionKind, SessionRecord,
@@ -46,7 +46,7 @@ impl MemoryStore {
             held.push(id.clone());
         }
         let record = self.issued_record(&new);
-        self.tokens.insert(new.token_hash, id.clone());
+        self.index_token(new.token_hash, id.clone(), self.token_until(&record), now);
         let entry = Entry {
             record: record.clone(),
             token: Some(new.token_hash),
@@ -91,7 +91,7 @@ impl MemoryStore {
         now: i64,
         seen: Option<&TokenUse<'_>>,
     ) -> TokenCheck {
-        let Some(id) = self.tokens.get(token) else {
+        let Some(TokenTarget { id, .. }) = self.tokens.get(token) else {
             return TokenCheck::Unknown;
         };
         if self.is_revoked(&id, now) {
@@ -153,12 +153,17 @@ impl MemoryStore {
                     .expires_at
                     .saturating_add(i64::try_from(seconds).unwrap_or(i64::MAX));
                 record.expires_at = extended.min(cap).max(record.expires_at);
+                if let Some(token) = entry.token {
+                    let until = self.token_until(&entry.record);
+                    self.index_token(token, Arc::from(id), until, now);
+                }
             }
             Change::Refresh(new_token) => {
                 if let Some(old) = entry.token.replace(new_token) {
                     self.tokens.invalidate(&old);
                 }
-                self.tokens.insert(new_token, Arc::from(id));
+                let until = self.token_until(&entry.record);
+                self.index_token(new_token, Arc::from(id), until, now);
             }
         }
         self.touch(&mut entry.record, now);

@@ -31,7 +31,7 @@ impl MemoryStore {
                     }
                 }
                 if let Some(token) = token {
-                    self.tokens.insert(token, id.clone());
+                    self.index_token(token, id.clone(), self.token_until(&record), now);
                 }
                 self.sessions
                     .insert(id, Arc::new(Mutex::new(Entry { record, token })));
@@ -40,9 +40,10 @@ impl MemoryStore {
     }
 
     /// A token index entry without its session: the session was revoked,
-    /// and the token must still be answered `session_revoked`.
-    pub(crate) fn restore_token(&self, token: TokenHash, session_id: &str) {
-        self.tokens.insert(token, Arc::from(session_id));
+    /// and the token must still be answered `session_revoked` until Unix
+    /// second `until` (its revocation's end).
+    pub(crate) fn restore_token(&self, token: TokenHash, session_id: &str, until: i64, now: i64) {
+        self.index_token(token, Arc::from(session_id), until, now);
     }
 
     /// A first sighting of a static header set, by its digest, for what is

@@ -308,7 +308,9 @@ impl Inner {
     ) -> Result<Option<SessionKind>, StoreError> {
         self.flush_for(id).await?;
         let until = now.saturating_add(secs(self.settings.revocation_ttl));
-        let keep = self.token_keep_secs();
+        // The token row is answered "revoked" as long as the revocation is
+        // kept, then pruned (not kept for max_lifetime with its session).
+        let keep = secs(self.settings.revocation_ttl).max(1);
         let kind: Option<String> = self
             .run("revoke", |client| async move {
                 client

@@ -202,7 +202,7 @@ BEGIN
     -- Deleted, but its token stays known so it is answered "revoked".
     DELETE FROM sessions WHERE id = p_id;
     IF v_token IS NOT NULL THEN
-      UPDATE tokens SET keep_until = greatest(keep_until, p_now + p_keep) WHERE hash = v_token;
+      UPDATE tokens SET keep_until = p_now + p_keep WHERE hash = v_token;
     END IF;
   ELSE
     UPDATE sessions SET revoked_at = coalesce(revoked_at, p_now) WHERE id = p_id;

@@ -36,7 +36,9 @@ impl Inner {
     ) -> Result<Option<SessionKind>, StoreError> {
         self.flush_for(id).await?;
         let until = now.saturating_add(secs(self.settings.revocation_ttl));
-        let keep = self.token_keep_secs();
+        // The token key is answered "revoked" as long as the revocation is
+        // kept, then forgotten (not kept for max_lifetime with its session).
+        let keep = secs(self.settings.revocation_ttl).max(1);
         let mut conn = self.conn.clone();
         let kind: Option<String> = self
             .run("revoke", async {

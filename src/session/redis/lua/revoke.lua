@@ -1,7 +1,8 @@
 -- Revokes a session. ARGV: prefix, id, now, until, token keep (seconds),
 -- change log cap. Returns the kind, or nil for an unknown id. A signed
--- session stays (marked); an issued one is deleted but its token key stays,
--- so the token is answered "revoked" rather than "unknown".
+-- session stays (marked); an issued one is deleted but its token key stays
+-- for the token keep (the revocation's lifetime), so the token is answered
+-- "revoked" rather than "unknown".
 local id = ARGV[2]
 local now = tonumber(ARGV[3])
 local key = skey(id)

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::sessions::{StoreBackend, StoreKind};
+use super::sessions::StoreKind;
+use super::store_backend::StoreBackend;
 use super::ConfigError;
 
 /// Most key files: one sealing key and a few old ones still opening.

@@ -24,6 +24,7 @@ mod sentinel;
 mod sessions;
 mod show;
 mod spool;
+mod store_backend;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -40,11 +41,9 @@ pub use encryption::{EncryptionSection, EncryptionSettings};
 pub use ingest::{IngestMode, IngestSection, IngestSettings};
 pub use raw::*;
 pub use sentinel::{SentinelSettings, MAX_SENTINELS};
-pub use sessions::{
-    EmbeddedSettings, PerUserLimit, PostgresSettings, RedisSettings, SessionSettings,
-    SessionsSection, StoreBackend, StoreIp, StoreKind,
-};
+pub use sessions::{PerUserLimit, SessionSettings, SessionsSection, StoreIp, StoreKind};
 pub use spool::{Fsync, SpoolSection, SpoolSettings};
+pub use store_backend::{EmbeddedSettings, PostgresSettings, RedisSettings, StoreBackend};
 pub use validate::{
     Access, AuthMethod, DecisionLog, LogFormat, Policy, RateSpec, ServerSettings, Settings,
     StaticHeaders, StatusSettings, STATIC_HEADERS_MAX_AGE_LIMIT,

@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::encryption::{encryption_settings, EncryptionSection, EncryptionSettings};
+use super::encryption::{encryption_settings, EncryptionSection};
 use super::raw::by_name;
-use super::sentinel::{sentinel_settings, SentinelSettings};
 use super::show;
+use super::store_backend::{
+    embedded_settings, postgres_settings, redis_settings, EmbeddedSettings, PostgresSettings,
+    StoreBackend,
+};
 use super::validate::positive;
 use super::ConfigError;
 
@@ -157,66 +160,6 @@ pub enum PerUserLimit {
     Refuse,
 }
 
-/// Where sessions live.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreBackend {
-    /// This process only (the session module's `MemoryStore`).
-    Memory,
-    /// This process, kept on disk (the session module's `EmbeddedStore`).
-    Embedded(EmbeddedSettings),
-    /// Shared by every replica (the session module's `RedisStore`).
-    Redis(RedisSettings),
-    /// Shared by every replica (the session module's `PostgresStore`).
-    Postgres(PostgresSettings),
-}
-
-/// `sessions.postgres_*`: where the shared SQL store is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PostgresSettings {
-    /// `postgres://user@host:port/db` (no TLS: `sslmode` other than
-    /// `disable`/`prefer` is refused).
-    #[serde(serialize_with = "show::url")]
-    pub url: String,
-    /// The password's file, read (trimmed) when the store starts.
-    pub password_file: Option<std::path::PathBuf>,
-    /// Write-behind of signed-session counters and polling of revocations.
-    #[serde(serialize_with = "show::duration")]
-    pub flush_interval: Duration,
-    /// `[sessions.encryption]`: the storage keys, `None` when off.
-    pub encryption: Option<EncryptionSettings>,
-}
-
-/// `sessions.data_dir` and the write-behind interval of the embedded store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EmbeddedSettings {
-    /// Holds `sessions.sqlite3` (and its `-wal`, `-shm`); created if missing.
-    pub data_dir: std::path::PathBuf,
-    /// Write-behind of signed-session counters and static sightings.
-    #[serde(serialize_with = "show::duration")]
-    pub flush_interval: Duration,
-    /// `[sessions.encryption]`: the storage keys, `None` when off.
-    pub encryption: Option<EncryptionSettings>,
-}
-
-/// `sessions.redis_*`: where the shared store is and how often this replica
-/// writes behind and catches up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RedisSettings {
-    /// `redis://host:port/db`.
-    #[serde(serialize_with = "show::url")]
-    pub url: String,
-    /// Every key starts with this, so replicas of one deployment share it
-    /// and other deployments (or tests) on the same server do not collide.
-    pub prefix: String,
-    /// Write-behind of signed-session counters and polling of revocations.
-    #[serde(serialize_with = "show::duration")]
-    pub flush_interval: Duration,
-    /// `Some`: the master is found through these sentinels, and `url`
-    /// lends only its credentials and database.
-    pub sentinel: Option<SentinelSettings>,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionSettings {
     pub backend: StoreBackend,
@@ -334,136 +277,6 @@ pub(super) fn session_settings(
     })
 }
 
-fn redis_settings(section: &SessionsSection) -> Result<RedisSettings, ConfigError> {
-    let url = section.redis_url.trim();
-    let scheme_ok = url.starts_with("redis://") || url.starts_with("redis+unix://");
-    if !scheme_ok || redis::IntoConnectionInfo::into_connection_info(url).is_err() {
-        return Err(ConfigError::invalid(
-            "sessions.redis_url",
-            "must be a redis:// (or redis+unix://) URL",
-        ));
-    }
-    let prefix = &section.redis_prefix;
-    if prefix.is_empty() || prefix.len() > 64 || prefix.chars().any(|c| c.is_whitespace()) {
-        return Err(ConfigError::invalid(
-            "sessions.redis_prefix",
-            "must be 1-64 characters without whitespace",
-        ));
-    }
-    Ok(RedisSettings {
-        url: url.to_string(),
-        prefix: prefix.clone(),
-        flush_interval: flush_interval(section)?,
-        sentinel: sentinel_settings(section)?,
-    })
-}
-
-fn postgres_settings(section: &SessionsSection) -> Result<PostgresSettings, ConfigError> {
-    let url = section.postgres_url.trim();
-    let scheme_ok = url.starts_with("postgres://") || url.starts_with("postgresql://");
-    let parsed = url.parse::<tokio_postgres::Config>();
-    let Some(parsed) = parsed.ok().filter(|_| scheme_ok) else {
-        return Err(ConfigError::invalid(
-            "sessions.postgres_url",
-            "must be a postgres:// (or postgresql://) URL",
-        ));
-    };
-    // The store connects without TLS for now: a URL that asks for it is
-    // refused here rather than failing at every connect.
-    if parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        return Err(ConfigError::invalid(
-            "sessions.postgres_url",
-            "sslmode=require is not supported yet (no TLS): use a private network or a local proxy",
-        ));
-    }
-    let file = section.postgres_password_file.trim();
-    Ok(PostgresSettings {
-        url: url.to_string(),
-        password_file: (!file.is_empty()).then(|| std::path::PathBuf::from(file)),
-        flush_interval: flush_interval(section)?,
-        encryption: None,
-    })
-}
-
-fn embedded_settings(section: &SessionsSection) -> Result<EmbeddedSettings, ConfigError> {
-    let dir = section.data_dir.trim();
-    if dir.is_empty() || dir.contains('\0') {
-        return Err(ConfigError::invalid(
-            "sessions.data_dir",
-            "must name a directory",
-        ));
-    }
-    Ok(EmbeddedSettings {
-        data_dir: std::path::PathBuf::from(dir),
-        flush_interval: flush_interval(section)?,
-        encryption: None,
-    })
-}
-
-fn flush_interval(section: &SessionsSection) -> Result<Duration, ConfigError> {
-    if !(10..=60_000).contains(&section.flush_interval_ms) {
-        return Err(ConfigError::invalid(
-            "sessions.flush_interval_ms",
-            "must be between 10 and 60000",
-        ));
-    }
-    Ok(Duration::from_millis(section.flush_interval_ms))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn postgres_urls_are_checked_and_the_password_file_kept() {
-        let section = |url: &str, file: &str| SessionsSection {
-            store: StoreKind::Postgres,
-            postgres_url: url.into(),
-            postgres_password_file: file.into(),
-            ..SessionsSection::default()
-        };
-        let ok = postgres_settings(&section("postgresql://u@db:5432/tg", " /run/pw ")).unwrap();
-        assert_eq!(ok.password_file, Some(std::path::PathBuf::from("/run/pw")));
-        assert_eq!(
-            postgres_settings(&section("postgres://u@db/tg", ""))
-                .unwrap()
-                .password_file,
-            None
-        );
-        for bad in [
-            "redis://db",
-            "host=db user=u",
-            "postgres://u@db/tg?sslmode=require",
-        ] {
-            let err = postgres_settings(&section(bad, "")).unwrap_err();
-            assert!(
-                err.to_string().contains("sessions.postgres_url"),
-                "{bad}: {err}"
-            );
-        }
-        let shown = serde_json::to_string(
-            &postgres_settings(&section("postgres://u:s3cret@db/tg", "")).unwrap(),
-        )
-        .unwrap();
-        assert!(
-            !shown.contains("s3cret") && shown.contains("db/tg"),
-            "{shown}"
-        );
-    }
-
-    #[test]
-    fn ip_privacy_levels() {
-        let v4: IpAddr = "203.0.113.77".parse().unwrap();
-        let v6: IpAddr = "2001:db8:1:2:3::9".parse().unwrap();
-        assert_eq!(StoreIp::Full.apply(v4).as_deref(), Some("203.0.113.77"));
-        assert_eq!(
-            StoreIp::Truncated.apply(v4).as_deref(),
-            Some("203.0.113.0/24")
-        );
-        assert_eq!(
-            StoreIp::Truncated.apply(v6).as_deref(),
-            Some("2001:db8:1::/48")
-        );
-        assert_eq!(StoreIp::None.apply(v4), None);
-    }
-}
+#[path = "sessions_tests.rs"]
+mod tests;

@@ -7,15 +7,17 @@
 //! `sealed` column, [`seal::StoredRow`]). A session whose private fields
 //! did not change since it was written is updated by [`touch`] instead.
 
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, Row, ToSql};
 
 use crate::session::seal::{self, Private, Sealer, StoredRow};
 use crate::session::{grants, petname, Grants, SessionKind, SessionRecord, TokenHash};
 
+/// The clear columns are `?1`..`?15` as in [`TOUCH`] ([`Clear`]), the
+/// private ones and their seal `?16`..`?21`.
 const UPSERT: &str = "
-INSERT INTO sessions (id, kind, first_seen, last_seen, expires_at, idle_expires_at, user_id,
-    metadata, requests, bytes, client_ip, user_agent, client_version, key_id, revoked_at, token,
-    purge_at, roles, permissions, seal, sealed)
+INSERT INTO sessions (id, kind, first_seen, last_seen, expires_at, idle_expires_at, requests,
+    bytes, client_version, key_id, revoked_at, token, purge_at, roles, permissions, user_id,
+    metadata, client_ip, user_agent, seal, sealed)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
     ?21)
 ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, first_seen = excluded.first_seen,
@@ -34,6 +36,55 @@ UPDATE sessions SET kind = ?2, first_seen = ?3, last_seen = ?4, expires_at = ?5,
     idle_expires_at = ?6, requests = ?7, bytes = ?8, client_version = ?9, key_id = ?10,
     revoked_at = ?11, token = ?12, purge_at = ?13, roles = ?14, permissions = ?15
 WHERE id = ?1";
+
+/// A record's clear columns as [`UPSERT`] and [`TOUCH`] bind them.
+struct Clear<'a> {
+    record: &'a SessionRecord,
+    kind: i64,
+    requests: i64,
+    bytes: i64,
+    token: Option<&'a [u8]>,
+    purge_at: i64,
+    roles: Option<String>,
+    permissions: Option<String>,
+}
+
+impl<'a> Clear<'a> {
+    fn of(record: &'a SessionRecord, token: Option<&'a TokenHash>, retention: i64) -> Self {
+        Clear {
+            record,
+            kind: kind_code(record.kind),
+            requests: count(record.requests),
+            bytes: count(record.bytes),
+            token: token.map(|t| &t.as_bytes()[..]),
+            purge_at: record.live_until().saturating_add(retention),
+            roles: grants::join(&record.grants.roles),
+            permissions: grants::join(&record.grants.permissions),
+        }
+    }
+
+    /// `?1`..`?15`.
+    fn params(&self) -> [&dyn ToSql; 15] {
+        let r = self.record;
+        [
+            &r.session_id,
+            &self.kind,
+            &r.first_seen,
+            &r.last_seen,
+            &r.expires_at,
+            &r.idle_expires_at,
+            &self.requests,
+            &self.bytes,
+            &r.client_version,
+            &r.key_id,
+            &r.revoked_at,
+            &self.token,
+            &self.purge_at,
+            &self.roles,
+            &self.permissions,
+        ]
+    }
+}
 
 /// The columns [`read`] expects, in order.
 pub(super) const COLUMNS: &str = "id, kind, first_seen, last_seen, expires_at, idle_expires_at, \
@@ -64,30 +115,17 @@ pub(super) fn put(
     };
     let stored = seal::to_stored(sealer, &record.session_id, private);
     let private = stored.columns;
-    let mut statement = conn.prepare_cached(UPSERT)?;
-    statement.execute(params![
-        record.session_id,
-        kind_code(record.kind),
-        record.first_seen,
-        record.last_seen,
-        record.expires_at,
-        record.idle_expires_at,
-        private.user_id,
-        private.metadata,
-        count(record.requests),
-        count(record.bytes),
-        private.client_ip,
-        private.user_agent,
-        record.client_version,
-        record.key_id,
-        record.revoked_at,
-        token.map(|t| &t.as_bytes()[..]),
-        record.live_until().saturating_add(retention),
-        grants::join(&record.grants.roles),
-        grants::join(&record.grants.permissions),
-        stored.seal,
-        stored.blob,
-    ])?;
+    let clear = Clear::of(record, token, retention);
+    let mut params = clear.params().to_vec();
+    params.extend([
+        &private.user_id as &dyn ToSql,
+        &private.metadata,
+        &private.client_ip,
+        &private.user_agent,
+        &stored.seal,
+        &stored.blob,
+    ]);
+    conn.prepare_cached(UPSERT)?.execute(&params[..])?;
     Ok(())
 }
 
@@ -99,24 +137,8 @@ pub(super) fn touch(
     token: Option<&TokenHash>,
     retention: i64,
 ) -> rusqlite::Result<bool> {
-    let mut statement = conn.prepare_cached(TOUCH)?;
-    let changed = statement.execute(params![
-        record.session_id,
-        kind_code(record.kind),
-        record.first_seen,
-        record.last_seen,
-        record.expires_at,
-        record.idle_expires_at,
-        count(record.requests),
-        count(record.bytes),
-        record.client_version,
-        record.key_id,
-        record.revoked_at,
-        token.map(|t| &t.as_bytes()[..]),
-        record.live_until().saturating_add(retention),
-        grants::join(&record.grants.roles),
-        grants::join(&record.grants.permissions),
-    ])?;
+    let clear = Clear::of(record, token, retention);
+    let changed = conn.prepare_cached(TOUCH)?.execute(&clear.params()[..])?;
     Ok(changed > 0)
 }
 

@@ -27,6 +27,7 @@ mod nonces;
 mod rows;
 mod schema;
 mod write;
+mod written;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -68,6 +69,8 @@ struct Inner {
     abuse: abuse::AbuseState,
     /// `[sessions.encryption]`: seals the private fields of every row.
     sealer: Option<Sealer>,
+    /// What the session rows' private columns hold ([`written`]).
+    written: written::Written,
 }
 
 /// A poisoned lock only means a panic elsewhere; the data is still usable.
@@ -97,7 +100,10 @@ impl EmbeddedStore {
         let (conn, path) = schema::open(&embedded.data_dir, sealer.is_some())?;
         let local = MemoryStore::new(settings.clone(), evicted);
         let retention = secs(settings.expired_retention);
-        let loaded = load::load(&conn, &local, clock(), retention, sealer.as_ref())
+        // Signed and issued sessions are each bounded by max_sessions.
+        let cap = usize::try_from(settings.max_sessions.saturating_mul(2)).unwrap_or(usize::MAX);
+        let written = written::Written::new(cap);
+        let loaded = load::load(&conn, &local, clock(), retention, sealer.as_ref(), &written)
             .map_err(|err| schema::fail(&path, "cannot load", err))?;
         let abuse = abuse::AbuseState::load(&conn, clock(), sealer.as_ref())
             .map_err(|err| schema::fail(&path, "cannot load the quotas and bans", err))?;
@@ -127,6 +133,7 @@ impl EmbeddedStore {
             clock,
             abuse,
             sealer,
+            written,
         });
         let (signals, received) = sync_channel(1);
         let worker = inner.clone();
@@ -360,3 +367,6 @@ impl SessionAdmin for EmbeddedStore {
 #[cfg(test)]
 #[path = "embedded_tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "embedded_tests_sealed.rs"]
+mod tests_sealed;

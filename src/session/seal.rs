@@ -12,10 +12,13 @@
 //! rows, and the stores re-seal them under the new key.
 //!
 //! Each sealed value is `KEYID:base64(nonce || ciphertext || tag)` with a
-//! random 96-bit nonce (the key id per value too: a PostgreSQL row's fields
-//! are written by different statements, possibly under different keys); its associated data names the field and the row's lookup
-//! key (session id, sighting digest), so a sealed value moved to another
-//! row or column does not open. The user id is the exception: it must be
+//! unique 96-bit nonce ([`nonce`]: a random base per sealer and a counter;
+//! the key id per value too: a PostgreSQL row's fields are written by
+//! different statements, possibly under different keys); its associated
+//! data names the field and the row's lookup key (session id, sighting
+//! digest), so a sealed value moved to another row or column does not
+//! open. The embedded store seals a session row's fields as one blob
+//! instead ([`row`]). The user id is the exception: it must be
 //! found by equality (a user's sessions), so it is sealed deterministically
 //! (a synthetic nonce, an HMAC of the value under a key of its own) and
 //! bound to its field only; rows of one user show as equal to each other,
@@ -34,6 +37,11 @@ use zeroize::Zeroizing;
 use super::StoreError;
 use crate::config::EncryptionSettings;
 
+mod nonce;
+mod row;
+
+pub use row::{from_stored, to_stored, StoredRow};
+
 /// What `telegate keygen --purpose storage` writes before the key's hex,
 /// so a signing secret given by mistake is refused.
 pub const KEY_PREFIX: &str = "telegate-storage-key-v1:";
@@ -50,6 +58,8 @@ pub enum SealError {
         "a row sealed with storage key {0} does not open (altered, or moved from another row)"
     )]
     DoesNotOpen(String),
+    #[error("a row holds a sealed value but names no storage key (altered)")]
+    Unmarked,
 }
 
 struct StorageKey {
@@ -62,6 +72,7 @@ struct StorageKey {
 /// The configured storage keys; the first seals.
 pub struct Sealer {
     keys: Vec<StorageKey>,
+    nonces: nonce::Nonces,
 }
 
 impl std::fmt::Debug for Sealer {
@@ -144,7 +155,10 @@ impl Sealer {
         if out.is_empty() {
             return Err(StoreError("sessions.encryption.key_files is empty".into()));
         }
-        Ok(Sealer { keys: out })
+        Ok(Sealer {
+            keys: out,
+            nonces: nonce::Nonces::new(),
+        })
     }
 
     /// The id of the sealing key (the first), stored in each row's `seal`.
@@ -171,9 +185,7 @@ impl Sealer {
 
     /// Seals `plain` for `field` of `row` under the sealing key.
     pub fn seal(&self, row: &str, field: &str, plain: &str) -> String {
-        let mut nonce = [0u8; NONCE_BYTES];
-        // The OS RNG failing is not recoverable for any request either.
-        getrandom::fill(&mut nonce).expect("OS RNG");
+        let nonce = self.nonces.next();
         self.seal_with(&self.keys[0], nonce, &associated(field, row), plain)
     }
 

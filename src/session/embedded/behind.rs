@@ -5,7 +5,9 @@
 //! The hot path only marks a session id dirty (one hash lookup; an
 //! allocation the first time per interval) or queues a static sighting; the
 //! flush reads each dirty session's current record from the memory store,
-//! so however many requests a session made meanwhile it is one row write.
+//! so however many requests a session made meanwhile it is one row write
+//! (an UPDATE of its clear columns when its private ones did not change,
+//! [`super::written`]).
 //! Both queues are bounded: past [`MAX_PENDING`] a new id is dropped and
 //! counted (`store_errors_total{op="flush_dropped"}`; the session is written
 //! at its next sighting after a flush) and the thread is woken to flush now.
@@ -132,13 +134,9 @@ impl Inner {
             for id in &ids {
                 // Gone from memory (deleted, evicted, dead): nothing to write.
                 if let Some((record, token)) = self.local.persisted(id, now) {
-                    rows::put(
-                        &tx,
-                        &record,
-                        token.as_ref(),
-                        retention,
-                        self.sealer.as_ref(),
-                    )?;
+                    let sealer = self.sealer.as_ref();
+                    self.written
+                        .put(&tx, &record, token.as_ref(), retention, sealer)?;
                 }
             }
             for s in &statics {
@@ -158,6 +156,8 @@ impl Inner {
         drop(conn);
         self.observe_duration("flush", started);
         written.map_err(|err| {
+            // Rolled back: what the rows hold is no longer known.
+            self.written.forget_all();
             let mut dropped = 0u64;
             for id in &ids {
                 dropped += u64::from(!self.pending.mark(id));
@@ -174,9 +174,13 @@ impl Inner {
         })
     }
 
-    /// Deletes rows past their end.
+    /// Deletes rows past their end (and forgets the rows of sessions no
+    /// longer in memory).
     pub(super) fn prune(&self) -> Result<usize, StoreError> {
         let conn = lock(&self.db);
-        schema::prune(&conn, self.now()).map_err(|err| self.failed("prune", err))
+        let now = self.now();
+        self.written
+            .retain(|id| self.local.persisted(id, now).is_some());
+        schema::prune(&conn, now).map_err(|err| self.failed("prune", err))
     }
 }

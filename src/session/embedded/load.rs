@@ -5,16 +5,19 @@
 //!
 //! With `[sessions.encryption]` every sealed row must open (else the load,
 //! and so the start, fails with the reason), and rows in clear (written
-//! before encryption was turned on) or sealed under an old key are written
-//! again under the sealing key before the load returns: after a start with
-//! a key, the tables hold no private field in clear (`secure_delete` zeroes
-//! the old cells, and the WAL is checkpointed and truncated).
+//! before encryption was turned on), sealed under an old key, or sealed
+//! in the earlier per-value format are written again under the sealing
+//! key, as one sealed value per row, before the load returns: after a
+//! start with a key, the tables hold no private field in clear
+//! (`secure_delete` zeroes the old cells, and the WAL is checkpointed and
+//! truncated).
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::written::Written;
 use super::{rows, schema};
 use crate::session::seal::Sealer;
 use crate::session::{MemoryStore, StaticSighting};
@@ -37,6 +40,7 @@ pub(super) fn load(
     now: i64,
     retention: i64,
     sealer: Option<&Sealer>,
+    written: &Written,
 ) -> rusqlite::Result<Loaded> {
     let mut loaded = Loaded {
         pruned: schema::prune(conn, now)? as u64,
@@ -52,6 +56,8 @@ pub(super) fn load(
         let read = rows::read(row, sealer)?;
         if read.reseal {
             reseal.push((read.record.clone(), read.token));
+        } else {
+            written.loaded(&read.record);
         }
         local.restore(read.record, read.token, now);
         loaded.sessions += 1;
@@ -106,7 +112,7 @@ pub(super) fn load(
         if loaded.resealed > 0 {
             let tx = conn.unchecked_transaction()?;
             for (record, token) in &reseal {
-                rows::put(&tx, record, token.as_ref(), retention, Some(sealer))?;
+                written.put(&tx, record, token.as_ref(), retention, Some(sealer))?;
             }
             for (digest, ip, first_seen, purge_at) in &reseal_statics {
                 tx.execute("DELETE FROM statics WHERE digest = ?1", [&digest[..]])?;

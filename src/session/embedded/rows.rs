@@ -2,18 +2,24 @@
 //! rows the store writes: revocations, the tokens of revoked sessions, and
 //! static sightings. Tokens are stored as their SHA-256 only, like
 //! everywhere else. With `[sessions.encryption]` the private fields go
-//! through [`seal`] on the way in and out (the `seal` column names the key).
+//! through [`seal`] on the way in and out (the `seal` column names the key;
+//! a session's address, user agent and metadata are one sealed value in its
+//! `sealed` column, [`seal::StoredRow`]). A session whose private fields
+//! did not change since it was written is updated by [`touch`] instead.
 
-use rusqlite::{params, Connection, Row};
+use rusqlite::{params, Connection, Row, ToSql};
 
-use crate::session::seal::{self, Private, Sealer};
+use crate::session::seal::{self, Private, Sealer, StoredRow};
 use crate::session::{grants, petname, Grants, SessionKind, SessionRecord, TokenHash};
 
+/// The clear columns are `?1`..`?15` as in [`TOUCH`] ([`Clear`]), the
+/// private ones and their seal `?16`..`?21`.
 const UPSERT: &str = "
-INSERT INTO sessions (id, kind, first_seen, last_seen, expires_at, idle_expires_at, user_id,
-    metadata, requests, bytes, client_ip, user_agent, client_version, key_id, revoked_at, token,
-    purge_at, roles, permissions, seal)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+INSERT INTO sessions (id, kind, first_seen, last_seen, expires_at, idle_expires_at, requests,
+    bytes, client_version, key_id, revoked_at, token, purge_at, roles, permissions, user_id,
+    metadata, client_ip, user_agent, seal, sealed)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+    ?21)
 ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, first_seen = excluded.first_seen,
     last_seen = excluded.last_seen, expires_at = excluded.expires_at,
     idle_expires_at = excluded.idle_expires_at, user_id = excluded.user_id,
@@ -21,12 +27,69 @@ ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, first_seen = excluded.first
     client_ip = excluded.client_ip, user_agent = excluded.user_agent,
     client_version = excluded.client_version, key_id = excluded.key_id,
     revoked_at = excluded.revoked_at, token = excluded.token, purge_at = excluded.purge_at,
-    roles = excluded.roles, permissions = excluded.permissions, seal = excluded.seal";
+    roles = excluded.roles, permissions = excluded.permissions, seal = excluded.seal,
+    sealed = excluded.sealed";
+
+/// Every clear column but the private ones: what a sighting changes.
+const TOUCH: &str = "
+UPDATE sessions SET kind = ?2, first_seen = ?3, last_seen = ?4, expires_at = ?5,
+    idle_expires_at = ?6, requests = ?7, bytes = ?8, client_version = ?9, key_id = ?10,
+    revoked_at = ?11, token = ?12, purge_at = ?13, roles = ?14, permissions = ?15
+WHERE id = ?1";
+
+/// A record's clear columns as [`UPSERT`] and [`TOUCH`] bind them.
+struct Clear<'a> {
+    record: &'a SessionRecord,
+    kind: i64,
+    requests: i64,
+    bytes: i64,
+    token: Option<&'a [u8]>,
+    purge_at: i64,
+    roles: Option<String>,
+    permissions: Option<String>,
+}
+
+impl<'a> Clear<'a> {
+    fn of(record: &'a SessionRecord, token: Option<&'a TokenHash>, retention: i64) -> Self {
+        Clear {
+            record,
+            kind: kind_code(record.kind),
+            requests: count(record.requests),
+            bytes: count(record.bytes),
+            token: token.map(|t| &t.as_bytes()[..]),
+            purge_at: record.live_until().saturating_add(retention),
+            roles: grants::join(&record.grants.roles),
+            permissions: grants::join(&record.grants.permissions),
+        }
+    }
+
+    /// `?1`..`?15`.
+    fn params(&self) -> [&dyn ToSql; 15] {
+        let r = self.record;
+        [
+            &r.session_id,
+            &self.kind,
+            &r.first_seen,
+            &r.last_seen,
+            &r.expires_at,
+            &r.idle_expires_at,
+            &self.requests,
+            &self.bytes,
+            &r.client_version,
+            &r.key_id,
+            &r.revoked_at,
+            &self.token,
+            &self.purge_at,
+            &self.roles,
+            &self.permissions,
+        ]
+    }
+}
 
 /// The columns [`read`] expects, in order.
 pub(super) const COLUMNS: &str = "id, kind, first_seen, last_seen, expires_at, idle_expires_at, \
     user_id, metadata, requests, bytes, client_ip, user_agent, client_version, key_id, \
-    revoked_at, token, roles, permissions, seal";
+    revoked_at, token, roles, permissions, seal, sealed";
 
 fn kind_code(kind: SessionKind) -> i64 {
     match kind {
@@ -50,31 +113,33 @@ pub(super) fn put(
         user_id: record.user_id.clone(),
         metadata: record.metadata.as_ref().map(|m| m.to_string()),
     };
-    let (seal, private) = seal::to_row(sealer, &record.session_id, private);
-    let mut statement = conn.prepare_cached(UPSERT)?;
-    statement.execute(params![
-        record.session_id,
-        kind_code(record.kind),
-        record.first_seen,
-        record.last_seen,
-        record.expires_at,
-        record.idle_expires_at,
-        private.user_id,
-        private.metadata,
-        count(record.requests),
-        count(record.bytes),
-        private.client_ip,
-        private.user_agent,
-        record.client_version,
-        record.key_id,
-        record.revoked_at,
-        token.map(|t| &t.as_bytes()[..]),
-        record.live_until().saturating_add(retention),
-        grants::join(&record.grants.roles),
-        grants::join(&record.grants.permissions),
-        seal,
-    ])?;
+    let stored = seal::to_stored(sealer, &record.session_id, private);
+    let private = stored.columns;
+    let clear = Clear::of(record, token, retention);
+    let mut params = clear.params().to_vec();
+    params.extend([
+        &private.user_id as &dyn ToSql,
+        &private.metadata,
+        &private.client_ip,
+        &private.user_agent,
+        &stored.seal,
+        &stored.blob,
+    ]);
+    conn.prepare_cached(UPSERT)?.execute(&params[..])?;
     Ok(())
+}
+
+/// Updates the clear columns of `record`'s row, leaving its private ones
+/// (and their seal) as they are; false when there is no such row.
+pub(super) fn touch(
+    conn: &Connection,
+    record: &SessionRecord,
+    token: Option<&TokenHash>,
+    retention: i64,
+) -> rusqlite::Result<bool> {
+    let clear = Clear::of(record, token, retention);
+    let changed = conn.prepare_cached(TOUCH)?.execute(&clear.params()[..])?;
+    Ok(changed > 0)
 }
 
 /// SQLite integers are signed: a counter saturates rather than wraps.
@@ -83,7 +148,8 @@ fn count(value: u64) -> i64 {
 }
 
 /// A session read back: its record, its token hash, and whether it should
-/// be written again (sealed under an old key, or in clear with a key).
+/// be written again (sealed under an old key or in the earlier format, or
+/// in clear with a key).
 pub(super) struct Read {
     pub record: SessionRecord,
     pub token: Option<TokenHash>,
@@ -99,15 +165,17 @@ pub(super) fn sealing(err: seal::SealError) -> rusqlite::Error {
 /// open is an error, never read in clear.
 pub(super) fn read(row: &Row<'_>, sealer: Option<&Sealer>) -> rusqlite::Result<Read> {
     let session_id: String = row.get(0)?;
-    let stored = Private {
-        user_id: row.get(6)?,
-        metadata: row.get(7)?,
-        client_ip: row.get(10)?,
-        user_agent: row.get(11)?,
+    let stored = StoredRow {
+        columns: Private {
+            user_id: row.get(6)?,
+            metadata: row.get(7)?,
+            client_ip: row.get(10)?,
+            user_agent: row.get(11)?,
+        },
+        seal: row.get(18)?,
+        blob: row.get(19)?,
     };
-    let seal: Option<String> = row.get(18)?;
-    let (private, reseal) =
-        seal::from_row(sealer, seal.as_deref(), &session_id, stored).map_err(sealing)?;
+    let (private, reseal) = seal::from_stored(sealer, &session_id, stored).map_err(sealing)?;
     let kind = match row.get::<_, i64>(1)? {
         0 => SessionKind::Signed,
         _ => SessionKind::Issued,

@@ -14,7 +14,7 @@ use crate::session::StoreError;
 
 /// The schema this build writes; a file with a newer one is refused, an
 /// older one is brought up to it ([`UPGRADES`]).
-pub(super) const VERSION: i64 = 2;
+pub(super) const VERSION: i64 = 3;
 
 /// The file inside `sessions.data_dir`.
 pub(super) const FILE: &str = "sessions.sqlite3";
@@ -38,7 +38,8 @@ CREATE TABLE sessions (
     revoked_at INTEGER,
     token BLOB,
     purge_at INTEGER NOT NULL,
-    seal TEXT
+    seal TEXT,
+    sealed BLOB
 );
 CREATE INDEX sessions_purge ON sessions (purge_at);
 CREATE INDEX sessions_user ON sessions (user_id) WHERE user_id IS NOT NULL;
@@ -70,8 +71,13 @@ CREATE TABLE nonces (
 /// From version N to N+1, in order: `UPGRADES[0]` takes a version 1 file
 /// to version 2. Version 2: the `seal` column (the storage key id of a row
 /// whose private fields are sealed, `session::seal`; NULL in clear).
-const UPGRADES: [&str; 1] =
-    ["ALTER TABLE sessions ADD COLUMN seal TEXT; ALTER TABLE statics ADD COLUMN seal TEXT;"];
+/// Version 3: a session's `sealed` column (its address, user agent and
+/// metadata as one sealed value, `session::seal::StoredRow`); an older
+/// telegate would not read it, so it must refuse the file.
+const UPGRADES: [&str; 2] = [
+    "ALTER TABLE sessions ADD COLUMN seal TEXT; ALTER TABLE statics ADD COLUMN seal TEXT;",
+    "ALTER TABLE sessions ADD COLUMN sealed BLOB;",
+];
 
 /// Tables with a `purge_at`.
 const TABLES: [&str; 7] = [

@@ -33,6 +33,10 @@ impl Inner {
             write(&changed, &tx)?;
             tx.commit()
         });
+        if outcome.is_err() {
+            // Rolled back: what the rows hold is no longer known.
+            self.written.forget_all();
+        }
         drop(conn);
         self.observe_duration(op, started);
         outcome.map_err(|err| self.failed(op, err))?;
@@ -51,7 +55,9 @@ impl Inner {
                 let Issue::Created { record, evicted } = issued else {
                     return Ok(());
                 };
-                rows::put(conn, record, Some(&token), retention, self.sealer.as_ref())?;
+                let sealer = self.sealer.as_ref();
+                self.written
+                    .put(conn, record, Some(&token), retention, sealer)?;
                 if let (Some(user), true) = (user.as_deref(), *evicted > 0) {
                     self.drop_forgotten(conn, user, now)?;
                 }
@@ -69,7 +75,7 @@ impl Inner {
             .collect::<rusqlite::Result<_>>()?;
         for id in ids {
             if self.local.persisted(&id, now).is_none() {
-                rows::delete(conn, &id)?;
+                self.delete_row(conn, &id)?;
             }
         }
         Ok(())
@@ -82,7 +88,7 @@ impl Inner {
             || self.local.change_now(id, change, now),
             |changed, conn| match changed {
                 Changed::Done(_) => match self.local.persisted(id, now) {
-                    Some((record, token)) => rows::put(
+                    Some((record, token)) => self.written.put(
                         conn,
                         &record,
                         token.as_ref(),
@@ -102,7 +108,7 @@ impl Inner {
             || self.local.delete_now(id),
             |deleted, conn| {
                 if *deleted {
-                    rows::delete(conn, id)
+                    self.delete_row(conn, id)
                 } else {
                     Ok(())
                 }
@@ -125,11 +131,12 @@ impl Inner {
                     None => return Ok(()),
                     Some(SessionKind::Signed) => {
                         if let Some((record, _)) = self.local.persisted(id, now) {
-                            rows::put(conn, &record, None, retention, self.sealer.as_ref())?;
+                            let sealer = self.sealer.as_ref();
+                            self.written.put(conn, &record, None, retention, sealer)?;
                         }
                     }
                     Some(SessionKind::Issued) => {
-                        rows::delete(conn, id)?;
+                        self.delete_row(conn, id)?;
                         if let Some(token) = token.as_ref() {
                             rows::put_token(conn, token, id, until)?;
                         }
@@ -150,7 +157,7 @@ impl Inner {
                     .prepare_cached("SELECT id FROM sessions WHERE user_id = ?1")?
                     .query_map([self.user_column(user)], |row| row.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
-                ids.iter().try_for_each(|id| rows::delete(conn, id))
+                ids.iter().try_for_each(|id| self.delete_row(conn, id))
             },
         )
     }
@@ -163,12 +170,19 @@ impl Inner {
                 self.local.wipe_now()
             },
             |_, conn| {
+                self.written.forget_all();
                 conn.execute_batch(
                     "DELETE FROM sessions; DELETE FROM revocations; DELETE FROM tokens;
                      DELETE FROM statics; DELETE FROM nonces;",
                 )
             },
         )
+    }
+
+    /// Deletes a session's rows (and what [`super::written`] knew of it).
+    fn delete_row(&self, conn: &Connection, id: &str) -> rusqlite::Result<()> {
+        self.written.forget(id);
+        rows::delete(conn, id)
     }
 
     /// The `user_id` column's value for `user` (sealed deterministically

@@ -174,3 +174,22 @@ fn message(body: Bytes) -> Option<Bytes> {
     }
     single_message(&body).is_some().then_some(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::grpc::frame;
+
+    #[test]
+    fn an_answer_is_kept_in_its_framing_or_refused() {
+        let framed = Bytes::from(frame(b"\x0a\x02\x08\x01"));
+        assert_eq!(message(framed.clone()), Some(framed.clone()));
+        assert_eq!(message(Bytes::new()).as_deref(), Some(EMPTY), "no message");
+        assert_eq!(single_message(EMPTY), Some(&b""[..]));
+        let mut compressed = framed.to_vec();
+        compressed[0] = 1;
+        for bad in [compressed, framed[..6].to_vec(), [&framed[..], b"x"].concat()] {
+            assert_eq!(message(Bytes::from(bad.clone())), None, "{bad:?}");
+        }
+    }
+}

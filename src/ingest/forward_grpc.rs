@@ -188,7 +188,11 @@ mod tests {
         assert_eq!(single_message(EMPTY), Some(&b""[..]));
         let mut compressed = framed.to_vec();
         compressed[0] = 1;
-        for bad in [compressed, framed[..6].to_vec(), [&framed[..], b"x"].concat()] {
+        for bad in [
+            compressed,
+            framed[..6].to_vec(),
+            [&framed[..], b"x"].concat(),
+        ] {
             assert_eq!(message(Bytes::from(bad.clone())), None, "{bad:?}");
         }
     }

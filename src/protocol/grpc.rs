@@ -142,7 +142,12 @@ mod tests {
         assert_eq!(parse_prefix([2, 0, 0, 0, 0]), None);
         assert_eq!(single_message(&framed), Some(&b"abc"[..]));
         assert_eq!(single_message(&frame(b"")), Some(&b""[..]));
-        for bad in [&framed[..7], &[framed.as_slice(), b"d"].concat(), &[1, 0, 0, 0, 0], b""] {
+        for bad in [
+            &framed[..7],
+            &[framed.as_slice(), b"d"].concat(),
+            &[1, 0, 0, 0, 0],
+            b"",
+        ] {
             assert_eq!(single_message(bad), None, "{bad:?}");
         }
         assert_eq!(percent_encode("50% off\n"), "50%25 off%0A");

@@ -126,12 +126,15 @@ fn metrics() -> ExportMetricsServiceRequest {
             aggregation_temporality: 1,
         })),
         metric(Data::ExponentialHistogram(ExponentialHistogram {
-            data_points: vec![ExponentialHistogramDataPoint {
-                positive: Some(buckets.clone()),
-                negative: Some(buckets),
-                scale: -2,
-                ..Default::default()
-            }; 4],
+            data_points: vec![
+                ExponentialHistogramDataPoint {
+                    positive: Some(buckets.clone()),
+                    negative: Some(buckets),
+                    scale: -2,
+                    ..Default::default()
+                };
+                4
+            ],
             aggregation_temporality: 1,
         })),
         metric(Data::Summary(Summary {
@@ -234,7 +237,11 @@ fn metric_data_is_a_oneof_merged_by_kind_last_kind_wins() {
     let count = |data: &[(u32, usize)]| same(Signal::Metrics, &metric_fields(data));
     assert_eq!(count(&[(5, 2)]), Some(2));
     assert_eq!(count(&[(5, 2), (5, 3)]), Some(5), "gauge twice: merged");
-    assert_eq!(count(&[(5, 2), (7, 1)]), Some(1), "a sum replaces the gauge");
+    assert_eq!(
+        count(&[(5, 2), (7, 1)]),
+        Some(1),
+        "a sum replaces the gauge"
+    );
     assert_eq!(count(&[(5, 2), (7, 1), (5, 3)]), Some(3));
     assert_eq!(count(&[(11, 4), (9, 0)]), Some(0));
     assert_eq!(count(&[(10, 1), (10, 1), (11, 2), (11, 2)]), Some(4));
@@ -248,28 +255,71 @@ fn varints_keys_and_wire_types() {
     let ten = |last: u8| [vec![0xff; 9], vec![last]].concat();
     assert_eq!(same(Signal::Logs, &sev(&ten(0x01))), Some(1));
     assert_eq!(same(Signal::Logs, &sev(&ten(0x02))), None, "overflows u64");
-    assert_eq!(same(Signal::Logs, &sev(&[vec![0x80; 10], vec![0]].concat())), None);
-    assert_eq!(same(Signal::Logs, &sev(&[0x80, 0x80, 0x00])), Some(1), "padded");
+    assert_eq!(
+        same(Signal::Logs, &sev(&[vec![0x80; 10], vec![0]].concat())),
+        None
+    );
+    assert_eq!(
+        same(Signal::Logs, &sev(&[0x80, 0x80, 0x00])),
+        Some(1),
+        "padded"
+    );
     assert_eq!(same(Signal::Logs, &sev(&[0x80])), None, "cut");
     // Keys: padded, above u32::MAX, tag 0, wire types 6 and 7.
     assert_eq!(same(Signal::Logs, &[0x8a, 0x80, 0x00, 0x00]), Some(0));
-    assert_eq!(same(Signal::Logs, &[0x80, 0x80, 0x80, 0x80, 0x10, 0x00]), None);
+    assert_eq!(
+        same(Signal::Logs, &[0x80, 0x80, 0x80, 0x80, 0x10, 0x00]),
+        None
+    );
     assert_eq!(same(Signal::Logs, &[0x00, 0x00]), None);
     assert_eq!(same(Signal::Logs, &[0x0e, 0x00]), None);
     assert_eq!(same(Signal::Logs, &[0x0f, 0x00]), None);
     // A known field with the wrong wire type: severity_text (3, string) as
     // a varint, time (1, fixed64) as fixed32, the body (5) as fixed64.
-    assert_eq!(same(Signal::Logs, &logs_with(&[key(3, VARINT), vec![1]].concat())), None);
-    assert_eq!(same(Signal::Logs, &logs_with(&[key(1, FIXED32), vec![0; 4]].concat())), None);
-    assert_eq!(same(Signal::Logs, &logs_with(&[key(1, FIXED64), vec![0; 8]].concat())), Some(1));
-    assert_eq!(same(Signal::Logs, &logs_with(&[key(5, FIXED64), vec![0; 8]].concat())), None);
-    assert_eq!(same(Signal::Logs, &logs_with(&[key(1, FIXED64), vec![0; 7]].concat())), None);
+    assert_eq!(
+        same(
+            Signal::Logs,
+            &logs_with(&[key(3, VARINT), vec![1]].concat())
+        ),
+        None
+    );
+    assert_eq!(
+        same(
+            Signal::Logs,
+            &logs_with(&[key(1, FIXED32), vec![0; 4]].concat())
+        ),
+        None
+    );
+    assert_eq!(
+        same(
+            Signal::Logs,
+            &logs_with(&[key(1, FIXED64), vec![0; 8]].concat())
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        same(
+            Signal::Logs,
+            &logs_with(&[key(5, FIXED64), vec![0; 8]].concat())
+        ),
+        None
+    );
+    assert_eq!(
+        same(
+            Signal::Logs,
+            &logs_with(&[key(1, FIXED64), vec![0; 7]].concat())
+        ),
+        None
+    );
 }
 
 #[test]
 fn strings_are_utf8_bytes_are_not() {
     let logs_with = |record_bytes: &[u8]| len(1, &len(2, &len(2, record_bytes)));
-    assert_eq!(same(Signal::Logs, &logs_with(&len(3, "é".as_bytes()))), Some(1));
+    assert_eq!(
+        same(Signal::Logs, &logs_with(&len(3, "é".as_bytes()))),
+        Some(1)
+    );
     assert_eq!(same(Signal::Logs, &logs_with(&len(3, &[0xc3]))), None);
     assert_eq!(same(Signal::Logs, &logs_with(&len(9, &[0xc3]))), Some(1));
     let kv = len(1, &[0xff, 0xfe]);
@@ -309,9 +359,17 @@ fn unknown_fields_are_skipped_as_prost_does() {
         (&[0xcb, 0x01, 0x0e, 0xcc, 0x01], None), // wire type 6 inside
     ];
     for (field, expected) in cases {
-        assert_eq!(same(Signal::Logs, &logs_with(field)), *expected, "{field:02x?}");
+        assert_eq!(
+            same(Signal::Logs, &logs_with(field)),
+            *expected,
+            "{field:02x?}"
+        );
         // The same field at the top level, where no record counts.
-        assert_eq!(same(Signal::Logs, field), expected.map(|_| 0), "{field:02x?}");
+        assert_eq!(
+            same(Signal::Logs, field),
+            expected.map(|_| 0),
+            "{field:02x?}"
+        );
     }
 }
 
@@ -331,12 +389,24 @@ fn repeated_numbers_packed_or_not() {
     assert_eq!(same(m, &histogram(&len(6, &[0; 16]))), Some(1));
     assert_eq!(same(m, &histogram(&len(6, &[0; 12]))), None);
     assert_eq!(same(m, &histogram(&len(7, &[]))), Some(1));
-    assert_eq!(same(m, &histogram(&[key(6, FIXED64), vec![0; 8]].concat())), Some(1));
-    assert_eq!(same(m, &histogram(&[key(6, VARINT), vec![0]].concat())), None);
+    assert_eq!(
+        same(m, &histogram(&[key(6, FIXED64), vec![0; 8]].concat())),
+        Some(1)
+    );
+    assert_eq!(
+        same(m, &histogram(&[key(6, VARINT), vec![0]].concat())),
+        None
+    );
     assert_eq!(same(m, &exponential(&len(2, &[0x01, 0xff, 0x01]))), Some(1));
     assert_eq!(same(m, &exponential(&len(2, &[0x01, 0xff]))), None);
-    assert_eq!(same(m, &exponential(&[key(2, VARINT), vec![0x7f]].concat())), Some(1));
-    assert_eq!(same(m, &exponential(&[key(2, FIXED64), vec![0; 8]].concat())), None);
+    assert_eq!(
+        same(m, &exponential(&[key(2, VARINT), vec![0x7f]].concat())),
+        Some(1)
+    );
+    assert_eq!(
+        same(m, &exponential(&[key(2, FIXED64), vec![0; 8]].concat())),
+        None
+    );
 }
 
 /// A log record whose body is `n` arrays nested, innermost `innermost`.
@@ -363,10 +433,19 @@ fn the_recursion_limit_is_prosts() {
     assert_eq!(at_two(&[0xcb, 0x01, 0xcc, 0x01]), Some(1));
     assert_eq!(at_two(&[0xcb, 0x01, 0x08, 0x01, 0xcc, 0x01]), Some(1));
     assert_eq!(at_two(&[0xcb, 0x01, 0x1b, 0x1c, 0xcc, 0x01]), Some(1));
-    assert_eq!(at_two(&[0xcb, 0x01, 0x1b, 0x08, 0x01, 0x1c, 0xcc, 0x01]), None);
-    assert_eq!(same(Signal::Logs, &nested(48, &[0xcb, 0x01, 0xcc, 0x01])), None);
+    assert_eq!(
+        at_two(&[0xcb, 0x01, 0x1b, 0x08, 0x01, 0x1c, 0xcc, 0x01]),
+        None
+    );
+    assert_eq!(
+        same(Signal::Logs, &nested(48, &[0xcb, 0x01, 0xcc, 0x01])),
+        None
+    );
     let deep = AnyValue {
         value: Some(any_value::Value::StringValue("x".into())),
     };
-    assert_eq!(same(Signal::Logs, &logs(1, Some(deep)).encode_to_vec()), Some(1));
+    assert_eq!(
+        same(Signal::Logs, &logs(1, Some(deep)).encode_to_vec()),
+        Some(1)
+    );
 }

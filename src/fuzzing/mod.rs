@@ -13,6 +13,7 @@ mod api;
 mod frames;
 mod payload;
 mod protocol;
+mod walk;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -20,6 +21,7 @@ pub use api::{config, session_body, session_path};
 pub use frames::{grpc_unframe, path_rules};
 pub use payload::{gunzip, otlp_json, otlp_protobuf};
 pub use protocol::{canonical, client_ip, header_v1, header_v2};
+pub use walk::otlp_walk;
 
 /// A harness: the fuzzer's input in, a panic when a property fails.
 pub type Harness = fn(&[u8]);
@@ -39,6 +41,7 @@ pub const TARGETS: &[(&str, Harness)] = &[
     ("config", config),
     ("grpc_unframe", grpc_unframe),
     ("path_rules", path_rules),
+    ("otlp_walk", otlp_walk),
 ];
 
 /// A request head as text: the first line is `METHOD PATH`, every further

@@ -12,7 +12,8 @@
 //! [`super::ingest::handle`] runs admission, the content policy, the quotas
 //! on items, the spool or the forwarder, and observes it once. Its answer
 //! becomes gRPC's: 200 with the collector's Export response (partial
-//! success passed through) framed, `grpc-status: 0`; a refusal, the
+//! success passed through) framed (a gRPC collector's as it came),
+//! `grpc-status: 0`; a refusal, the
 //! renderer's `google.rpc.Status` (the `reason` in `ErrorInfo`, `RetryInfo`
 //! when retryable) as `grpc-status`, `grpc-message` and
 //! `grpc-status-details-bin`, Trailers-Only.
@@ -30,6 +31,7 @@ use super::error::Status;
 use super::grpc_body::{Reply, Unframe};
 use super::state::AppState;
 use crate::ingest::forward::ViaGrpc;
+use crate::ingest::forward_grpc::FRAMED;
 use crate::pipeline::admission::BodyLimits;
 use crate::pipeline::body::BoxError;
 use crate::protocol::grpc;
@@ -99,23 +101,24 @@ where
 
 /// The ingest route's answer as gRPC's; see the module doc.
 async fn to_grpc(answer: Response<super::respond::Body>) -> Response<Reply> {
-    let (parts, body) = answer.into_parts();
-    // Full<Bytes> cannot fail.
-    let bytes = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
+    let (parts, mut body) = answer.into_parts();
+    // Full<Bytes> is one data frame (none when empty) and cannot fail.
+    let bytes = match body.frame().await {
+        Some(Ok(frame)) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    };
     let mut metadata = parts.headers;
-    metadata.remove(header::CONTENT_TYPE);
+    // A gRPC collector's Export response comes framed: sent on as it is.
+    let framed = metadata.remove(header::CONTENT_TYPE) == Some(FRAMED);
     metadata.remove(header::CONTENT_LENGTH);
     if parts.status == StatusCode::OK {
         let mut trailers = HeaderMap::new();
         trailers.insert("grpc-status", HeaderValue::from(grpc::OK));
-        let mut response = Response::new(Reply::new(
-            Some(Bytes::from(grpc::frame(&bytes))),
-            Some(trailers),
-        ));
+        let message = match framed {
+            true => bytes,
+            false => Bytes::from(grpc::frame(&bytes)),
+        };
+        let mut response = Response::new(Reply::new(Some(message), Some(trailers)));
         metadata.insert(header::CONTENT_TYPE, GRPC);
         *response.headers_mut() = metadata;
         return response;

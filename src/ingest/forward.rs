@@ -26,7 +26,8 @@ const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Longest `Retry-After` taken from the collector.
 const MAX_RETRY_AFTER_SECS: u64 = 300;
 
-/// What the collector answered to a delivered export.
+/// What the collector answered to a delivered export (a gRPC collector's
+/// answer is still framed: `content_type` is `forward_grpc::FRAMED`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     pub content_type: Option<HeaderValue>,
@@ -106,7 +107,7 @@ impl Collector {
     }
 
     /// A gRPC export: over gRPC with `collector.grpc_endpoint` (its Export
-    /// response answered as protobuf), else over HTTP like any other; in
+    /// response kept framed, `forward_grpc::FRAMED`), else over HTTP like any other; in
     /// `collector.request_timeout_secs` or the client's `deadline`, whichever
     /// is shorter.
     pub async fn send_grpc(
@@ -125,7 +126,7 @@ impl Collector {
         };
         let body = grpc.send(out, timeout).await?;
         Ok(Accepted {
-            content_type: Some(HeaderValue::from_static("application/x-protobuf")),
+            content_type: Some(super::forward_grpc::FRAMED),
             body,
         })
     }

@@ -6,11 +6,19 @@
 //! statuses: OK is delivered (its Export response, partial success
 //! included, passed back), INVALID_ARGUMENT is the client's fault,
 //! RESOURCE_EXHAUSTED is throttled, anything else retryable.
+//!
+//! Per export, nothing is copied or built that need not be: the message
+//! goes out as its prefix chained to the export's bytes (one DATA frame,
+//! h2 writes the export from where it is), the headers that never change
+//! are built once, and the collector's answer is kept in its own framing
+//! ([`FRAMED`]), which the gRPC listener sends back as it is.
 
+use std::io::Cursor;
 use std::time::Duration;
 
+use bytes::buf::{Buf, Chain};
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Request, Uri};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -19,18 +27,33 @@ use hyper_util::rt::TokioExecutor;
 use super::error::IngestError;
 use super::forward::Outgoing;
 use crate::config::CollectorSettings;
-use crate::protocol::grpc::{export_path, format_timeout, frame, parse_prefix, PREFIX_LEN};
+use crate::protocol::grpc::{export_path, format_timeout, prefix, single_message, PREFIX_LEN};
 use crate::protocol::headers::{X_AUTH_CLIENT_VERSION, X_AUTH_SESSION_ID};
 use crate::protocol::signal::Signal;
 
 /// Most bytes of a collector answer read (as for HTTP).
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
+/// The content type of an [`Accepted`](super::forward::Accepted) answer
+/// whose body is one uncompressed gRPC message, prefix and all (what
+/// [`GrpcCollector::send`] returns).
+pub const FRAMED: HeaderValue = HeaderValue::from_static("application/grpc");
+
+/// An empty Export response, framed.
+const EMPTY: &[u8] = &[0; PREFIX_LEN];
+
+/// One outgoing message: its prefix, then the export's bytes.
+type Message = Chain<Cursor<[u8; PREFIX_LEN]>, Bytes>;
+
 pub struct GrpcCollector {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpConnector, Full<Message>>,
     /// One URI per signal (traces, metrics, logs).
     uris: [Uri; 3],
+    /// `collector.headers`, then the content type and `te` (built once).
     headers: HeaderMap,
+    /// The `grpc-timeout` of `collector.request_timeout_secs`, the one most
+    /// calls have (built once).
+    usual_timeout: (Duration, HeaderValue),
     retry_after_secs: u64,
 }
 
@@ -48,6 +71,12 @@ impl GrpcCollector {
             text.parse::<Uri>()
                 .map_err(|err| format!("collector.grpc_endpoint {text:?}: {err}"))
         };
+        let mut headers = settings.headers.clone();
+        headers.insert(header::CONTENT_TYPE, FRAMED);
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        let usual = settings.request_timeout;
+        let usual_timeout = HeaderValue::from_str(&format_timeout(usual))
+            .map_err(|err| format!("collector.request_timeout_secs as grpc-timeout: {err}"))?;
         Ok(GrpcCollector {
             client,
             uris: [
@@ -55,31 +84,31 @@ impl GrpcCollector {
                 uri(Signal::Metrics)?,
                 uri(Signal::Logs)?,
             ],
-            headers: settings.headers.clone(),
+            headers,
+            usual_timeout: (usual, usual_timeout),
             retry_after_secs: settings.retry_after_secs,
         })
     }
 
     /// Calls Export with one (uncompressed) export within `timeout` (sent
     /// on as the call's `grpc-timeout`, so the collector's deadline is
-    /// ours); `Ok` with the Export response's bytes when it answered OK.
+    /// ours); `Ok` with the Export response, framed ([`FRAMED`]), when it
+    /// answered OK.
     pub async fn send(&self, out: Outgoing<'_>, timeout: Duration) -> Result<Bytes, IngestError> {
         let uri = match out.signal {
             Signal::Traces => &self.uris[0],
             Signal::Metrics => &self.uris[1],
             Signal::Logs => &self.uris[2],
         };
-        let mut request = Request::post(uri.clone())
-            .body(Full::new(Bytes::from(frame(&out.body))))
-            .map_err(|_| IngestError::Internal)?;
+        let framed = Cursor::new(prefix(out.body.len())).chain(out.body.clone());
+        let mut request = Request::new(Full::new(framed));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri.clone();
+        *request.headers_mut() = self.headers.clone();
         let headers = request.headers_mut();
-        headers.extend(self.headers.clone());
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/grpc"),
-        );
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-        if let Ok(value) = HeaderValue::from_str(&format_timeout(timeout)) {
+        if timeout == self.usual_timeout.0 {
+            headers.insert("grpc-timeout", self.usual_timeout.1.clone());
+        } else if let Ok(value) = HeaderValue::from_str(&format_timeout(timeout)) {
             headers.insert("grpc-timeout", value);
         }
         if let Ok(value) = HeaderValue::from_str(out.session_id) {
@@ -137,14 +166,34 @@ impl GrpcCollector {
     }
 }
 
-/// The one uncompressed message of an answer (none: the empty response).
+/// The answer's one uncompressed message in its framing, as it came (no
+/// message: the empty response, framed).
 fn message(body: Bytes) -> Option<Bytes> {
     if body.is_empty() {
-        return Some(body);
+        return Some(Bytes::from_static(EMPTY));
     }
-    let prefix: [u8; PREFIX_LEN] = body.get(..PREFIX_LEN)?.try_into().ok()?;
-    match parse_prefix(prefix)? {
-        (false, len) if body.len() == PREFIX_LEN + len => Some(body.slice(PREFIX_LEN..)),
-        _ => None,
+    single_message(&body).is_some().then_some(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::grpc::frame;
+
+    #[test]
+    fn an_answer_is_kept_in_its_framing_or_refused() {
+        let framed = Bytes::from(frame(b"\x0a\x02\x08\x01"));
+        assert_eq!(message(framed.clone()), Some(framed.clone()));
+        assert_eq!(message(Bytes::new()).as_deref(), Some(EMPTY), "no message");
+        assert_eq!(single_message(EMPTY), Some(&b""[..]));
+        let mut compressed = framed.to_vec();
+        compressed[0] = 1;
+        for bad in [
+            compressed,
+            framed[..6].to_vec(),
+            [&framed[..], b"x"].concat(),
+        ] {
+            assert_eq!(message(Bytes::from(bad.clone())), None, "{bad:?}");
+        }
     }
 }

@@ -25,6 +25,8 @@ use serde_json::Value;
 
 pub use crate::protocol::signal::{Media, Signal};
 
+pub mod walk;
+
 /// A decoded export request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Export {

@@ -22,7 +22,9 @@ use serde_json::Value;
 
 use super::content::Refusals;
 use super::forward::Accepted;
+use super::forward_grpc::FRAMED;
 use super::otlp::{Media, Signal};
+use crate::protocol::grpc::single_message;
 
 /// Longest `error_message` passed on (ours plus the collector's).
 const MAX_MESSAGE_CHARS: usize = 1024;
@@ -62,13 +64,21 @@ pub fn read(signal: Signal, request: Media, answer: &Accepted) -> Result<(i64, S
     if answer.body.is_empty() {
         return Ok((0, String::new()));
     }
-    let media = answer
-        .content_type
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .and_then(Media::of)
-        .unwrap_or(request);
-    let body = &answer.body[..];
+    let (body, media) = match &answer.content_type {
+        // A gRPC collector's answer, still in its framing.
+        Some(framed) if framed == FRAMED => (
+            single_message(&answer.body).ok_or("not one uncompressed gRPC message")?,
+            Media::Protobuf,
+        ),
+        content_type => (
+            &answer.body[..],
+            content_type
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .and_then(Media::of)
+                .unwrap_or(request),
+        ),
+    };
     let proto = |e: prost::DecodeError| e.to_string();
     match media {
         Media::Protobuf => Ok(match signal {
@@ -227,6 +237,16 @@ mod tests {
             "{}",
             p.error_message
         );
+        let framed = Accepted {
+            content_type: Some(FRAMED),
+            body: crate::protocol::grpc::frame(&theirs).into(),
+        };
+        let a = answer(Signal::Traces, Media::Protobuf, &refused(), Some(&framed));
+        let p = ExportTraceServiceResponse::decode(&a.body[..])
+            .unwrap()
+            .partial_success
+            .unwrap();
+        assert_eq!(p.rejected_spans, 7, "a gRPC collector's framed answer");
         for json in [
             r#"{"partialSuccess":{"rejectedDataPoints":"5","errorMessage":"x"}}"#,
             r#"{"partialSuccess":{"rejectedDataPoints":5}}"#,

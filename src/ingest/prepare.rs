@@ -1,7 +1,9 @@
 //! The CPU part of an admitted export, per `ingest.mode`: inflate (under
 //! its cap), decode, count items, apply the content policy and the series
 //! guard ([`super::content`]), enrich and re-encode in the same media
-//! type. `validate` forwards the bytes as sent unless items were refused. Large or gzipped bodies run on the blocking pool, so a big export
+//! type. `validate` forwards the bytes as sent unless items were refused;
+//! of protobuf with neither policy nor guard on, it only walks the wire
+//! format ([`otlp::walk`]: the same bytes accepted, the same count). Large or gzipped bodies run on the blocking pool, so a big export
 //! never stalls the connections sharing a worker.
 //!
 //! With the guard shared through Redis the CPU part is cut in two around
@@ -98,6 +100,16 @@ impl Job {
         } else {
             &self.raw
         };
+        if self.walk_suffices() {
+            // Nothing needs the decoded export: check and count the wire format.
+            let items = otlp::walk::items(self.signal, plain)
+                .map_err(|err| IngestError::Malformed(err.0))?;
+            return Ok(Step::Done(Prepared {
+                body: self.raw,
+                items: Some(items),
+                refused: Refusals::default(),
+            }));
+        }
         let mut export = otlp::decode(self.signal, self.media, plain)
             .map_err(|err| IngestError::Malformed(err.0))?;
         let offered = export.items();
@@ -132,6 +144,16 @@ impl Job {
             }))),
             None => self.encode(export, offered, refused).map(Step::Done),
         }
+    }
+
+    /// `validate` of protobuf with no content policy and no series guard:
+    /// the bytes go on as sent, so the walk ([`otlp::walk`]) accepts and
+    /// counts exactly what the decode would, without building the export.
+    fn walk_suffices(&self) -> bool {
+        self.mode == IngestMode::Validate
+            && self.media == Media::Protobuf
+            && self.content.is_none()
+            && self.guard.is_none()
     }
 
     fn encode(

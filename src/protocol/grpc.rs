@@ -57,18 +57,29 @@ pub fn parse_prefix(prefix: [u8; PREFIX_LEN]) -> Option<(bool, usize)> {
     Some((compressed, len as usize))
 }
 
+/// The prefix of one uncompressed message of `len` bytes.
+pub fn prefix(len: usize) -> [u8; PREFIX_LEN] {
+    // A message over 4 GiB cannot be framed; none gets near (bodies are capped).
+    let [a, b, c, d] = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
+    [0, a, b, c, d]
+}
+
 /// One uncompressed message, framed.
 pub fn frame(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(PREFIX_LEN + message.len());
-    out.push(0);
-    // A message over 4 GiB cannot be framed; none gets near (bodies are capped).
-    out.extend_from_slice(
-        &u32::try_from(message.len())
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
+    out.extend_from_slice(&prefix(message.len()));
     out.extend_from_slice(message);
     out
+}
+
+/// The one uncompressed message `body` frames exactly (prefix and all),
+/// `None` when it is anything else.
+pub fn single_message(body: &[u8]) -> Option<&[u8]> {
+    let (head, message) = body.split_first_chunk::<PREFIX_LEN>()?;
+    match parse_prefix(*head)? {
+        (false, len) if len == message.len() => Some(message),
+        _ => None,
+    }
 }
 
 /// A `grpc-timeout` value (gRPC's HTTP/2 spec: `TimeoutValue TimeoutUnit`,
@@ -129,6 +140,16 @@ mod tests {
         assert_eq!(parse_prefix(prefix), Some((false, 3)));
         assert_eq!(parse_prefix([1, 0, 0, 1, 0]), Some((true, 256)));
         assert_eq!(parse_prefix([2, 0, 0, 0, 0]), None);
+        assert_eq!(single_message(&framed), Some(&b"abc"[..]));
+        assert_eq!(single_message(&frame(b"")), Some(&b""[..]));
+        for bad in [
+            &framed[..7],
+            &[framed.as_slice(), b"d"].concat(),
+            &[1, 0, 0, 0, 0],
+            b"",
+        ] {
+            assert_eq!(single_message(bad), None, "{bad:?}");
+        }
         assert_eq!(percent_encode("50% off\n"), "50%25 off%0A");
     }
 

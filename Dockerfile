@@ -64,7 +64,9 @@ ENV TELEGATE_LISTEN=0.0.0.0:8080 \
     TELEGATE_LOG__FORMAT=json
 
 USER nonroot:nonroot
-EXPOSE 8080
+# 8080 clients (listen), 9091 operations (ops_listen, when set), 4317
+# OTLP/gRPC (ingest.grpc_listen, when set).
+EXPOSE 8080 9091 4317
 
 # No shell or curl in distroless: the binary checks GET /health itself.
 HEALTHCHECK --interval=10s --timeout=4s --start-period=5s --retries=3 \

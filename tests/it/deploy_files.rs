@@ -261,6 +261,35 @@ fn the_compose_telegate_config_validates_with_its_environment() {
             "redis"
         };
         assert_eq!(store, expected, "{service}: sessions.store");
+        // The collector is the compose service, on ports it exposes (the
+        // default, 127.0.0.1, is the telegate container itself).
+        let collector = &compose["services"]["otel-collector"];
+        let exposed = strings(&collector["expose"]);
+        for (what, url) in [
+            (
+                "endpoint",
+                Some(settings.ingest.collector.endpoint.as_str()),
+            ),
+            (
+                "grpc_endpoint",
+                settings.ingest.collector.grpc_endpoint.as_deref(),
+            ),
+        ] {
+            let url = url.unwrap_or_else(|| panic!("{service}: collector.{what} unset"));
+            let port = url
+                .strip_prefix("http://otel-collector:")
+                .unwrap_or_else(|| panic!("{service}: collector.{what} = {url}"));
+            assert!(exposed.iter().any(|p| p == port), "{service}: {url}");
+        }
+        // Traefik's otlp-grpc service reaches the gRPC listener.
+        let grpc = settings.ingest.grpc_listen.expect("ingest.grpc_listen");
+        let dynamic = yaml("traefik/dynamic.yml");
+        let servers = &dynamic["http"]["services"]["telegate-grpc"]["loadBalancer"]["servers"];
+        assert_eq!(
+            str_at(&servers[0], &["url"]),
+            format!("h2c://telegate-auth:{}", grpc.port()),
+            "{service}"
+        );
         assert_eq!(settings.keys.len(), 1);
         assert_eq!(
             settings.admin_token_file.as_deref(),
@@ -277,6 +306,13 @@ fn traefik_routes_use_defined_middlewares_and_services() {
     let services = keys_of(&http["services"]);
     let routers = keys_of(&http["routers"]);
     assert!(routers.contains("otlp") && routers.contains("telegate-status"));
+    // OTLP/gRPC on its own entrypoint, to telegate's listener over h2c.
+    let grpc = &http["routers"]["otlp-grpc"];
+    assert_eq!(strings(&grpc["entryPoints"]), ["otlp-grpc"]);
+    assert_eq!(str_at(grpc, &["service"]), "telegate-grpc");
+    let compose = yaml("docker-compose.yml");
+    let traefik_args = strings(&compose["services"]["traefik"]["command"]);
+    assert!(traefik_args.contains(&"--entrypoints.otlp-grpc.address=:4317".to_string()));
     // The shipped client posts to `/`: that router goes to telegate's ingest.
     let root = &http["routers"]["otlp-root"];
     assert_eq!(str_at(root, &["service"]), "telegate");
@@ -432,6 +468,14 @@ fn kubernetes_manifests_are_complete() {
                 assert!(raw.spool.enabled);
                 assert_eq!(raw.spool.dir, "/var/lib/telegate/spool");
                 assert_eq!(raw.ops_listen.as_deref(), Some("0.0.0.0:9091"));
+                // The collector Service, not the pod itself (the default).
+                assert_eq!(raw.collector.endpoint, "http://otel-collector:4318");
+                assert_eq!(raw.ingest.grpc_listen.as_deref(), Some("0.0.0.0:4317"));
+            }
+            if kind == "IngressRoute" && str_at(&doc, &["metadata", "name"]) == "otlp-grpc" {
+                let service = &doc["spec"]["routes"][0]["services"][0];
+                assert_eq!(str_at(service, &["scheme"]), "h2c");
+                assert_eq!(service["port"].as_u64(), Some(4317));
             }
             if kind == "StatefulSet" {
                 let spec = &doc["spec"]["template"]["spec"];

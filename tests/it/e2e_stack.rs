@@ -9,24 +9,31 @@
 //!                                  | 2xx
 //!                                  v
 //!                                rotel (prints what it received)
+//! tonic --Export--> Traefik :otlp-grpc --h2c--> telegate :grpc_listen --gRPC--> rotel
 //! Prometheus --scrapes--> telegate /metrics, Traefik's metrics entrypoint
 //! ```
 //!
 //! A signed export arrives at the collector; an unsigned one does not; the
+//! same over OTLP/gRPC through Traefik's gRPC entrypoint (the refusal's
+//! status details reach the client); the
 //! status host routes to telegate's page; then Prometheus's HTTP API reports
 //! `up{job="telegate"} == 1`, a non-zero success counter, and the alert
 //! rules loaded.
 //!
 //! Run: `E2E_REQUIRE_TOOLS=1 cargo test --test it e2e_stack:: -- --nocapture`
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::support::grpc::{export_metrics, refusal};
 use crate::support::otlp::{export_request, unix_now};
 use crate::support::stack::{deploy_file, keygen, template, Prometheus, Rotel, Telegate, Traefik};
 use crate::support::{
     add_headers, free_port, http_client, kms_headers, poll_until, require_tools, Workdir,
 };
 use prost::Message;
+use telegate::protocol::grpc::METRICS_EXPORT;
+use tonic::Code;
 
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Prometheus 2.42 holds a new target about 5 s before its first scrape.
@@ -60,8 +67,9 @@ async fn wait_for_one(prometheus: &Prometheus, query: &str) -> Result<(), String
     .await
 }
 
-/// `--metrics.*` and the metrics entrypoint from deploy/docker-compose.yml.
-fn compose_traefik_metrics_flags(port: u16) -> Vec<String> {
+/// `--metrics.*` and the metrics entrypoint from deploy/docker-compose.yml,
+/// and its `otlp-grpc` entrypoint's flags, the address moved to `grpc_port`.
+fn compose_traefik_flags(port: u16, grpc_port: u16) -> Vec<String> {
     let compose: serde_norway::Value =
         serde_norway::from_str(&deploy_file("docker-compose.yml")).expect("compose parses");
     let command = compose["services"]["traefik"]["command"]
@@ -80,6 +88,18 @@ fn compose_traefik_metrics_flags(port: u16) -> Vec<String> {
     let entrypoint = "--entrypoints.metrics.address=:8082";
     assert!(command.iter().any(|f| f.as_str() == Some(entrypoint)));
     flags.push(format!("--entrypoints.metrics.address=127.0.0.1:{port}"));
+    let grpc = "--entrypoints.otlp-grpc.address=:4317";
+    assert!(command.iter().any(|f| f.as_str() == Some(grpc)));
+    flags.extend(
+        command
+            .iter()
+            .filter_map(|flag| flag.as_str())
+            .filter(|flag| flag.starts_with("--entrypoints.otlp-grpc.") && *flag != grpc)
+            .map(String::from),
+    );
+    flags.push(format!(
+        "--entrypoints.otlp-grpc.address=127.0.0.1:{grpc_port}"
+    ));
     flags
 }
 
@@ -94,11 +114,18 @@ async fn the_deploy_stack_runs_from_real_binaries() {
     work.write("stack.key", &secret);
 
     let mut rotel = Rotel::start(&tools, &work).await;
-    // The deploy split: the operations endpoints on their own listener.
-    let ops_port = free_port();
+    // The deploy split: the operations endpoints on their own listener;
+    // gRPC ingest forwarded to the collector's gRPC receiver.
+    let (ops_port, grpc_port) = (free_port(), free_port());
+    let grpc = format!(
+        "[ingest]\ngrpc_listen = \"127.0.0.1:{grpc_port}\"\n[collector]\nendpoint = \"{}\"\n\
+         grpc_endpoint = \"http://127.0.0.1:{}\"\n",
+        rotel.url(),
+        rotel.grpc_port
+    );
     let telegate = Telegate::start(
         &work,
-        &format!("ops_listen = \"127.0.0.1:{ops_port}\"\n{TELEGATE_CONFIG}"),
+        &format!("ops_listen = \"127.0.0.1:{ops_port}\"\n{TELEGATE_CONFIG}{grpc}"),
     )
     .await;
 
@@ -113,20 +140,22 @@ async fn the_deploy_stack_runs_from_real_binaries() {
                 format!("http://127.0.0.1:{ops_port}"),
             ),
             ("http://otel-collector:4318", rotel.url()),
+            (
+                "h2c://telegate-auth:4317",
+                format!("h2c://127.0.0.1:{grpc_port}"),
+            ),
         ],
     );
-    assert!(
-        !dynamic.contains("http://telegate-auth") && !dynamic.contains("http://otel-collector")
-    );
+    assert!(!dynamic.contains("//telegate-auth") && !dynamic.contains("//otel-collector"));
     // The compose file's own Traefik flags for metrics (its entrypoint moved
     // to loopback); the helper supplies the `web` entrypoint and ping.
-    let metrics_port = free_port();
+    let (metrics_port, traefik_grpc) = (free_port(), free_port());
     let traefik = Traefik::start_with_args(
         &tools,
         &work,
         &dynamic,
         "/v1/metrics",
-        &compose_traefik_metrics_flags(metrics_port),
+        &compose_traefik_flags(metrics_port, traefik_grpc),
     )
     .await;
 
@@ -163,7 +192,27 @@ async fn the_deploy_stack_runs_from_real_binaries() {
         "the unsigned export reached the collector"
     );
 
-    // 2. The status host routes to telegate's page, and only GET / and /waiting.
+    // 2. OTLP/gRPC through Traefik's gRPC entrypoint: signed arrives; an
+    // unsigned call's refusal (status, ErrorInfo) reaches the client.
+    let grpc_addr: SocketAddr = ([127, 0, 0, 1], traefik_grpc).into();
+    let via_grpc = format!("stack_grpc_{run}");
+    let headers = kms_headers(&secret, "POST", METRICS_EXPORT, unix_now(), &session);
+    let reply = export_metrics(grpc_addr, &headers, export_request(&via_grpc, &run)).await;
+    let reply = reply.unwrap_or_else(|status| panic!("gRPC through Traefik: {status:?}"));
+    assert_eq!(reply.partial_success, None);
+    rotel
+        .wait_for(&format!("-> Name: {via_grpc}\n"), DELIVERY_TIMEOUT)
+        .await;
+    let refused = format!("stack_grpc_unsigned_{run}");
+    let err = export_metrics(grpc_addr, &[], export_request(&refused, &run))
+        .await
+        .expect_err("unsigned gRPC export");
+    assert_eq!(
+        refusal(&err),
+        (Code::Unauthenticated, "missing_signature".into(), None)
+    );
+
+    // 3. The status host routes to telegate's page, and only GET / and /waiting.
     let status = client
         .get(traefik.url("/"))
         .header("Host", "status.telemetry.example.org")
@@ -181,7 +230,7 @@ async fn the_deploy_stack_runs_from_real_binaries() {
         .expect("GET /metrics through Traefik");
     assert_eq!(hidden.status(), 404, "only the status pages are routed");
 
-    // 3. Prometheus with the deploy config, targets on 127.0.0.1.
+    // 4. Prometheus with the deploy config, targets on 127.0.0.1.
     let prometheus_port = free_port();
     let closed = free_port(); // the real collector's metrics: not in this test
     let config = template(
@@ -226,7 +275,7 @@ async fn the_deploy_stack_runs_from_real_binaries() {
         .expect("traefik_service_requests_total for the collector");
     assert!(forwarded >= 1.0, "forwarded = {forwarded}");
 
-    // 4. The alert rules loaded and evaluate.
+    // 5. The alert rules loaded and evaluate.
     let rules = prometheus.api("/api/v1/rules").await;
     let groups = rules["data"]["groups"].as_array().expect("rule groups");
     let names: Vec<&str> = groups.iter().filter_map(|g| g["name"].as_str()).collect();

@@ -289,17 +289,20 @@ async fn conformance() {
     issued::grants_and_ttl_are_kept(&store(&server).await).await;
 }
 
-/// A revoked issued session's token row is kept as long as its revocation,
-/// then pruned (not kept for `max_lifetime` with its session).
+/// An issued session's token row ends with its session (plus the
+/// retention), follows an extension, and once revoked is kept as long as
+/// its revocation, then pruned (it was once kept for `max_lifetime` from
+/// issue whatever the session's own end).
 #[tokio::test]
-async fn a_revoked_tokens_row_ends_with_its_revocation() {
-    let Some(server) = PgServer::start("postgres a_revoked_tokens_row_ends_with_its_revocation")
-    else {
+async fn a_tokens_row_ends_with_its_session_then_with_its_revocation() {
+    let Some(server) = PgServer::start("postgres a_tokens_row_ends_with_its_session") else {
         return;
     };
     let db = server.database().await;
     let mut short = settings();
     short.revocation_ttl = Duration::from_secs(30);
+    (short.ttl, short.max_lifetime) = (Duration::from_secs(60), Duration::from_secs(3600));
+    let retention = short.expired_retention.as_secs() as i64;
     let store = open(&server, &db, short);
     issued::issue(&store, "i1", "token-1", Some("alice"), T0).await;
     let url = format!("{}?password={PASSWORD}", server.url(&db));
@@ -314,16 +317,22 @@ async fn a_revoked_tokens_row_ends_with_its_revocation() {
             .unwrap()
             .get::<_, i64>(0)
     };
-    let live = keep().await;
-    assert!(live > T0 + 30, "a live session's token row kept to {live}");
     assert_eq!(
-        store.revoke("i1", T0).await.unwrap(),
+        keep().await,
+        T0 + 60 + retention,
+        "a live session's token row"
+    );
+    let extended = store.change("i1", Change::Extend(120), T0 + 1).await;
+    assert!(matches!(extended.unwrap(), Changed::Done(_)));
+    assert_eq!(keep().await, T0 + 180 + retention, "after the extension");
+    assert_eq!(
+        store.revoke("i1", T0 + 2).await.unwrap(),
         Some(SessionKind::Issued)
     );
-    assert_eq!(keep().await, T0 + 30);
+    assert_eq!(keep().await, T0 + 2 + 30);
     assert!(matches!(
         store
-            .find_token(&TokenHash::of("token-1"), T0)
+            .find_token(&TokenHash::of("token-1"), T0 + 2)
             .await
             .unwrap(),
         TokenCheck::Revoked { .. }

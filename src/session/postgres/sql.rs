@@ -120,7 +120,10 @@ BEGIN
     client_version, key_id, user_id, metadata, ip_key, token, purge_at, roles, permissions, seal)
   VALUES (p_id, 'issued', p_now, p_now, p_exp, p_ip, p_ua, p_ver, p_key, p_user, p_meta,
     p_addr, p_token, least(p_exp, p_now + p_idle) + p_retention, p_roles, p_perms, p_seal);
-  INSERT INTO tokens VALUES (p_token, p_id, p_now + p_keep)
+  -- The token row ends with its session's absolute end (plus the
+  -- retention, so an expired session's token still answers "expired"),
+  -- never later than p_keep from now.
+  INSERT INTO tokens VALUES (p_token, p_id, least(p_now + p_keep, p_exp + p_retention))
     ON CONFLICT (hash) DO UPDATE SET session_id = EXCLUDED.session_id,
       keep_until = EXCLUDED.keep_until;
   o_outcome := 'created';
@@ -174,11 +177,16 @@ BEGIN
   IF least(v_exp, v_s.last_seen + p_idle) < p_now THEN RETURN 'expired'; END IF;
   IF p_op = 'extend' THEN
     v_exp := greatest(least(v_exp + p_seconds, v_s.first_seen + p_max_life), v_exp);
+    -- The token row follows the session's new end (as at issue).
+    IF v_token IS NOT NULL THEN
+      UPDATE tokens SET keep_until = least(p_now + p_keep, v_exp + p_retention)
+        WHERE hash = v_token;
+    END IF;
   ELSIF p_op = 'refresh' THEN
     -- The old token is dead when this commits.
     IF v_token IS NOT NULL THEN DELETE FROM tokens WHERE hash = v_token; END IF;
     v_token := p_token;
-    INSERT INTO tokens VALUES (p_token, p_id, p_now + p_keep)
+    INSERT INTO tokens VALUES (p_token, p_id, least(p_now + p_keep, v_exp + p_retention))
       ON CONFLICT (hash) DO UPDATE SET session_id = EXCLUDED.session_id,
         keep_until = EXCLUDED.keep_until;
   END IF;

@@ -59,7 +59,11 @@ if addr ~= '' then
   redis.call('ZADD', ipkey(addr), now, id)
   redis.call('EXPIRE', ipkey(addr), ARGV[8])
 end
-redis.call('SET', tkey(tok), id, 'EX', ARGV[8])
+-- The token key ends with the session's absolute end plus the retention
+-- (an expired session's token still answers "expired"), never later than
+-- the keep bound.
+local token_ttl = math.min(tonumber(ARGV[8]), math.max(exp - now + tonumber(ARGV[7]), 1))
+redis.call('SET', tkey(tok), id, 'EX', token_ttl)
 redis.call('ZADD', IDS, 0, id)
 local live_until = issued_until(exp, now, idle)
 redis.call('ZADD', ISSUED, live_until, id)

@@ -12,6 +12,7 @@
 //! answers the caller's own session by whatever token it presents
 //! ([`validate`]).
 
+mod access;
 mod body;
 mod create_body;
 mod error;
@@ -23,12 +24,14 @@ mod validate;
 use std::net::IpAddr;
 
 use http::request::Parts;
-use http::{HeaderMap, Method, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use hyper::body::Body as HttpBody;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 pub use error::ApiError;
+
+pub(crate) use access::require_admin;
+use access::{owner_or_admin, Access};
 
 use crate::http::respond::{self, Body};
 use crate::http::state::AppState;
@@ -36,7 +39,7 @@ use crate::pipeline::admission::session_api_gate;
 use crate::pipeline::body::BoxError;
 use crate::pipeline::observe::ApiRefusal;
 use crate::protocol::headers::query_param;
-use crate::session::{token, ListFilter, Lookup, SessionKind, TokenCheck, TokenHash};
+use crate::session::{ListFilter, Lookup, SessionKind};
 pub(crate) use body::percent_decode;
 
 /// Most records one page may hold.
@@ -252,59 +255,6 @@ fn session_segment(raw: &str) -> Result<String, ApiError> {
     percent_decode(raw, false).ok_or(ApiError::BadQuery(
         "the session id is not valid percent-encoded UTF-8",
     ))
-}
-
-/// Who is calling a per-session route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    Admin,
-    Owner,
-}
-
-fn is_admin(state: &AppState, presented: &str) -> bool {
-    state
-        .admin_token()
-        .is_some_and(|expected| bool::from(presented.as_bytes().ct_eq(expected.expose())))
-}
-
-/// The admin bearer token, compared in constant time (also the bans API's gate).
-pub(crate) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    if state.admin_token().is_none() {
-        return Err(ApiError::AdminDisabled);
-    }
-    let presented = token::bearer(headers).ok_or(ApiError::AdminTokenRequired)?;
-    if !is_admin(state, presented) {
-        return Err(ApiError::BadAdminToken);
-    }
-    Ok(())
-}
-
-/// An admin, or the owner of session `id` by its token. An owner whose
-/// session expired still passes: the route then answers 410 (and logout
-/// still works).
-async fn owner_or_admin(
-    state: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-    now: i64,
-) -> Result<Access, ApiError> {
-    let presented = match token::bearer(headers) {
-        Some(bearer) if is_admin(state, bearer) => return Ok(Access::Admin),
-        Some(bearer) => bearer,
-        None => token::session_header(headers).ok_or(ApiError::CredentialRequired)?,
-    };
-    let check = state
-        .sessions
-        .find_token(&TokenHash::of(presented), now)
-        .await?;
-    match check {
-        TokenCheck::Live(owner) | TokenCheck::Expired(owner) if owner.session_id == id => {
-            Ok(Access::Owner)
-        }
-        TokenCheck::Revoked { session_id } if session_id == id => Err(ApiError::SessionRevoked),
-        TokenCheck::Unknown => Err(ApiError::InvalidSession),
-        _ => Err(ApiError::NotOwner),
-    }
 }
 
 async fn read(state: &AppState, id: &str, now: i64) -> Result<Response<Body>, ApiError> {

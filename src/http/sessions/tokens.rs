@@ -20,9 +20,10 @@ use hyper::body::Body as HttpBody;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::access::is_admin;
 use super::body;
 use super::create_body::CreateBody;
-use super::{is_admin, ApiError};
+use super::ApiError;
 use crate::http::respond::{self, Body};
 use crate::http::state::AppState;
 use crate::ingest::forward::Accepted;

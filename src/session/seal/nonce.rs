@@ -40,6 +40,15 @@ impl Nonces {
         }
     }
 
+    /// Counting from `base` (the golden vectors of the seal formats).
+    #[cfg(test)]
+    pub(super) fn starting_at(base: u128) -> Nonces {
+        Nonces {
+            base: base & MASK_96,
+            next: AtomicU64::new(0),
+        }
+    }
+
     /// The next nonce: never one this sealer gave before.
     pub(super) fn next(&self) -> [u8; NONCE_BYTES] {
         let n = self.next.fetch_add(1, Ordering::Relaxed);

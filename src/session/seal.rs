@@ -97,8 +97,9 @@ pub struct Private {
 }
 
 fn associated(field: &str, row: &str) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(16 + field.len() + row.len());
-    aad.extend_from_slice(b"telegate/seal/v1\0");
+    const DOMAIN: &[u8] = b"telegate/seal/v1\0";
+    let mut aad = Vec::with_capacity(DOMAIN.len() + field.len() + 1 + row.len());
+    aad.extend_from_slice(DOMAIN);
     aad.extend_from_slice(field.as_bytes());
     aad.push(0);
     aad.extend_from_slice(row.as_bytes());

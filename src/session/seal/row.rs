@@ -7,15 +7,19 @@
 //!
 //! The blob is `FORMAT || nonce (12) || ciphertext || tag (16)`, the
 //! plaintext the three fields in order, each a LEB128 varint of its length
-//! plus one (0: absent) and its bytes. The associated data names the value
-//! (`row_private`) and the row's session id, so a blob copied into another
-//! row does not open. The key id is the row's `seal` column.
+//! plus one (0: absent) and its bytes. The associated data binds the
+//! row's session id, so a blob copied into another row does not open. The
+//! key id is the row's `seal` column.
 //!
 //! Format 3 (written) is AES-256-GCM; format 2 (read) is the same layout
 //! under ChaCha20-Poly1305, which cost about 2 us per row on AES-NI boxes
 //! against 0.3 us (poly1305's AVX2 backend computes its key powers for
 //! every message; docs/benchmarks.md, issue 14). Each format has its own
 //! subkey, so the byte cannot make a blob open under the other cipher.
+//! Format 3's subkey seals nothing but these blobs, so its associated data
+//! is the bare session id (the subkey already names what is sealed: no
+//! labels to hash, nothing to allocate); format 2's is
+//! `telegate/seal/v1\0row_private\0` and the session id.
 //! Format 2 rows, rows of the earlier per-value format (each field
 //! `KEYID:base64`, no blob) and rows in clear still read; all ask to be
 //! written again, so a start with a key leaves every row in format 3.
@@ -32,7 +36,7 @@ const FORMAT: u8 = 3;
 /// ChaCha20-Poly1305, as the release before wrote it: read only.
 const FORMAT_CHACHA: u8 = 2;
 const TAG_BYTES: usize = 16;
-/// The associated data's field name for the whole private part.
+/// Format 2's associated data's field name for the whole private part.
 const ROW_FIELD: &str = "row_private";
 /// A length's varint is at most this long (a u64).
 const MAX_VARINT: usize = 10;
@@ -126,11 +130,7 @@ impl Sealer {
         // Encryption fails only past 256 GiB of plaintext.
         let tag = self.keys[0]
             .row
-            .encrypt_in_place_detached(
-                (&nonce).into(),
-                &associated(ROW_FIELD, row),
-                &mut blob[start..],
-            )
+            .encrypt_in_place_detached((&nonce).into(), row.as_bytes(), &mut blob[start..])
             .expect("bounded plaintext");
         blob.extend_from_slice(&tag);
         blob
@@ -148,16 +148,21 @@ impl Sealer {
             return Err(bad());
         }
         let (body, tag) = blob[start..].split_at(blob.len() - start - TAG_BYTES);
-        let (nonce, aad) = (&blob[1..start], associated(ROW_FIELD, row));
+        let nonce = &blob[1..start];
         let mut plain = body.to_vec();
         let opened = match blob[0] {
-            FORMAT => key
-                .row
-                .decrypt_in_place_detached(nonce.into(), &aad, &mut plain, tag.into()),
-            FORMAT_CHACHA => {
-                key.aead
-                    .decrypt_in_place_detached(nonce.into(), &aad, &mut plain, tag.into())
-            }
+            FORMAT => key.row.decrypt_in_place_detached(
+                nonce.into(),
+                row.as_bytes(),
+                &mut plain,
+                tag.into(),
+            ),
+            FORMAT_CHACHA => key.aead.decrypt_in_place_detached(
+                nonce.into(),
+                &associated(ROW_FIELD, row),
+                &mut plain,
+                tag.into(),
+            ),
             _ => return Err(bad()),
         };
         opened.map_err(|_| bad())?;

@@ -1,8 +1,9 @@
 //! The embedded store's sealed rows on disk: a session seen again with
 //! the same private fields is updated without sealing again (clear and
 //! sealed alike), a changed field is sealed again; rows of the earlier
-//! per-value format (a version 2 file) read and are re-sealed as one value
-//! at the start; a tampered or moved blob fails the start.
+//! per-value format (a version 2 file) and blobs of format 2
+//! (ChaCha20-Poly1305) read and are re-sealed in format 3 at the start; a
+//! tampered or moved blob fails the start.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -197,4 +198,68 @@ async fn a_tampered_or_moved_blob_fails_the_start() {
     set("s2", &blob);
     let err = open(dir.path(), T0 + 2, Some(&key)).err().expect("refused");
     assert!(err.0.contains("does not open"), "{err}");
+}
+
+/// A format 2 blob (the release before: ChaCha20-Poly1305) for row `id`
+/// under the key in `key`, built here from the crates, not by the sealer.
+fn format_2_blob(key: &Path, id: &str, ip: &str, agent: &str) -> Vec<u8> {
+    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+    use hmac::Mac;
+    let text = std::fs::read_to_string(key).unwrap();
+    let master = hex::decode(text.trim().strip_prefix(seal::KEY_PREFIX).unwrap()).unwrap();
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&master).unwrap();
+    mac.update(b"telegate/seal/v1/encrypt");
+    let cipher = chacha20poly1305::ChaCha20Poly1305::new(&mac.finalize().into_bytes());
+    let nonce = [0x5a; 12];
+    // Lengths under 127: one varint byte each, plus one; 0 for no metadata.
+    let mut blob = vec![2];
+    blob.extend_from_slice(&nonce);
+    for field in [ip, agent] {
+        blob.push(field.len() as u8 + 1);
+        blob.extend_from_slice(field.as_bytes());
+    }
+    blob.push(0);
+    let aad = [b"telegate/seal/v1\0row_private\0".as_slice(), id.as_bytes()].concat();
+    let tag = cipher
+        .encrypt_in_place_detached(&nonce.into(), &aad, &mut blob[13..])
+        .unwrap();
+    blob.extend_from_slice(&tag);
+    blob
+}
+
+#[tokio::test]
+async fn a_blob_of_format_2_reads_and_is_sealed_again_in_format_3_at_the_start() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = key_file(keys.path());
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path(), T0, Some(&key)).unwrap();
+        store.observe(&sighting("s1", "192.0.2.1", T0)).unwrap();
+        store.flush().unwrap();
+    }
+    let (_, blob, _) = row(dir.path(), "s1");
+    assert_eq!(blob.unwrap()[0], 3, "written in format 3");
+    let old = format_2_blob(&key, "s1", "192.0.2.7", "OpenTelemetry .NET");
+    db(dir.path())
+        .execute(
+            "UPDATE sessions SET sealed = ?1 WHERE id = 's1'",
+            rusqlite::params![old],
+        )
+        .unwrap();
+    let store = open(dir.path(), T0 + 1, Some(&key)).unwrap();
+    let record = live(&store, "s1", T0 + 1).await;
+    assert_eq!(record.client_ip.as_deref(), Some("192.0.2.7"));
+    assert_eq!(record.user_agent.as_deref(), Some("OpenTelemetry .NET"));
+    // Re-sealed before the load returned, in format 3, and it opens.
+    let (ip, blob, _) = row(dir.path(), "s1");
+    let blob = blob.unwrap();
+    assert!(ip.is_none());
+    assert_eq!(blob[0], 3);
+    assert_ne!(blob[1..13], old[1..13], "a fresh nonce");
+    drop(store);
+    let store = open(dir.path(), T0 + 2, Some(&key)).unwrap();
+    assert_eq!(
+        live(&store, "s1", T0 + 2).await.client_ip.as_deref(),
+        Some("192.0.2.7")
+    );
 }

@@ -1,13 +1,16 @@
 //! Encryption at rest for the persistent stores (`[sessions.encryption]`):
 //! the privacy-sensitive fields of a stored session (client address, user
 //! agent, metadata, user id) and of a static sighting (client address) are
-//! sealed with ChaCha20-Poly1305 before they reach a row, and opened when a
-//! row is read. Session ids, token hashes, digests, counters and times stay
-//! in the clear: they are the lookups and the prune.
+//! sealed with an AEAD before they reach a row, and opened when a row is
+//! read: AES-256-GCM for the embedded store's session rows ([`row`]),
+//! ChaCha20-Poly1305 for everything else. Session ids, token hashes,
+//! digests, counters and times stay in the clear: they are the lookups and
+//! the prune.
 //!
 //! A storage key is 32 random bytes in a file (`telegate keygen --purpose
-//! storage`); its id is the first 4 bytes of a SHA-256 over it (8 hex
-//! characters), stored with each row in its `seal` column. The first key
+//! storage`; [`keys`]: one subkey per cipher); its id is the first 4 bytes
+//! of a SHA-256 over it (8 hex characters), stored with each row in its
+//! `seal` column. The first key
 //! seals, every key opens: a rotated list (new key first) still reads old
 //! rows, and the stores re-seal them under the new key.
 //!
@@ -26,25 +29,22 @@
 //! in the list, or sealed while no key is configured, fails the start with
 //! that reason: never a plaintext fallback.
 
+use aes_gcm::Aes256Gcm;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use chacha20poly1305::aead::{Aead, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::StoreError;
-use crate::config::EncryptionSettings;
-
+mod keys;
 mod nonce;
 mod row;
 
+pub use keys::{new_key_text, KEY_PREFIX};
 pub use row::{from_stored, to_stored, StoredRow};
 
-/// What `telegate keygen --purpose storage` writes before the key's hex,
-/// so a signing secret given by mistake is refused.
-pub const KEY_PREFIX: &str = "telegate-storage-key-v1:";
 const NONCE_BYTES: usize = 12;
 
 /// Why a stored value could not be opened; each fails the start.
@@ -64,7 +64,11 @@ pub enum SealError {
 
 struct StorageKey {
     id: String,
+    /// The per-value format, the deterministic seals, and the embedded
+    /// row blobs of format 2 (read only).
     aead: ChaCha20Poly1305,
+    /// The embedded row blobs of format 3 (sealed and read).
+    row: Aes256Gcm,
     /// The user id's synthetic nonce is an HMAC under this.
     lookup: Zeroizing<[u8; 32]>,
 }
@@ -92,15 +96,10 @@ pub struct Private {
     pub metadata: Option<String>,
 }
 
-fn derive(master: &[u8; 32], label: &[u8]) -> Zeroizing<[u8; 32]> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(master).expect("any key length");
-    mac.update(label);
-    Zeroizing::new(mac.finalize().into_bytes().into())
-}
-
 fn associated(field: &str, row: &str) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(16 + field.len() + row.len());
-    aad.extend_from_slice(b"telegate/seal/v1\0");
+    const DOMAIN: &[u8] = b"telegate/seal/v1\0";
+    let mut aad = Vec::with_capacity(DOMAIN.len() + field.len() + 1 + row.len());
+    aad.extend_from_slice(DOMAIN);
     aad.extend_from_slice(field.as_bytes());
     aad.push(0);
     aad.extend_from_slice(row.as_bytes());
@@ -108,59 +107,6 @@ fn associated(field: &str, row: &str) -> Vec<u8> {
 }
 
 impl Sealer {
-    /// Reads every key file (regular, bounded, like the signing keys).
-    pub fn load(settings: &EncryptionSettings) -> Result<Sealer, StoreError> {
-        let mut keys = Vec::with_capacity(settings.key_files.len());
-        for path in &settings.key_files {
-            let fail = |why: String| {
-                StoreError(format!(
-                    "sessions.encryption.key_files {}: {why}",
-                    path.display()
-                ))
-            };
-            let bytes =
-                Zeroizing::new(crate::protocol::keyring::read_key_file(path).map_err(fail)?);
-            let key = std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(parse_key)
-                .ok_or_else(|| {
-                    fail(format!(
-                        "not a storage key (`telegate keygen --purpose storage` writes {KEY_PREFIX} and 64 hex characters)"
-                    ))
-                })?;
-            keys.push(key);
-        }
-        Sealer::from_keys(&keys.iter().map(|k| **k).collect::<Vec<_>>())
-    }
-
-    /// From raw keys, the sealing one first (tests, benchmarks).
-    pub fn from_keys(keys: &[[u8; 32]]) -> Result<Sealer, StoreError> {
-        let mut out: Vec<StorageKey> = Vec::with_capacity(keys.len());
-        for master in keys {
-            let id = hex::encode(
-                &Sha256::digest([b"telegate/seal/id\0".as_slice(), master].concat())[..4],
-            );
-            if out.iter().any(|k| k.id == id) {
-                return Err(StoreError(format!(
-                    "sessions.encryption.key_files: storage key {id} is listed twice"
-                )));
-            }
-            let enc = derive(master, b"telegate/seal/v1/encrypt");
-            out.push(StorageKey {
-                aead: ChaCha20Poly1305::new(Key::from_slice(&enc[..])),
-                lookup: derive(master, b"telegate/seal/v1/lookup"),
-                id,
-            });
-        }
-        if out.is_empty() {
-            return Err(StoreError("sessions.encryption.key_files is empty".into()));
-        }
-        Ok(Sealer {
-            keys: out,
-            nonces: nonce::Nonces::new(),
-        })
-    }
-
     /// The id of the sealing key (the first), stored in each row's `seal`.
     pub fn key_id(&self) -> &str {
         &self.keys[0].id
@@ -325,21 +271,6 @@ fn encode(key: &StorageKey, nonce: &[u8], sealed: &[u8]) -> String {
     out.push(':');
     STANDARD_NO_PAD.encode_string([nonce, sealed].concat(), &mut out);
     out
-}
-
-/// A key file's text: [`KEY_PREFIX`] and 64 hex characters, trimmed.
-fn parse_key(text: &str) -> Option<Zeroizing<[u8; 32]>> {
-    let hex_text = text.trim().strip_prefix(KEY_PREFIX)?;
-    let mut key = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(hex_text, &mut key[..]).ok()?;
-    Some(key)
-}
-
-/// A new storage key file's text (`telegate keygen --purpose storage`).
-pub fn new_key_text() -> Result<String, String> {
-    let mut key = Zeroizing::new([0u8; 32]);
-    getrandom::fill(&mut key[..]).map_err(|err| format!("OS RNG failed: {err}"))?;
-    Ok(format!("{KEY_PREFIX}{}", hex::encode(&key[..])))
 }
 
 /// How a row is stored: its `seal` column (the key id, `None` in clear)

@@ -2,6 +2,7 @@
 //! sealed value does not open.
 
 use super::*;
+use crate::config::EncryptionSettings;
 
 const OLD: [u8; 32] = [7; 32];
 const NEW: [u8; 32] = [9; 32];

@@ -16,6 +16,20 @@
 //! - the deterministic seals (user id, lookups) use an HMAC of the value
 //!   as nonce (SIV-like); one meeting a counter nonce is a 2^-96 event per
 //!   pair, as with random nonces.
+//!
+//! The same argument holds for both ciphers that draw from this count:
+//! ChaCha20-Poly1305 (per-value seals) and AES-256-GCM (the embedded row
+//! blobs, format 3), each with its own subkey, so a nonce shared between
+//! the two is not a reuse. For AES-256-GCM uniqueness matters more (one
+//! repeat under a key gives away its GHASH key, so forgeries under every
+//! nonce, where ChaCha20-Poly1305 loses only that nonce's one-time key);
+//! its 96-bit nonces are used as GCM intends (the block counter in the
+//! other 32 bits starts afresh per nonce, so distinct nonces never share a
+//! keystream block), and its deterministic use stays out: the user id and
+//! lookups are sealed with ChaCha20-Poly1305 only. GCM's bound on data per
+//! key (AES is a permutation: 2^32 rows of 8 blocks each, 2^35 blocks, tell
+//! its keystream from random with odds about 2^70 / 2^129 = 2^-59) is far
+//! beyond what one storage key seals before a rotation.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -36,6 +50,15 @@ impl Nonces {
         getrandom::fill(&mut bytes[..NONCE_BYTES]).expect("OS RNG");
         Nonces {
             base: u128::from_le_bytes(bytes),
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// Counting from `base` (the golden vectors of the seal formats).
+    #[cfg(test)]
+    pub(super) fn starting_at(base: u128) -> Nonces {
+        Nonces {
+            base: base & MASK_96,
             next: AtomicU64::new(0),
         }
     }

@@ -2,30 +2,41 @@
 //! and metadata sealed together as ONE value (one nonce, one AEAD call, one
 //! tag), stored as a BLOB in the row's `sealed` column; the user id stays
 //! in its own column, sealed deterministically so it is found by equality.
-//! Per row that is one ChaCha20-Poly1305 key setup and finalisation instead
-//! of one per field, and about 30 bytes of overhead instead of 45 per field
-//! in base64 text (docs/benchmarks.md, issue 14).
+//! Per row that is one AEAD call instead of one per field, and about 30
+//! bytes of overhead instead of 45 per field in base64 text.
 //!
 //! The blob is `FORMAT || nonce (12) || ciphertext || tag (16)`, the
 //! plaintext the three fields in order, each a LEB128 varint of its length
-//! plus one (0: absent) and its bytes. The associated data names the value
-//! (`row_private`) and the row's session id, so a blob copied into another
-//! row does not open. The key id is the row's `seal` column.
+//! plus one (0: absent) and its bytes. The associated data binds the
+//! row's session id, so a blob copied into another row does not open. The
+//! key id is the row's `seal` column.
 //!
-//! Rows of the earlier per-value format (each field `KEYID:base64`, no
-//! blob) and rows in clear still read; both ask to be written again, so a
-//! start with a key leaves every row in this format. PostgreSQL keeps the
-//! per-value format (its fields are written by different statements).
+//! Format 3 (written) is AES-256-GCM; format 2 (read) is the same layout
+//! under ChaCha20-Poly1305, which cost about 2 us per row on AES-NI boxes
+//! against 0.3 us (poly1305's AVX2 backend computes its key powers for
+//! every message; docs/benchmarks.md, issue 14). Each format has its own
+//! subkey, so the byte cannot make a blob open under the other cipher.
+//! Format 3's subkey seals nothing but these blobs, so its associated data
+//! is the bare session id (the subkey already names what is sealed: no
+//! labels to hash, nothing to allocate); format 2's is
+//! `telegate/seal/v1\0row_private\0` and the session id.
+//! Format 2 rows, rows of the earlier per-value format (each field
+//! `KEYID:base64`, no blob) and rows in clear still read; all ask to be
+//! written again, so a start with a key leaves every row in format 3.
+//! PostgreSQL keeps the per-value format (its fields are written by
+//! different statements).
 
 use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::Nonce;
 
 use super::{associated, from_row, Private, SealError, Sealer, NONCE_BYTES, USER_FIELD};
 
-/// The first byte of a blob: its format (the per-value one had no blob).
-const FORMAT: u8 = 2;
+/// The first byte of a blob: its format (the per-value one had no blob):
+/// AES-256-GCM, sealed and read.
+const FORMAT: u8 = 3;
+/// ChaCha20-Poly1305, as the release before wrote it: read only.
+const FORMAT_CHACHA: u8 = 2;
 const TAG_BYTES: usize = 16;
-/// The associated data's field name for the whole private part.
+/// Format 2's associated data's field name for the whole private part.
 const ROW_FIELD: &str = "row_private";
 /// A length's varint is at most this long (a u64).
 const MAX_VARINT: usize = 10;
@@ -81,13 +92,13 @@ pub fn from_stored(
     let Some(sealer) = sealer else {
         return Err(SealError::NoKey(id));
     };
-    let (client_ip, user_agent, metadata) = sealer.open_row(&id, row, &blob)?;
+    let ((client_ip, user_agent, metadata), current) = sealer.open_row(&id, row, &blob)?;
     let user_id = stored
         .columns
         .user_id
         .map(|v| sealer.open(row, USER_FIELD, &v))
         .transpose()?;
-    let again = id != sealer.key_id();
+    let again = !current || id != sealer.key_id();
     let private = Private {
         client_ip,
         user_agent,
@@ -118,37 +129,43 @@ impl Sealer {
         let start = 1 + NONCE_BYTES;
         // Encryption fails only past 256 GiB of plaintext.
         let tag = self.keys[0]
-            .aead
-            .encrypt_in_place_detached(
-                Nonce::from_slice(&nonce),
-                &associated(ROW_FIELD, row),
-                &mut blob[start..],
-            )
+            .row
+            .encrypt_in_place_detached((&nonce).into(), row.as_bytes(), &mut blob[start..])
             .expect("bounded plaintext");
         blob.extend_from_slice(&tag);
         blob
     }
 
-    /// Opens what [`Self::seal_row`] made for `row` under key `id`.
-    fn open_row(&self, id: &str, row: &str, blob: &[u8]) -> Result<Fields, SealError> {
+    /// Opens what [`Self::seal_row`] (or the release before, format 2)
+    /// made for `row` under key `id`; true when it is in [`FORMAT`].
+    fn open_row(&self, id: &str, row: &str, blob: &[u8]) -> Result<(Fields, bool), SealError> {
         let key = self
             .key(id)
             .ok_or_else(|| SealError::UnknownKey(id.to_string()))?;
         let bad = || SealError::DoesNotOpen(id.to_string());
         let start = 1 + NONCE_BYTES;
-        if blob.len() < start + TAG_BYTES || blob[0] != FORMAT {
+        if blob.len() < start + TAG_BYTES {
             return Err(bad());
         }
         let (body, tag) = blob[start..].split_at(blob.len() - start - TAG_BYTES);
+        let nonce = &blob[1..start];
         let mut plain = body.to_vec();
-        key.aead
-            .decrypt_in_place_detached(
-                Nonce::from_slice(&blob[1..start]),
+        let opened = match blob[0] {
+            FORMAT => key.row.decrypt_in_place_detached(
+                nonce.into(),
+                row.as_bytes(),
+                &mut plain,
+                tag.into(),
+            ),
+            FORMAT_CHACHA => key.aead.decrypt_in_place_detached(
+                nonce.into(),
                 &associated(ROW_FIELD, row),
                 &mut plain,
                 tag.into(),
-            )
-            .map_err(|_| bad())?;
+            ),
+            _ => return Err(bad()),
+        };
+        opened.map_err(|_| bad())?;
         let mut input = plain.as_slice();
         let fields = (
             take_field(&mut input).ok_or_else(bad)?,
@@ -159,7 +176,7 @@ impl Sealer {
         if !input.is_empty() {
             return Err(bad());
         }
-        Ok(fields)
+        Ok((fields, blob[0] == FORMAT))
     }
 }
 

@@ -177,3 +177,68 @@ fn no_nonce_repeats_across_a_batch_or_two_sealers_of_one_key() {
     }
     assert_eq!(nonces.len(), 20_000);
 }
+
+/// A row blob for key [`OLD`], row `s1`, nonce 01..0c and [`private`]'s
+/// fields (no user id), computed apart from this code (Python's
+/// `cryptography`: HMAC-SHA256 subkeys, AES-256-GCM and ChaCha20-Poly1305),
+/// and for format 2 checked to open in the release that wrote that format.
+/// A change of layout, subkey label or associated data breaks these.
+const FORMAT_3_GOLDEN: &str = "030102030405060708090a0b0c2abd3a11f9fe4825681fc786d2322708083dd3c653c35d8ed58d925c717f0ad7b70e5773e30871f266f4a6fd8d5eed9c2a77642815f329141d86555cea56296e895aec3a6096a574539619d38ed63f3eeee9628d5f8c20002688195ef127";
+const FORMAT_2_GOLDEN: &str = "020102030405060708090a0b0c5c16630887843568d114612dc9f85851038e15a6f7fe42552b338d60f7f9c24f0da4518546c8c3d67812ff6f25d7ab0ba52cc212574844fe37e97b7648902df4a89990b920751158824f37802c6edbd8586eb3efaae5fa5a1ad8145ad7f8";
+
+fn golden_row(sealer: &Sealer, hex_blob: &str) -> StoredRow {
+    StoredRow {
+        seal: Some(sealer.key_id().to_string()),
+        columns: Private::default(),
+        blob: Some(hex::decode(hex_blob).unwrap()),
+    }
+}
+
+fn without_user() -> Private {
+    Private {
+        user_id: None,
+        ..private()
+    }
+}
+
+#[test]
+fn a_row_seals_to_the_golden_blob_of_format_3_and_opens_it() {
+    let mut sealer = Sealer::from_keys(&[OLD]).unwrap();
+    sealer.nonces = super::super::nonce::Nonces::starting_at(u128::from_le_bytes([
+        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 0, 0, 0,
+    ]));
+    let blob = sealer.seal_row("s1", &without_user());
+    assert_eq!(hex::encode(&blob), FORMAT_3_GOLDEN);
+    assert_eq!(
+        from_stored(Some(&sealer), "s1", golden_row(&sealer, FORMAT_3_GOLDEN)),
+        Ok((without_user(), false))
+    );
+}
+
+#[test]
+fn a_blob_of_format_2_opens_and_asks_to_be_sealed_again_in_format_3() {
+    let sealer = Sealer::from_keys(&[OLD]).unwrap();
+    let stored = golden_row(&sealer, FORMAT_2_GOLDEN);
+    assert_eq!(
+        from_stored(Some(&sealer), "s1", stored.clone()),
+        Ok((without_user(), true)),
+        "format 2 under the sealing key: written again"
+    );
+    assert_eq!(
+        from_stored(Some(&sealer), "s2", stored.clone()),
+        Err(SealError::DoesNotOpen(sealer.key_id().to_string())),
+        "still bound to its row"
+    );
+    // Read as format 3 (the byte altered), it does not open: each format
+    // has its own subkey.
+    let mut relabelled = stored;
+    relabelled.blob.as_mut().unwrap()[0] = 3;
+    assert_eq!(
+        from_stored(Some(&sealer), "s1", relabelled),
+        Err(SealError::DoesNotOpen(sealer.key_id().to_string()))
+    );
+    assert_eq!(
+        to_stored(Some(&sealer), "s1", private()).blob.unwrap()[0],
+        3
+    );
+}

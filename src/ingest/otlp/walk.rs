@@ -85,80 +85,153 @@ const START_GROUP: u8 = 3;
 const END_GROUP: u8 = 4;
 const FIXED32: u8 = 5;
 
+/// How many nested messages one [`message`] call walks itself before it
+/// recurses (exports nest about 6 deep; prost's limit is 100).
+const NESTED: usize = 8;
+
+/// What a message adds up to for its parent.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    items: u64,
+    /// Metric.data: the key of the kind held, and its points.
+    data_key: u32,
+    data_points: u64,
+}
+
+impl Tally {
+    /// Adds a nested message's own total `inner`, as its field counts.
+    #[inline]
+    fn add(&mut self, count: Count, key: u32, inner: u64) {
+        match count {
+            Count::No => {}
+            Count::Sum => self.items += inner,
+            Count::One => self.items += 1,
+            Count::Data if self.data_key == key => self.data_points += inner,
+            Count::Data => (self.data_key, self.data_points) = (key, inner),
+        }
+    }
+
+    fn total(self) -> u64 {
+        self.items + self.data_points
+    }
+}
+
+/// A message whose walk is paused while one of its fields, a nested
+/// message, is walked.
+#[derive(Debug, Clone, Copy)]
+struct Paused<'b> {
+    kind: Kind,
+    /// Its bytes after the nested message.
+    rest: &'b [u8],
+    tally: Tally,
+    /// The nested message's field: how it counts.
+    count: Count,
+    key: u32,
+}
+
+const IDLE: Paused<'static> = Paused {
+    kind: Kind::KeyValue,
+    rest: &[],
+    tally: Tally {
+        items: 0,
+        data_key: 0,
+        data_points: 0,
+    },
+    count: Count::No,
+    key: 0,
+};
+
 /// Walks one message's fields; `depth` is prost's recursion count for them.
 ///
 /// The common cases are decided on the first byte: a key of a tag below 16
 /// is one byte, and its slot in the schema says both what the field is and
 /// whether its wire type is right; a varint or a length below 128 is one
 /// byte too. Anything else goes the general way ([`long_key`], [`varint`]).
-/// The rest of the message is a slice passed by value (never by address),
-/// so it stays in registers.
-fn message(kind: Kind, mut buf: &[u8], depth: u32) -> Result<u64, Bad> {
-    let slots = schema::keys(kind);
-    let mut items = 0u64;
-    // Metric.data: the key of the kind held, and its points.
-    let (mut data_key, mut data_points) = (0u32, 0u64);
-    while let Some((&first, rest)) = buf.split_first() {
-        let (slot, key) = match slots.get(usize::from(first)) {
-            Some(slot) if first < 0x80 => {
-                buf = rest;
-                (*slot, u32::from(first))
-            }
-            _ => {
-                let (slot, key, rest) = long_key(slots, buf)?;
-                buf = rest;
-                (slot, key)
-            }
-        };
-        buf = match slot.op {
-            Op::Varint => skip_varint(buf)?,
-            Op::Fixed32 => buf.get(4..).ok_or(Bad::Underflow)?,
-            Op::Fixed64 => buf.get(8..).ok_or(Bad::Underflow)?,
-            Op::Str => {
-                let (value, rest) = delimited(buf)?;
-                utf8(value)?;
-                rest
-            }
-            Op::Bytes => delimited(buf)?.1,
-            Op::Message(count) => {
-                if depth == 0 {
-                    return Err(Bad::Recursion);
-                }
-                let (value, rest) = delimited(buf)?;
-                if slot.child == Kind::KeyValue && string_attribute(value, depth - 1) {
+/// A nested message is walked in the same loop, its parent paused on a
+/// small stack (a call per message cost more than its fields), and only
+/// past [`NESTED`] levels by a recursive call. The rest of the message is
+/// a slice passed by value (never by address), so it stays in registers.
+fn message(kind: Kind, buf: &[u8], depth: u32) -> Result<u64, Bad> {
+    let mut paused = [IDLE; NESTED];
+    let mut open = 0usize;
+    let (mut kind, mut buf, mut depth, mut tally) = (kind, buf, depth, Tally::default());
+    let mut slots = schema::keys(kind);
+    loop {
+        while let Some((&first, rest)) = buf.split_first() {
+            let (slot, key) = match slots.get(usize::from(first)) {
+                Some(slot) if first < 0x80 => {
                     buf = rest;
-                    continue;
+                    (*slot, u32::from(first))
                 }
-                let inner = message(slot.child, value, depth - 1)?;
-                match count {
-                    Count::No => {}
-                    Count::Sum => items += inner,
-                    Count::One => items += 1,
-                    Count::Data if data_key == key => data_points += inner,
-                    Count::Data => (data_key, data_points) = (key, inner),
+                _ => {
+                    let (slot, key, rest) = long_key(slots, buf)?;
+                    buf = rest;
+                    (slot, key)
                 }
-                rest
-            }
-            Op::PackedVarint => {
-                let (mut packed, rest) = delimited(buf)?;
-                while !packed.is_empty() {
-                    packed = skip_varint(packed)?;
+            };
+            buf = match slot.op {
+                Op::Varint => skip_varint(buf)?,
+                Op::Fixed32 => buf.get(4..).ok_or(Bad::Underflow)?,
+                Op::Fixed64 => buf.get(8..).ok_or(Bad::Underflow)?,
+                Op::Str => {
+                    let (value, rest) = delimited(buf)?;
+                    utf8(value)?;
+                    rest
                 }
-                rest
-            }
-            Op::PackedFixed64 => {
-                let (packed, rest) = delimited(buf)?;
-                if packed.len() % 8 != 0 {
-                    return Err(Bad::PackedLength);
+                Op::Bytes => delimited(buf)?.1,
+                Op::Message(count) => {
+                    if depth == 0 {
+                        return Err(Bad::Recursion);
+                    }
+                    let (value, rest) = delimited(buf)?;
+                    if slot.child == Kind::KeyValue && string_attribute(value, depth - 1) {
+                        rest
+                    } else if let Some(frame) = paused.get_mut(open) {
+                        *frame = Paused {
+                            kind,
+                            rest,
+                            tally,
+                            count,
+                            key,
+                        };
+                        open += 1;
+                        (kind, depth, tally) = (slot.child, depth - 1, Tally::default());
+                        slots = schema::keys(kind);
+                        value
+                    } else {
+                        tally.add(count, key, message(slot.child, value, depth - 1)?);
+                        rest
+                    }
                 }
-                rest
-            }
-            Op::Unknown => skip((key & 7) as u8, key >> 3, buf, depth)?,
-            Op::WrongWire => return Err(Bad::WireType),
-            Op::Invalid => return Err(invalid_key(key)),
+                Op::PackedVarint => {
+                    let (mut packed, rest) = delimited(buf)?;
+                    while !packed.is_empty() {
+                        packed = skip_varint(packed)?;
+                    }
+                    rest
+                }
+                Op::PackedFixed64 => {
+                    let (packed, rest) = delimited(buf)?;
+                    if packed.len() % 8 != 0 {
+                        return Err(Bad::PackedLength);
+                    }
+                    rest
+                }
+                Op::Unknown => skip((key & 7) as u8, key >> 3, buf, depth)?,
+                Op::WrongWire => return Err(Bad::WireType),
+                Op::Invalid => return Err(invalid_key(key)),
+            };
+        }
+        // This message ended exactly at its length: back to its parent.
+        let Some(parent) = open.checked_sub(1).and_then(|i| paused.get(i)) else {
+            return Ok(tally.total());
         };
+        open -= 1;
+        let inner = tally.total();
+        (kind, buf, depth, tally) = (parent.kind, parent.rest, depth + 1, parent.tally);
+        tally.add(parent.count, parent.key, inner);
+        slots = schema::keys(kind);
     }
-    Ok(items + data_points)
 }
 
 /// Whether `kv`, a `KeyValue` walked at `depth`, is the commonest message
@@ -235,7 +308,7 @@ fn utf8(value: &[u8]) -> Result<(), Bad> {
 
 /// Whether every byte of `value` is below 0x80: a word at a time, the
 /// last word overlapping (shorter values by halves or bytes).
-#[inline]
+#[inline(always)]
 fn ascii(value: &[u8]) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     if let Some(tail) = value.last_chunk::<8>() {

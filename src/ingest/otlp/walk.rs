@@ -18,54 +18,23 @@
 //! message nor an unknown field may appear. `Metric.data` is a oneof: a
 //! second field of the same kind merges into the first (its points add up),
 //! one of another kind replaces it, as prost does.
+//!
+//! It costs a few instructions per byte (about 6.5 for the benchmark's
+//! 1049-byte metrics export, `examples/walk_count`): the schema is a table
+//! per message indexed by key ([`schema`]), one-byte keys and lengths are
+//! taken as they are, strings are checked for ASCII a word at a time, the
+//! commonest message (a string attribute) is checked in one go, and nested
+//! messages are walked in one loop.
 
 use super::{Malformed, Signal};
+pub use bad::Bad;
 use schema::{Count, Kind, Op, Slot, KEYS};
 
+mod bad;
 mod schema;
 
 /// prost's `RECURSION_LIMIT`: the depth the top-level message decodes at.
 const RECURSION_LIMIT: u32 = 100;
-
-/// Why the bytes are not an export (a `u8`, so a walk's result comes back
-/// in registers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bad {
-    Varint,
-    KeyValue,
-    WireTypeValue,
-    TagZero,
-    WireType,
-    Underflow,
-    Utf8,
-    PackedLength,
-    Recursion,
-    EndGroup,
-}
-
-impl Bad {
-    /// prost's wording.
-    pub fn text(self) -> &'static str {
-        match self {
-            Bad::Varint => "invalid varint",
-            Bad::KeyValue => "invalid key value",
-            Bad::WireTypeValue => "invalid wire type value",
-            Bad::TagZero => "invalid tag value: 0",
-            Bad::WireType => "invalid wire type",
-            Bad::Underflow => "buffer underflow",
-            Bad::Utf8 => "invalid string value: data is not UTF-8 encoded",
-            Bad::PackedLength => "delimited length exceeded",
-            Bad::Recursion => "recursion limit reached",
-            Bad::EndGroup => "unexpected end group tag",
-        }
-    }
-}
-
-impl From<Bad> for Malformed {
-    fn from(bad: Bad) -> Malformed {
-        Malformed(format!("not a protobuf export: {}", bad.text()))
-    }
-}
 
 /// The items of the export `bytes` (already inflated) would decode to.
 pub fn items(signal: Signal, bytes: &[u8]) -> Result<u64, Malformed> {
@@ -90,7 +59,7 @@ const FIXED32: u8 = 5;
 const NESTED: usize = 8;
 
 /// What a message adds up to for its parent.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Tally {
     items: u64,
     /// Metric.data: the key of the kind held, and its points.
@@ -99,6 +68,12 @@ struct Tally {
 }
 
 impl Tally {
+    const ZERO: Tally = Tally {
+        items: 0,
+        data_key: 0,
+        data_points: 0,
+    };
+
     /// Adds a nested message's own total `inner`, as its field counts.
     #[inline]
     fn add(&mut self, count: Count, key: u32, inner: u64) {
@@ -132,11 +107,7 @@ struct Paused<'b> {
 const IDLE: Paused<'static> = Paused {
     kind: Kind::KeyValue,
     rest: &[],
-    tally: Tally {
-        items: 0,
-        data_key: 0,
-        data_points: 0,
-    },
+    tally: Tally::ZERO,
     count: Count::No,
     key: 0,
 };
@@ -154,7 +125,7 @@ const IDLE: Paused<'static> = Paused {
 fn message(kind: Kind, buf: &[u8], depth: u32) -> Result<u64, Bad> {
     let mut paused = [IDLE; NESTED];
     let mut open = 0usize;
-    let (mut kind, mut buf, mut depth, mut tally) = (kind, buf, depth, Tally::default());
+    let (mut kind, mut buf, mut depth, mut tally) = (kind, buf, depth, Tally::ZERO);
     let mut slots = schema::keys(kind);
     loop {
         while let Some((&first, rest)) = buf.split_first() {
@@ -195,7 +166,7 @@ fn message(kind: Kind, buf: &[u8], depth: u32) -> Result<u64, Bad> {
                             key,
                         };
                         open += 1;
-                        (kind, depth, tally) = (slot.child, depth - 1, Tally::default());
+                        (kind, depth, tally) = (slot.child, depth - 1, Tally::ZERO);
                         slots = schema::keys(kind);
                         value
                     } else {

@@ -56,7 +56,7 @@ where
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == "application/grpc" || v.starts_with("application/grpc+proto"));
-    let encoding = parts.headers.get("grpc-encoding").cloned();
+    let encoding = parts.headers.get(grpc::GRPC_ENCODING).cloned();
     let gzip = encoding
         .as_ref()
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
@@ -86,7 +86,7 @@ where
     // The client's deadline caps the forward's (a malformed one is ignored).
     let timeout = parts
         .headers
-        .get("grpc-timeout")
+        .get(grpc::GRPC_TIMEOUT)
         .and_then(|v| grpc::parse_timeout(v.as_bytes()));
     parts.extensions.insert(ViaGrpc { timeout });
     let body = Unframe::new(
@@ -113,7 +113,7 @@ async fn to_grpc(answer: Response<super::respond::Body>) -> Response<Reply> {
     metadata.remove(header::CONTENT_LENGTH);
     if parts.status == StatusCode::OK {
         let mut trailers = HeaderMap::new();
-        trailers.insert("grpc-status", HeaderValue::from(grpc::OK));
+        trailers.insert(grpc::GRPC_STATUS, HeaderValue::from(grpc::OK));
         let message = match framed {
             true => bytes,
             false => Bytes::from(grpc::frame(&bytes)),
@@ -142,9 +142,9 @@ fn trailers_only(code: u32, message: &str, details: Option<&[u8]>) -> Response<R
     let mut response = Response::new(Reply::new(None, None));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, GRPC);
-    headers.insert("grpc-status", HeaderValue::from(code));
+    headers.insert(grpc::GRPC_STATUS, HeaderValue::from(code));
     if let Ok(value) = HeaderValue::from_str(&grpc::percent_encode(message)) {
-        headers.insert("grpc-message", value);
+        headers.insert(grpc::GRPC_MESSAGE, value);
     }
     if let Some(Ok(value)) = details.map(|d| HeaderValue::from_str(&STANDARD_NO_PAD.encode(d))) {
         headers.insert("grpc-status-details-bin", value);

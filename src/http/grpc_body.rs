@@ -68,9 +68,13 @@ impl<B> Unframe<B> {
         }
     }
 
-    /// Takes what `data` holds of the message; `Ok(bytes)` to yield.
+    /// Takes what `data` holds of the message; `Ok(bytes)` to yield. An
+    /// uncompressed message's part is yielded as the slice of `data` it is
+    /// (no copy): one frame holds at most one part, since after the
+    /// message's last byte any more data is refused.
     fn take(&mut self, mut data: Bytes) -> Result<Bytes, BoxError> {
         let mut out = BytesMut::new();
+        let mut plain = None;
         while data.has_remaining() {
             let Some(remaining) = self.remaining else {
                 let need = PREFIX_LEN - self.prefix.len();
@@ -88,14 +92,14 @@ impl<B> Unframe<B> {
             let part = data.split_to(n);
             self.remaining = Some(remaining - n);
             match &mut self.inflater {
-                None => out.extend_from_slice(&part),
+                None => plain = Some(part),
                 Some(_) => self.inflate(&part, &mut out)?,
             }
             if self.remaining == Some(0) {
                 self.finish(&mut out)?;
             }
         }
-        Ok(out.freeze())
+        Ok(plain.unwrap_or_else(|| out.freeze()))
     }
 
     fn start(&mut self) -> Result<(), BoxError> {

@@ -27,7 +27,9 @@ use hyper_util::rt::TokioExecutor;
 use super::error::IngestError;
 use super::forward::Outgoing;
 use crate::config::CollectorSettings;
-use crate::protocol::grpc::{export_path, format_timeout, prefix, single_message, PREFIX_LEN};
+use crate::protocol::grpc::{
+    export_path, format_timeout, prefix, single_message, GRPC_STATUS, GRPC_TIMEOUT, PREFIX_LEN,
+};
 use crate::protocol::headers::{X_AUTH_CLIENT_VERSION, X_AUTH_SESSION_ID};
 use crate::protocol::signal::Signal;
 
@@ -107,9 +109,9 @@ impl GrpcCollector {
         *request.headers_mut() = self.headers.clone();
         let headers = request.headers_mut();
         if timeout == self.usual_timeout.0 {
-            headers.insert("grpc-timeout", self.usual_timeout.1.clone());
+            headers.insert(GRPC_TIMEOUT, self.usual_timeout.1.clone());
         } else if let Ok(value) = HeaderValue::from_str(&format_timeout(timeout)) {
-            headers.insert("grpc-timeout", value);
+            headers.insert(GRPC_TIMEOUT, value);
         }
         if let Ok(value) = HeaderValue::from_str(out.session_id) {
             headers.insert(X_AUTH_SESSION_ID, value);
@@ -144,8 +146,8 @@ impl GrpcCollector {
         // Trailers-Only puts the status in the headers.
         let status = collected
             .trailers()
-            .and_then(|t| t.get("grpc-status"))
-            .or_else(|| parts.headers.get("grpc-status"))
+            .and_then(|t| t.get(GRPC_STATUS))
+            .or_else(|| parts.headers.get(GRPC_STATUS))
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u32>().ok());
         let body = collected.to_bytes();

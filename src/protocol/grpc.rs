@@ -7,7 +7,16 @@
 
 use std::time::Duration;
 
+use http::HeaderName;
+
 use super::signal::Signal;
+
+/// The gRPC metadata telegate reads or writes, as names built once (a
+/// name given as a string is parsed and checked on every use).
+pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+pub const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+pub const GRPC_ENCODING: HeaderName = HeaderName::from_static("grpc-encoding");
+pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// The trace service's Export method path.
 pub const TRACES_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";

@@ -283,10 +283,12 @@ fn utf8(value: &[u8]) -> Result<(), Bad> {
 fn ascii(value: &[u8]) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     if let Some(tail) = value.last_chunk::<8>() {
-        let (words, _) = value.as_chunks::<8>();
-        let all = words.iter().fold(u64::from_ne_bytes(*tail), |all, word| {
-            all | u64::from_ne_bytes(*word)
-        });
+        // A chunk of 8 is always a word (`HIGH` otherwise: not ASCII).
+        let all = value
+            .chunks_exact(8)
+            .fold(u64::from_ne_bytes(*tail), |all, word| {
+                all | word.try_into().map_or(HIGH, u64::from_ne_bytes)
+            });
         return all & HIGH == 0;
     }
     if let (Some(head), Some(tail)) = (value.first_chunk::<4>(), value.last_chunk::<4>()) {

@@ -44,6 +44,18 @@ fn key_file(dir: &Path) -> PathBuf {
     key
 }
 
+/// A sealed store's file (in `dir`, key `key` in `keys`) holding one
+/// signed session, `s1` from 192.0.2.1, written by a flush.
+fn sealed_with_one_sighting() -> (tempfile::TempDir, PathBuf, tempfile::TempDir) {
+    let keys = tempfile::tempdir().unwrap();
+    let key = key_file(keys.path());
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), T0, Some(&key)).unwrap();
+    store.observe(&sighting("s1", "192.0.2.1", T0)).unwrap();
+    store.flush().unwrap();
+    (keys, key, dir)
+}
+
 fn db(dir: &Path) -> Connection {
     Connection::open(dir.join(schema::FILE)).unwrap()
 }
@@ -128,14 +140,7 @@ fn earlier_format(dir: &Path, key: &Path, id: &str) {
 
 #[tokio::test]
 async fn rows_of_the_earlier_format_read_and_are_sealed_as_one_value_at_the_start() {
-    let keys = tempfile::tempdir().unwrap();
-    let key = key_file(keys.path());
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = open(dir.path(), T0, Some(&key)).unwrap();
-        store.observe(&sighting("s1", "192.0.2.1", T0)).unwrap();
-        store.flush().unwrap();
-    }
+    let (_keys, key, dir) = sealed_with_one_sighting();
     // Back to a version 2 file with a per-value row, as the last release
     // wrote it.
     earlier_format(dir.path(), &key, "s1");
@@ -229,14 +234,7 @@ fn format_2_blob(key: &Path, id: &str, ip: &str, agent: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_blob_of_format_2_reads_and_is_sealed_again_in_format_3_at_the_start() {
-    let keys = tempfile::tempdir().unwrap();
-    let key = key_file(keys.path());
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = open(dir.path(), T0, Some(&key)).unwrap();
-        store.observe(&sighting("s1", "192.0.2.1", T0)).unwrap();
-        store.flush().unwrap();
-    }
+    let (_keys, key, dir) = sealed_with_one_sighting();
     let (_, blob, _) = row(dir.path(), "s1");
     assert_eq!(blob.unwrap()[0], 3, "written in format 3");
     let old = format_2_blob(&key, "s1", "192.0.2.7", "OpenTelemetry .NET");

@@ -147,7 +147,7 @@ fn trailers_only(code: u32, message: &str, details: Option<&[u8]>) -> Response<R
         headers.insert(grpc::GRPC_MESSAGE, value);
     }
     if let Some(Ok(value)) = details.map(|d| HeaderValue::from_str(&STANDARD_NO_PAD.encode(d))) {
-        headers.insert("grpc-status-details-bin", value);
+        headers.insert(grpc::GRPC_STATUS_DETAILS, value);
     }
     response
 }

@@ -170,15 +170,15 @@ impl Forwarder {
                 backlog.exports = backlog.exports.saturating_sub(count);
                 backlog.bytes = backlog.bytes.saturating_sub(bytes);
                 backlog.oldest_ms = oldest;
+                // Counted under the backlog's lock: whoever sees the rows
+                // gone from the backlog sees them delivered too.
+                shared.metrics.delivered_total.inc_by(count);
                 shared.publish(&backlog, (shared.now_ms)());
-                Ok(count)
+                Ok(())
             })
             .await;
-        match done {
-            Ok(count) => self.shared.metrics.delivered_total.inc_by(count),
-            Err(err) => {
-                tracing::error!(error = %err, "cannot delete delivered spool rows; they will be sent again")
-            }
+        if let Err(err) = done {
+            tracing::error!(error = %err, "cannot delete delivered spool rows; they will be sent again");
         }
     }
 

@@ -8,6 +8,7 @@
 //! - [`clock`]: the injected wall clock (`now` is read once per request).
 //! - [`env`]: environment variables, read through a trait tests can fill.
 //! - [`ip`]: address forms and the trusted proxy set.
+//! - [`prehashed`]: maps keyed by values that are already keyed hashes.
 //! - [`secret`]: a secret that cannot be printed.
 //! - [`secret_file`]: a secret read from a file (bounded, regular), and `NAME_FILE` variables.
 //!
@@ -44,6 +45,7 @@
 pub mod clock;
 pub mod env;
 pub mod ip;
+pub mod prehashed;
 pub mod secret;
 pub mod secret_file;
 

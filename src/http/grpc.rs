@@ -29,6 +29,7 @@ use prost::Message;
 
 use super::error::Status;
 use super::grpc_body::{Reply, Unframe};
+use super::ingest::GrpcCall;
 use super::state::AppState;
 use crate::ingest::forward::ViaGrpc;
 use crate::ingest::forward_grpc::FRAMED;
@@ -67,11 +68,12 @@ where
     // is `unsupported_media_type`, an encoding other than gzip or identity
     // `unsupported_encoding` (the message is inflated before admission reads it).
     match grpc_content {
-        true => headers.insert(
+        true => replace(
+            headers,
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),
         ),
-        false => headers.remove(header::CONTENT_TYPE),
+        false => drop(headers.remove(header::CONTENT_TYPE)),
     };
     if let Some(value) =
         encoding.filter(|v| !gzip && !v.as_bytes().eq_ignore_ascii_case(b"identity"))
@@ -82,21 +84,34 @@ where
     if gzip {
         limits.max_bytes = settings.max_decompressed_bytes;
     }
-    parts.extensions.insert(limits);
     // The client's deadline caps the forward's (a malformed one is ignored).
     let timeout = parts
         .headers
         .get(grpc::GRPC_TIMEOUT)
         .and_then(|v| grpc::parse_timeout(v.as_bytes()));
-    parts.extensions.insert(ViaGrpc { timeout });
+    let call = GrpcCall {
+        limits,
+        via: ViaGrpc { timeout },
+    };
     let body = Unframe::new(
         body,
         gzip,
         settings.max_body_bytes,
         settings.max_decompressed_bytes,
     );
-    let answer = super::ingest::handle(state, parts, body, peer, Some(signal)).await;
+    let answer = super::ingest::handle(state, parts, body, peer, Some(signal), Some(call)).await;
     to_grpc(answer).await
+}
+
+/// Sets `name` to `value` alone; in place when it holds one value already,
+/// since an insert first makes room for a new entry and regrows a full map
+/// (a call's metadata often fills one) for a name it then only replaces.
+fn replace(headers: &mut HeaderMap, name: header::HeaderName, value: HeaderValue) {
+    let single = headers.get_all(&name).iter().nth(1).is_none();
+    match headers.get_mut(&name) {
+        Some(slot) if single => *slot = value,
+        _ => drop(headers.insert(name, value)),
+    }
 }
 
 /// The ingest route's answer as gRPC's; see the module doc.

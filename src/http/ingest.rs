@@ -49,13 +49,23 @@ struct Outcome {
     refused: Vec<(&'static str, u64)>,
 }
 
-/// Answers one OTLP export; `signal` is `None` on a detecting path.
+/// What the gRPC listener passes along with a call it answers here.
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcCall {
+    /// The body stage's limits (a gzipped message is inflated before it).
+    pub limits: BodyLimits,
+    pub via: ViaGrpc,
+}
+
+/// Answers one OTLP export; `signal` is `None` on a detecting path, `grpc`
+/// `Some` for a call on the gRPC listener.
 pub async fn handle<B>(
     state: &AppState,
     parts: Parts,
     body: B,
     peer: IpAddr,
     signal: Option<Signal>,
+    grpc: Option<GrpcCall>,
 ) -> Response<Body>
 where
     B: HttpBody,
@@ -65,12 +75,7 @@ where
     let now = state.now();
     let route = Route::Ingest { signal };
     let settings = &state.settings.ingest;
-    // The gRPC listener sets its own (a gzipped message is inflated first).
-    let limits = parts
-        .extensions
-        .get::<BodyLimits>()
-        .copied()
-        .unwrap_or_else(|| BodyLimits::ingest(&state.settings));
+    let limits = grpc.map_or_else(|| BodyLimits::ingest(&state.settings), |call| call.limits);
     let attempt = Attempt {
         route,
         method: &parts.method,
@@ -90,7 +95,16 @@ where
     let format = Format::of(media);
     let outcome = match &admission.outcome {
         Ok(admitted) => {
-            Ok(deliver(state, admitted, &parts, signal, admission.client_ip, now).await)
+            let via = grpc.map(|call| call.via);
+            Ok(deliver(
+                state,
+                admitted,
+                &parts,
+                (signal, via),
+                admission.client_ip,
+                now,
+            )
+            .await)
         }
         Err(reject) => Err(reject),
     };
@@ -170,12 +184,12 @@ async fn deliver(
     state: &AppState,
     admitted: &Admitted<'_>,
     parts: &Parts,
-    signal: Option<Signal>,
+    route: (Option<Signal>, Option<ViaGrpc>),
     client_ip: IpAddr,
     now: i64,
 ) -> Outcome {
     let mut tally = Tally::default();
-    let result = deliver_inner(state, admitted, parts, signal, client_ip, now, &mut tally).await;
+    let result = deliver_inner(state, admitted, parts, route, client_ip, now, &mut tally).await;
     if let Err(IngestError::ContentRejected { rule, items }) = &result {
         tally.refused.push((*rule, *items));
     }
@@ -197,7 +211,7 @@ async fn deliver_inner(
     state: &AppState,
     admitted: &Admitted<'_>,
     parts: &Parts,
-    signal: Option<Signal>,
+    (signal, via): (Option<Signal>, Option<ViaGrpc>),
     client_ip: IpAddr,
     now: i64,
     tally: &mut Tally,
@@ -302,7 +316,7 @@ async fn deliver_inner(
         None => {
             ingest.metrics.in_flight.inc();
             let forward_started = Instant::now();
-            let delivery = match parts.extensions.get::<ViaGrpc>() {
+            let delivery = match via {
                 Some(via) => ingest.collector.send_grpc(outgoing, via.timeout).await,
                 None => ingest.collector.send(outgoing).await,
             };

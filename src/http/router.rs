@@ -56,11 +56,11 @@ where
         return bans::route(state, &parts, peer).await;
     }
     if let Some(signal) = crate::ingest::signal_for(&state.settings, path) {
-        return ingest::handle(state, parts, body, peer, Some(signal)).await;
+        return ingest::handle(state, parts, body, peer, Some(signal), None).await;
     }
     let forwarded = parts.headers.contains_key(&state.settings.forwarded.uri);
     if !forwarded && parts.method == Method::POST && crate::ingest::detects(&state.settings, path) {
-        return ingest::handle(state, parts, body, peer, None).await;
+        return ingest::handle(state, parts, body, peer, None, None).await;
     }
     match (path, &parts.method) {
         ("/auth", _) => auth::forward_auth(state, &parts, body, peer).await,

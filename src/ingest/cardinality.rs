@@ -29,20 +29,20 @@
 mod hash;
 pub mod shared;
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, RandomState};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, MutexGuard};
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 
 use crate::config::CardinalitySettings;
-use hash::Identity;
+use crate::prehashed::{PrehashedMap, PrehashedSet};
 use shared::{Ask, Shared};
 
 /// Characters of a metric name kept for display.
 const DISPLAY_CHARS: usize = 128;
 
-type Hashes = HashSet<u64, BuildHasherDefault<Identity>>;
+type Hashes = PrehashedSet;
 
 /// What judges an export's metric points (the guard's [`Admit`], or the
 /// second pass that drops what the shared store refused).
@@ -70,9 +70,9 @@ struct Series {
 
 struct State {
     window_start: i64,
-    metrics: HashMap<u64, Series, BuildHasherDefault<Identity>>,
+    metrics: PrehashedMap<Series>,
     /// hash(session, metric) -> new series it added this window.
-    sessions: HashMap<u64, u32, BuildHasherDefault<Identity>>,
+    sessions: PrehashedMap<u32>,
 }
 
 pub struct Guard {
@@ -248,7 +248,7 @@ impl Judge for Admit<'_> {
 fn admit_new(
     settings: &CardinalitySettings,
     entry: &mut Series,
-    sessions: &mut HashMap<u64, u32, BuildHasherDefault<Identity>>,
+    sessions: &mut PrehashedMap<u32>,
     session: u64,
     series: u64,
 ) -> bool {

@@ -59,7 +59,7 @@ pub struct Collector {
     grpc: Option<GrpcCollector>,
 }
 
-/// Marks an export that came in over gRPC (a request extension): it goes
+/// Marks an export that came in over gRPC: it goes
 /// out over gRPC when `collector.grpc_endpoint` is set, within the call's
 /// `grpc-timeout` when the client sent one (no use forwarding after the
 /// client has given up).

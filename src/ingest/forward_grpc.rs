@@ -106,8 +106,13 @@ impl GrpcCollector {
         let mut request = Request::new(Full::new(framed));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri.clone();
-        *request.headers_mut() = self.headers.clone();
+        // Room for the three below from the start: a clone of the fixed
+        // headers has none, and would grow twice.
         let headers = request.headers_mut();
+        headers.reserve(self.headers.len() + 3);
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
         if timeout == self.usual_timeout.0 {
             headers.insert(GRPC_TIMEOUT, self.usual_timeout.1.clone());
         } else if let Ok(value) = HeaderValue::from_str(&format_timeout(timeout)) {

@@ -139,7 +139,10 @@ impl Held {
 
     /// Gives `units` back to the client's share (the entry goes at zero).
     fn release_client(&self, units: usize) {
-        let Some(client) = self.client else { return };
+        // Most holds end empty (an inflation never begun): no ledger lock.
+        let Some(client) = self.client.filter(|_| units > 0) else {
+            return;
+        };
         let mut clients = self.budget.clients();
         if let Some(held) = clients.get_mut(&client) {
             *held = held.saturating_sub(units);

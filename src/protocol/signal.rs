@@ -42,6 +42,10 @@ impl Media {
     /// From a `Content-Type` value; parameters are ignored here (the header
     /// itself is forwarded unchanged).
     pub fn of(content_type: &str) -> Option<Media> {
+        // What nearly every export sends, spelled as the spec does.
+        if content_type == "application/x-protobuf" {
+            return Some(Media::Protobuf);
+        }
         let essence = content_type.split(';').next().unwrap_or("").trim();
         if essence.eq_ignore_ascii_case("application/x-protobuf") {
             Some(Media::Protobuf)

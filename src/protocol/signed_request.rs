@@ -148,12 +148,28 @@ pub fn parse_timestamp(text: &str) -> Result<i64, Reject> {
 /// 64 hex characters, either case (the original compared case-insensitively).
 /// Anything else cannot match, so it is a bad signature, not a missing one.
 pub fn parse_signature(text: &str) -> Result<[u8; TAG_LEN], Reject> {
+    let digits: &[u8; TAG_LEN * 2] = text
+        .as_bytes()
+        .try_into()
+        .map_err(|_| Reject::BadSignature)?;
     let mut tag = [0u8; TAG_LEN];
-    if text.len() != TAG_LEN * 2 {
-        return Err(Reject::BadSignature);
+    for (byte, pair) in tag.iter_mut().zip(digits.chunks_exact(2)) {
+        let (Some(high), Some(low)) = (hex_digit(pair[0]), hex_digit(pair[1])) else {
+            return Err(Reject::BadSignature);
+        };
+        *byte = (high << 4) | low;
     }
-    hex::decode_to_slice(text, &mut tag).map_err(|_| Reject::BadSignature)?;
     Ok(tag)
+}
+
+/// One hex digit, either case (as the `hex` crate reads them).
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
 }
 
 /// The path a signature covers: the URI without query or fragment.

@@ -120,6 +120,19 @@ fn malformed_values() {
     for bad in [&SIG[..63], &format!("{SIG}0"), &SIG.replace('a', "g"), ""] {
         assert_eq!(parse_signature(bad), Err(Reject::BadSignature), "{bad:?}");
     }
+    // Every byte in every place reads as the hex crate reads it.
+    for at in [0, 1, 62, 63] {
+        for b in 0u8..=255 {
+            let mut text = SIG.as_bytes().to_vec();
+            text[at] = b;
+            let Ok(text) = String::from_utf8(text) else {
+                continue;
+            };
+            let mut expected = [0u8; 32];
+            let expected = hex::decode_to_slice(&text, &mut expected).map(|()| expected);
+            assert_eq!(parse_signature(&text).ok(), expected.ok(), "{text:?}");
+        }
+    }
     let long = "x".repeat(MAX_FIELD_LEN + 1);
     for (name, value) in [
         ("X-KMS-Session-ID", "a|b"),

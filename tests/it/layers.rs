@@ -15,6 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "secret",
             "secret_file",
             "ip",
+            "prehashed",
             "test_support",
         ],
     ),

@@ -10,24 +10,6 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use siphasher::sip::SipHasher13;
 
-/// Series hashes are already keyed SipHash outputs: hash them no further.
-#[derive(Default)]
-pub(super) struct Identity(u64);
-
-impl Hasher for Identity {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 /// The key replicas share (read from Redis once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SharedKeys(u64, u64);

@@ -14,15 +14,20 @@
 //!
 //! Everything is bounded: at most [`MAX_TRACKED`] sessions and networks per
 //! bucket, [`MAX_SET`] members in any one set (counts saturate there), and
-//! [`MAX_VERSIONS`] versions (the rest count as `other`). Ids are kept as
-//! 64-bit hashes (keyed per process), never as text, so nothing here is a
-//! raw session id; the status page shows only a short hash.
+//! [`MAX_VERSIONS`] versions (the rest count as `other`), [`MAX_KEYS`] key
+//! ids. Ids are kept as 64-bit hashes (keyed per process), never as text,
+//! so nothing here is a raw session id; the status page shows only a short
+//! hash. Those hashes key their tables as they are ([`crate::prehashed`]):
+//! a signed request costs three keyed hashes (session, network, version),
+//! not one per table it touches.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Mutex;
+
+use crate::prehashed::{PrehashedMap, PrehashedSet};
 
 /// One bucket's span; two buckets make the hour.
 pub const BUCKET_SECS: i64 = 1800;
@@ -32,45 +37,54 @@ pub const MAX_TRACKED: usize = 50_000;
 pub const MAX_SET: usize = 1_024;
 /// Distinct client versions counted by name.
 pub const MAX_VERSIONS: usize = 64;
+/// Key ids tracked per bucket (verified requests only, so configured ids:
+/// a ring holds a handful).
+pub const MAX_KEYS: usize = 64;
 
 #[derive(Default)]
 struct Bucket {
     start: i64,
-    keys: HashMap<String, HashSet<u64>>,
-    sessions: HashMap<u64, HashSet<u64>>,
-    networks: HashMap<u64, HashSet<u64>>,
-    versions: HashMap<String, u64>,
+    /// (key id, its networks): a list, as a ring holds a handful of keys.
+    keys: Vec<(Box<str>, PrehashedSet)>,
+    sessions: PrehashedMap<PrehashedSet>,
+    networks: PrehashedMap<PrehashedSet>,
+    /// hash(version) -> (version, requests).
+    versions: PrehashedMap<(Box<str>, u64)>,
     other_versions: u64,
 }
 
 impl Bucket {
-    fn add(&mut self, key: &str, session: u64, network: u64, version: &str) {
-        if let Some(set) = self.keys.get_mut(key) {
+    fn add(&mut self, key: &str, session: u64, network: u64, version: (u64, &str)) {
+        if let Some((_, set)) = self.keys.iter_mut().find(|(id, _)| **id == *key) {
             insert_capped(set, network);
-        } else {
-            self.keys.insert(key.to_string(), HashSet::from([network]));
+        } else if self.keys.len() < MAX_KEYS {
+            self.keys
+                .push((key.into(), PrehashedSet::from_iter([network])));
         }
         if let Some(set) = self.sessions.get_mut(&session) {
             insert_capped(set, network);
         } else if self.sessions.len() < MAX_TRACKED {
-            self.sessions.insert(session, HashSet::from([network]));
+            self.sessions
+                .insert(session, PrehashedSet::from_iter([network]));
         }
         if let Some(set) = self.networks.get_mut(&network) {
             insert_capped(set, session);
         } else if self.networks.len() < MAX_TRACKED {
-            self.networks.insert(network, HashSet::from([session]));
+            self.networks
+                .insert(network, PrehashedSet::from_iter([session]));
         }
-        if let Some(count) = self.versions.get_mut(version) {
+        let (hash, name) = version;
+        if let Some((_, count)) = self.versions.get_mut(&hash) {
             *count += 1;
         } else if self.versions.len() < MAX_VERSIONS {
-            self.versions.insert(version.to_string(), 1);
+            self.versions.insert(hash, (name.into(), 1));
         } else {
             self.other_versions += 1;
         }
     }
 }
 
-fn insert_capped(set: &mut HashSet<u64>, value: u64) {
+fn insert_capped(set: &mut PrehashedSet, value: u64) {
     if set.len() < MAX_SET {
         set.insert(value);
     }
@@ -103,6 +117,7 @@ impl LeakSignals {
         let session = self.hasher.hash_one(session);
         let network = self.hasher.hash_one(network_of(ip));
         let version = version.unwrap_or("none");
+        let version = (self.hasher.hash_one(version), version);
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let start = now - now.rem_euclid(BUCKET_SECS);
         if buckets[1].start != start {
@@ -147,7 +162,7 @@ impl LeakSignals {
             for (id, set) in &bucket.networks {
                 networks.entry(*id).or_default().extend(set);
             }
-            for (version, n) in &bucket.versions {
+            for (version, n) in bucket.versions.values() {
                 *versions.entry(version).or_default() += n;
             }
             other += bucket.other_versions;
@@ -275,5 +290,9 @@ mod tests {
             &("other".to_string(), past_cap)
         );
         assert_eq!(report.key_networks[0].1, MAX_SET, "saturates");
+        for i in 0..(MAX_KEYS + 5) {
+            leaks.signed(&format!("key{i}"), "s", None, ip("10.0.0.4"), now);
+        }
+        assert_eq!(leaks.report(now, 0, 0).key_networks.len(), MAX_KEYS);
     }
 }

@@ -110,10 +110,11 @@ fn serve(
         move |request| {
             let state = state.clone();
             let busy = activity.begin();
-            // Boxed: hyper moves each request's future into a task of its
-            // own, and tokio moves it again into the task's cell and out at
-            // the end; at ~6 KB (admission, the forward and the answer's
-            // states nested) those copies cost more than the one into a box.
+            // Boxed: hyper moves a request's future several times (an
+            // HTTP/2 stream's into a task of its own, which tokio moves into
+            // the task's cell and through its stage at the end), and at ~6
+            // KB (admission, the forward and the answer nested) those copies
+            // cost more than the one into a box (docs/benchmarks.md, issue 13).
             Box::pin(async move {
                 // The gRPC listener answers gRPC, through the ingest route.
                 let response = match state.role() {

@@ -184,12 +184,12 @@ async fn deliver(
     state: &AppState,
     admitted: &Admitted<'_>,
     parts: &Parts,
-    route: (Option<Signal>, Option<ViaGrpc>),
+    arrival: (Option<Signal>, Option<ViaGrpc>),
     client_ip: IpAddr,
     now: i64,
 ) -> Outcome {
     let mut tally = Tally::default();
-    let result = deliver_inner(state, admitted, parts, route, client_ip, now, &mut tally).await;
+    let result = deliver_inner(state, admitted, parts, arrival, client_ip, now, &mut tally).await;
     if let Err(IngestError::ContentRejected { rule, items }) = &result {
         tally.refused.push((*rule, *items));
     }

@@ -40,7 +40,7 @@ fn refused(c: char) -> bool {
     c.is_control() || c.is_whitespace() || FORBIDDEN.contains(&c)
 }
 
-/// [`refused`] for each ASCII byte, computed at compile time.
+/// For each ASCII byte, whether [`refused`] lets it pass (computed at compile time).
 const ASCII_ALLOWED: [bool; 128] = {
     let mut table = [false; 128];
     let mut b = 0;

@@ -162,8 +162,8 @@ pub fn parse_signature(text: &str) -> Result<[u8; TAG_LEN], Reject> {
     Ok(tag)
 }
 
-/// One hex digit, either case (as the `hex` crate reads them).
-fn hex_digit(b: u8) -> Option<u8> {
+/// One hex digit's value, either case (as the `hex` crate reads them).
+pub fn hex_digit(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

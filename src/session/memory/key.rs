@@ -6,6 +6,8 @@ use std::hash::{Hash, Hasher};
 
 use indexmap::Equivalent;
 
+use crate::protocol::signed_request::hex_digit;
+
 /// A session id: 16 bytes for a lowercase GUID (what clients send), text
 /// otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,11 +113,7 @@ fn parse_guid(id: &str) -> Option<[u8; 16]> {
 
 /// A lowercase hex digit's value (uppercase would not render back).
 fn lower_hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    }
+    hex_digit(b).filter(|_| !b.is_ascii_uppercase())
 }
 
 #[cfg(test)]
